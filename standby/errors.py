@@ -1,0 +1,149 @@
+"""The one exception tree of Standby.
+
+    StandbyError
+    ├── PlanError                 a plan file is wrong (names file, line and key)
+    ├── ClientError               the caller's request is wrong; never retried
+    │   ├── InvalidRequest        400 invalid_request_error
+    │   ├── Unauthorized          401 (missing or unknown client key)
+    │   ├── ModelNotFound         404 model_not_found
+    │   └── BodyTooLarge          413
+    ├── ProviderError             one attempt at one target failed
+    │   ├── ConnectFailed         refused, DNS, TLS: nothing was sent
+    │   ├── ResetBeforeHeaders    the connection died before a status line
+    │   ├── DeadlineExceeded      connect / first token / idle deadline (``phase`` says which)
+    │   ├── UpstreamStatus        an HTTP error status from the provider (kind says which)
+    │   ├── MalformedReply        200 with an error body, HTML, unparseable JSON
+    │   └── StreamBroken          the stream died after it had started
+    └── Exhausted                 no target could serve the request (503 to the caller)
+
+Third-party errors (aiohttp, asyncio) are mapped into this tree at the edge by the
+adapters (``standby.providers.openai``), raised ``from`` the original.  The attempt loop
+only ever sees ``ProviderError`` subclasses and decides with ``standby.routing.outcomes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StandbyError(Exception):
+    """Base of every error Standby raises on purpose."""
+
+
+class PlanError(StandbyError):
+    """A plan could not be loaded; ``str()`` names the file, line and key."""
+
+    def __init__(self, message: str, *, file: str = "", line: int | None = None, key: str = "") -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.detail = message
+        where = file
+        if line is not None:
+            where = f"{where}:{line}" if where else f"line {line}"
+        prefix = f"{where}: " if where else ""
+        keypart = f"{key}: " if key else ""
+        super().__init__(f"{prefix}{keypart}{message}")
+
+
+class ClientError(StandbyError):
+    """The caller's request is wrong. Rendered in the provider's own error format."""
+
+    status = 400
+    type = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(ClientError):
+    status = 400
+
+
+class Unauthorized(ClientError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class ModelNotFound(ClientError):
+    status = 404
+    code = "model_not_found"
+
+
+class BodyTooLarge(ClientError):
+    status = 413
+    code = "request_too_large"
+
+
+class ProviderError(StandbyError):
+    """One attempt failed. ``target`` is ``provider/model``; set by the attempt loop."""
+
+    def __init__(self, message: str, *, target: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.target = target
+
+
+class ConnectFailed(ProviderError):
+    """Refused, DNS or TLS failure: the request never reached the provider."""
+
+
+class ResetBeforeHeaders(ProviderError):
+    """The connection closed or reset before any response header arrived."""
+
+
+class DeadlineExceeded(ProviderError):
+    """An attempt deadline fired. ``phase`` is ``connect``, ``first_token`` or ``idle``."""
+
+    def __init__(self, message: str, *, phase: str, target: str = "") -> None:
+        super().__init__(message, target=target)
+        self.phase = phase
+
+
+class UpstreamStatus(ProviderError):
+    """The provider answered with an error status.
+
+    ``kind`` is one of: ``rate_limited``, ``server_error``, ``unavailable``, ``auth``,
+    ``context_length``, ``content_policy``, ``prefill_rejected``, ``invalid_request``,
+    ``not_found``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        kind: str,
+        body: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+        target: str = "",
+    ) -> None:
+        super().__init__(message, target=target)
+        self.status = status
+        self.kind = kind
+        self.body = body
+        self.retry_after = retry_after
+
+
+class MalformedReply(ProviderError):
+    """A 2xx reply that is not a usable answer (error body, HTML page, bad JSON)."""
+
+
+class StreamBroken(ProviderError):
+    """A stream died after it started (reset, EOF without finish, idle deadline)."""
+
+
+class Exhausted(StandbyError):
+    """Every candidate target failed or was skipped; the caller gets a 503."""
+
+    def __init__(self, message: str, *, retry_after: float, last: ProviderError | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.last = last

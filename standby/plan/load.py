@@ -1,0 +1,300 @@
+"""Read a plan file: YAML text + an explicit environment → a validated ``Plan``.
+
+Every problem becomes a ``PlanError`` naming file, line and dotted key.  ruamel.yaml's
+round-trip loader remembers the line of every key and item, so pydantic's error
+locations map back onto the file.  ``${VAR}`` resolves from the ``env`` the caller
+passes (never ``os.environ``), so tests and the CLI decide what a plan can see.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from standby.errors import PlanError
+from standby.plan.model import Plan
+
+__all__ = ["load_plan", "parse_plan"]
+
+Loc = tuple[str | int, ...]
+
+# One pattern, three alternatives: the `$${` escape, a well-formed reference, and a
+# stray `${` that matches neither (reported rather than silently kept).
+_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
+_DUPLICATE = re.compile(r'found duplicate key "(.*?)"')
+_PYDANTIC_PREFIX = re.compile(r"^(Value error, |Assertion failed, |Input (?=should))")
+_TYPE_ERRORS = ("_type", "_parsing", "literal_error", "enum")
+# pydantic's wording names Python types; a plan author thinks in YAML shapes.
+_SHAPES = {"model_type": "should be a mapping of keys", "dict_type": "should be a mapping of keys",
+           "model_attributes_type": "should be a mapping of keys", "list_type": "should be a list"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    line: int | None
+    loc: Loc
+    message: str
+
+    @property
+    def key(self) -> str:
+        """``providers.main.api_key``, ``routes.chat.targets[1]``."""
+        out = ""
+        for part in self.loc:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        return out
+
+
+def load_plan(path: str | Path, env: Mapping[str, str]) -> Plan:
+    """Read and validate the plan at ``path``; ``${VAR}`` references resolve from ``env``.
+
+    Raises ``PlanError`` (with file, line and key where known) on any problem.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError("plan file not found", file=file) from None
+    except UnicodeDecodeError:
+        raise PlanError("the plan file is not UTF-8 text", file=file) from None
+    except OSError as exc:  # a directory, no permission, …
+        raise PlanError(f"cannot read the plan file: {exc.strerror or exc}", file=file) from None
+    return parse_plan(text, file=file, env=env)
+
+
+def parse_plan(text: str, *, file: str, env: Mapping[str, str]) -> Plan:
+    """Validate plan ``text``; ``file`` is only used to name the source in errors."""
+    tree = _read_yaml(text, file)
+    resolver = _Resolver(env)
+    data = resolver.copy(tree)
+    if resolver.problems:
+        raise _plan_error(file, [_Problem(_line_of(tree, p.loc), p.loc, p.message)
+                                 for p in resolver.problems])
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        found: list[_Problem] = []
+        for err in exc.errors(include_url=False):
+            found.extend(_explain(err, tree, data, resolver.from_env))
+        raise _plan_error(file, found) from None  # the pydantic dump adds nothing for a user
+
+
+def _read_yaml(text: str, file: str) -> CommentedMap:
+    try:
+        tree = YAML(typ="rt").load(text)
+    except DuplicateKeyError as exc:
+        # ruamel's own message quotes both values, which may be secrets: name the key only.
+        match = _DUPLICATE.search(str(exc.problem))
+        name = f"'{match.group(1)}' " if match else ""
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise PlanError(f"the key {name}appears twice in a mapping", file=file, line=line) from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        detail = exc.problem or "invalid YAML"
+        if exc.context:
+            detail = f"{detail} ({exc.context})"
+        raise PlanError(f"YAML syntax error: {detail}", file=file,
+                        line=mark.line + 1 if mark else None) from None
+    except YAMLError as exc:
+        raise PlanError(f"YAML syntax error: {exc}", file=file) from None
+    if tree is None:
+        raise PlanError("the plan is empty; it needs at least 'providers' and 'routes'", file=file)
+    if not isinstance(tree, CommentedMap):
+        line = tree.lc.line + 1 if isinstance(tree, CommentedSeq) else 1
+        raise PlanError("the top level of a plan must be a mapping of sections (providers, "
+                        f"routes, timeouts, …), not {_show(tree)}", file=file, line=line)
+    return tree
+
+
+class _Resolver:
+    """Copies the ruamel tree into plain Python values, resolving ``${VAR}`` in strings.
+
+    A copy rather than an in-place edit: an aliased node is visited once per alias, and
+    re-reading an already resolved string would expand a ``$${`` escape twice.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[_Problem] = []
+        self.from_env: set[Loc] = set()  # values that came from the environment: never echo them
+
+    def copy(self, node: Any, loc: Loc = ()) -> Any:
+        if isinstance(node, Mapping):
+            return {key: self.copy(value, (*loc, key)) for key, value in node.items()}
+        if isinstance(node, list):
+            return [self.copy(item, (*loc, i)) for i, item in enumerate(node)]
+        if isinstance(node, bool) or node is None:
+            return node
+        if isinstance(node, int | float):  # drop ruamel's HexInt/ScalarFloat wrappers
+            return float(node) if isinstance(node, float) else int(node)
+        if isinstance(node, str):
+            return _REFERENCE.sub(lambda m: self._substitute(m, loc), str(node))
+        return node
+
+    def _substitute(self, match: re.Match[str], loc: Loc) -> str:
+        whole, name, default = match.group(0), match.group(1), match.group(2)
+        if whole == "$${":
+            return "${"
+        if name is None:
+            self.problems.append(_Problem(None, loc, "'${' starts no valid reference: write "
+                                          "${NAME} or ${NAME:-default}, or $${ for a literal '${'"))
+            return whole
+        self.from_env.add(loc)
+        value = self.env.get(name)
+        # Like the shell's `:-`, an empty variable also falls back to the default.
+        if default is not None and not value:
+            return default
+        if value is None:
+            self.problems.append(_Problem(None, loc, f"environment variable {name} is not set "
+                                          f"(set it, or write ${{{name}:-default}})"))
+            return ""
+        return value
+
+
+def _explain(err: Any, tree: CommentedMap, data: dict[str, Any],
+             from_env: set[Loc]) -> list[_Problem]:
+    """Turn one pydantic error into located, human problems."""
+    loc: Loc = tuple(part for part in err["loc"] if part != "[key]")
+    kind: str = err["type"]
+    if not loc:
+        # Only Plan's cross-reference check fails at the top; find the culprits ourselves.
+        return _unknown_targets(tree, data) or [
+            _Problem(_line_of(tree, ()), (), _PYDANTIC_PREFIX.sub("", err["msg"]))]
+    if kind == "extra_forbidden":
+        return [_Problem(_line_of(tree, loc), loc, _unknown_key(loc))]
+    if kind == "missing":
+        return [_Problem(_line_of(tree, loc[:-1]), loc, "required key is missing")]
+    message = _SHAPES.get(kind) or _PYDANTIC_PREFIX.sub("", err["msg"])
+    if kind.endswith(_TYPE_ERRORS):
+        seen = "a value from the environment" if loc in from_env else _show(err["input"])
+        message = f"{message} (got {seen})"
+    return [_Problem(_line_of(tree, loc), loc, message)]
+
+
+def _unknown_key(loc: Loc) -> str:
+    known = _known_keys(loc[:-1])
+    if not known:
+        return "unknown key"
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown key{hint} (known: {', '.join(known)})"
+
+
+def _known_keys(loc: Loc) -> list[str]:
+    """The field names of the plan record found at ``loc``, in declaration order."""
+    current: Any = Plan
+    for part in loc:
+        current = _unwrap(current)
+        if _is_record(current):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        elif get_origin(current) in (dict, list):
+            current = get_args(current)[-1]  # dict[str, V] → V, list[T] → T
+        else:
+            return []
+    current = _unwrap(current)
+    return list(current.model_fields) if _is_record(current) else []
+
+
+def _is_record(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip ``Annotated[...]`` and ``X | None`` down to the type that holds the keys."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            options = [a for a in get_args(annotation) if a is not type(None)]
+            if len(options) != 1:
+                return annotation
+            annotation = options[0]
+        else:
+            return annotation
+
+
+def _unknown_targets(tree: CommentedMap, data: dict[str, Any]) -> list[_Problem]:
+    """Locate each route target naming a provider the plan does not define."""
+    providers = data["providers"]
+    known = ", ".join(sorted(providers)) or "none"
+    found = []
+    for loc, item in _target_items(data["routes"]):
+        ref = item["target"] if isinstance(item, dict) else item
+        provider, sep, model = ref.partition("/")
+        if not sep or not model:
+            message = f"target {ref!r} must be 'provider/model'"
+        elif provider not in providers:
+            message = f"target {ref!r} names unknown provider {provider!r} (known: {known})"
+        else:
+            continue
+        found.append(_Problem(_line_of(tree, loc), loc, message))
+    return found
+
+
+def _target_items(routes: dict[str, Any]) -> Iterator[tuple[Loc, Any]]:
+    # Plan's cross-check only runs once every field is valid, so the shapes are known here.
+    for name, route in routes.items():
+        for i, item in enumerate(route.get("targets") or ()):
+            yield ("routes", name, "targets", i), item
+        for i, tier in enumerate(route.get("tiers") or ()):
+            for j, item in enumerate(tier):
+                yield ("routes", name, "tiers", i, j), item
+
+
+def _line_of(tree: CommentedMap, loc: Loc) -> int:
+    """1-based line of the deepest part of ``loc`` that exists in the YAML tree."""
+    node: Any = tree
+    line: int = tree.lc.line + 1
+    for part in loc:
+        if isinstance(node, CommentedMap):
+            key = next((k for k in node if k == part or str(k) == str(part)), None)
+            if key is None:
+                break
+            try:
+                line = node.lc.key(key)[0] + 1
+            except KeyError:
+                pass  # a key merged in with `<<:` has no line of its own here
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _plan_error(file: str, problems: list[_Problem]) -> PlanError:
+    """One error for all problems: located at the first, listing every one by line."""
+    unique = sorted(set(problems), key=lambda p: (p.line or 0, p.key))
+    first, rest = unique[0], unique[1:]
+    # Later problems are formatted exactly as the first, so each line reads on its own.
+    lines = [first.message, *(str(PlanError(p.message, file=file, line=p.line, key=p.key))
+                               for p in rest)]
+    return PlanError("\n".join(lines), file=file, line=first.line, key=first.key)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"

@@ -1,0 +1,18 @@
+"""Provider kinds → adapter classes. A new kind is one adapter file plus one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from standby.plan.model import Provider as ProviderConfig
+from standby.providers.base import Provider
+from standby.providers.openai import OpenAIProvider
+
+KINDS: dict[str, Callable[[str, ProviderConfig], Provider]] = {
+    "openai": OpenAIProvider,
+    "openai-compatible": OpenAIProvider,
+}
+
+
+def build_provider(name: str, config: ProviderConfig) -> Provider:
+    return KINDS[config.kind](name, config)

@@ -1,0 +1,263 @@
+"""What the simulated provider answers: canned text, continuations, tool calls, usage.
+
+Everything here is pure and deterministic, so a test can predict every byte.
+
+Canned text
+    ``canned_text(n)`` is ``n`` words joined by single spaces, word ``i`` being
+    ``WORDS[i % len(WORDS)]``; no leading or trailing whitespace. A stream carries it as
+    one content chunk per word, each word after the first with its leading space
+    (``"Standby"``, ``" keeps"``, ``" answering"`` ...), so the chunks concatenate to the
+    text exactly. ``split_pieces`` does this split for any text.
+
+Continuation (the rule, applied in this order by ``plan_answer``)
+    1. Prefill: the last message is an assistant message with text ``P``.
+    2. Instruction: the second-to-last message is an assistant message with text ``P``
+       and the last one is a user message (the gateway's "continue" instruction). When
+       ``P`` is the whole canned text and that user message does not contain the word
+       "continue", it is an ordinary next turn, not a continuation: skip to rule 3.
+    For both, ``remainder(full, P)`` is ``full[len(P):]`` when ``full`` starts with
+    ``P``; otherwise, when ``full`` starts with ``P.rstrip()``, the rest after that with
+    its leading whitespace removed (``P`` already ends in whitespace); otherwise there is
+    no match. A prefill that does not match is answered with the full text; an
+    instruction that does not match falls through to rule 3. With ``overlap=k`` a matched
+    continuation starts with the last ``k`` characters of ``P`` (all of ``P`` if shorter).
+    3. Tools: the request has ``tools`` and the last message is not a ``tool`` message:
+       one call of the first tool, id ``call_sim_1``, arguments ``ARGUMENTS``.
+    4. Otherwise the full canned text.
+
+Text contents given as a list of parts count their ``text`` parts, concatenated.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+WORDS: tuple[str, ...] = (
+    "Standby", "keeps", "answering", "while", "the", "primary", "provider", "recovers,",
+    "so", "every", "customer", "still", "gets", "a", "complete", "and", "coherent",
+    "reply", "from", "us.",
+)  # fmt: skip
+ARGUMENTS = '{"city": "Paris", "unit": "celsius"}'
+ARGUMENT_PIECES: tuple[str, ...] = ('{"ci', 'ty": "P', 'aris", ', '"unit": ', '"cels', 'ius"}')
+TOOL_CALL_ID = "call_sim_1"
+EMBEDDING_DIM = 8
+
+_PIECE = re.compile(r"\s*\S+(?:\s+$)?")
+assert "".join(ARGUMENT_PIECES) == ARGUMENTS
+
+
+def canned_text(words: int) -> str:
+    """The full canned answer of ``words`` words."""
+    return " ".join(WORDS[i % len(WORDS)] for i in range(words))
+
+
+def split_pieces(text: str) -> list[str]:
+    """Split text into stream chunks: each word with its leading whitespace."""
+    pieces: list[str] = _PIECE.findall(text)
+    if not pieces and text:
+        return [text]  # whitespace only
+    return pieces
+
+
+def message_text(message: Any) -> str:
+    """The text of one chat message (string content or the text parts of a list)."""
+    if not isinstance(message, dict):
+        return ""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text", "")) for part in content if isinstance(part, dict)
+        )
+    return ""
+
+
+def _messages(body: dict[str, Any]) -> list[Any]:
+    messages = body.get("messages")
+    return messages if isinstance(messages, list) else []
+
+
+def _role(message: Any) -> str | None:
+    return message.get("role") if isinstance(message, dict) else None
+
+
+def ends_with_prefill(body: dict[str, Any]) -> bool:
+    """Whether the conversation ends with an assistant message (a prefill)."""
+    messages = _messages(body)
+    return bool(messages) and _role(messages[-1]) == "assistant"
+
+
+def wants_tools(body: dict[str, Any]) -> bool:
+    """Whether the request offers tools."""
+    tools = body.get("tools")
+    return isinstance(tools, list) and bool(tools)
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """Prompt size in words, counted over every message's text."""
+    return sum(len(message_text(m).split()) for m in _messages(body))
+
+
+def remainder(full: str, prefix: str, overlap: int = 0) -> str | None:
+    """What follows ``prefix`` in ``full`` (module rule), or ``None`` if it does not match."""
+    if full.startswith(prefix):
+        rest = full[len(prefix):]
+    elif full.startswith(prefix.rstrip()):
+        rest = full[len(prefix.rstrip()):].lstrip()
+    else:
+        return None
+    if overlap > 0 and prefix:
+        rest = prefix[-overlap:] + rest
+    return rest
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One planned answer: either text or a call of the tool named ``tool``."""
+
+    text: str = ""
+    tool: str | None = None
+
+    @property
+    def pieces(self) -> list[str]:
+        """The stream pieces: words of the text, or slices of the tool arguments."""
+        return list(ARGUMENT_PIECES) if self.tool else split_pieces(self.text)
+
+
+def plan_answer(body: dict[str, Any], words: int, overlap: int = 0) -> Answer:
+    """Decide the answer to a chat request (see the module docstring for the rule)."""
+    full = canned_text(words)
+    messages = _messages(body)
+    if messages and _role(messages[-1]) == "assistant":
+        rest = remainder(full, message_text(messages[-1]), overlap)
+        return Answer(text=full if rest is None else rest)
+    if len(messages) >= 2 and _role(messages[-2]) == "assistant" and _role(messages[-1]) == "user":
+        prefix = message_text(messages[-2])
+        asks = "continue" in message_text(messages[-1]).lower()
+        rest = remainder(full, prefix, overlap)
+        if rest is not None and (asks or prefix.strip() != full):
+            return Answer(text=rest)
+    if wants_tools(body) and _role(messages[-1] if messages else None) != "tool":
+        return Answer(tool=_first_tool_name(body))
+    return Answer(text=full)
+
+
+def _first_tool_name(body: dict[str, Any]) -> str:
+    tool = body["tools"][0]
+    function = tool.get("function") if isinstance(tool, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return str(name or "tool")
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """The fields every completion object and chunk of one reply share."""
+
+    id: str
+    created: int
+    model: str
+    fingerprint: str
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}  # fmt: skip
+
+
+def _tool_call(name: str, arguments: str) -> dict[str, Any]:
+    return {"id": TOOL_CALL_ID, "type": "function",
+            "function": {"name": name, "arguments": arguments}}  # fmt: skip
+
+
+def completion(answer: Answer, meta: Meta, *, n: int, prompt: int) -> dict[str, Any]:
+    """A ``chat.completion`` object with ``n`` identical choices."""
+    if answer.tool:
+        message: dict[str, Any] = {"role": "assistant", "content": None,
+                                   "tool_calls": [_tool_call(answer.tool, ARGUMENTS)]}  # fmt: skip
+        finish = "tool_calls"
+    else:
+        message, finish = {"role": "assistant", "content": answer.text}, "stop"
+    choices = [{"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+               for i in range(n)]  # fmt: skip
+    return {"id": meta.id, "object": "chat.completion", "created": meta.created,
+            "model": meta.model, "system_fingerprint": meta.fingerprint, "choices": choices,
+            "usage": _usage(prompt, len(answer.pieces))}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    """A stream's SSE events, in parts so a fault can cut, stall or trim it.
+
+    The full stream is ``head + body... + finish + usage + done``; ``body`` holds one
+    event per content word (or tool-argument slice) and choice.
+    """
+
+    head: bytes
+    body: list[bytes]
+    finish: bytes
+    usage: bytes
+    done: bytes = b"data: [DONE]\n\n"
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def stream_events(answer: Answer, meta: Meta, *, n: int, prompt: int, usage: bool) -> Events:
+    """Build every event of a streamed reply (tool calls use choice 0 only)."""
+    common = {"id": meta.id, "object": "chat.completion.chunk", "created": meta.created,
+              "model": meta.model, "system_fingerprint": meta.fingerprint}  # fmt: skip
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return _event({**common, "choices": [choice]})
+
+    pieces = answer.pieces
+    if answer.tool:
+        first = {"index": 0, **_tool_call(answer.tool, "")}
+        head = chunk(0, {"role": "assistant", "content": None, "tool_calls": [first]})
+        body = [chunk(0, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                for piece in pieces]  # fmt: skip
+        finish = chunk(0, {}, "tool_calls")
+    else:
+        choices = range(n)
+        head = b"".join(chunk(i, {"role": "assistant", "content": ""}) for i in choices)
+        # A template per choice: serialising only the piece keeps big streams cheap.
+        templates = [chunk(i, {"content": "\0"}).split(b'"\\u0000"') for i in choices]
+        body = [
+            before + orjson.dumps(piece) + after
+            for piece in pieces
+            for before, after in templates
+        ]
+        finish = b"".join(chunk(i, {}, "stop") for i in choices)
+    tail = _event({**common, "choices": [], "usage": _usage(prompt, len(pieces))}) if usage else b""
+    return Events(head=head, body=body, finish=finish, usage=tail)
+
+
+def embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """Deterministic dimension-8 vectors, one per input item (base64 when asked)."""
+    raw = body.get("input")
+    items = raw if isinstance(raw, list) else [raw]
+    if items and all(isinstance(i, int) for i in items):
+        items = [items]  # one tokenised input
+    data = []
+    for index, item in enumerate(items):
+        text = item if isinstance(item, str) else orjson.dumps(item).decode()
+        digest = hashlib.blake2b(text.encode(), digest_size=EMBEDDING_DIM).digest()
+        vector = [round(b / 127.5 - 1.0, 6) for b in digest]
+        value: Any = vector
+        if body.get("encoding_format") == "base64":
+            value = base64.b64encode(struct.pack(f"<{EMBEDDING_DIM}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": value})
+    tokens = sum(len(i.split()) if isinstance(i, str) else len(i) for i in items
+                 if isinstance(i, (str, list)))  # fmt: skip
+    return {"object": "list", "data": data, "model": str(body.get("model") or "sim-embed"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip

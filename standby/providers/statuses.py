@@ -1,0 +1,90 @@
+"""Map a provider's HTTP error reply to one ``UpstreamStatus`` with a ``kind``.
+
+Pure functions over status, parsed body and headers, shared by every OpenAI-shaped
+adapter.  The attempt loop decides what to do with each kind (``routing.outcomes``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from standby.errors import UpstreamStatus
+
+_CONTEXT_MARKERS = ("context_length", "context length", "maximum context", "too many tokens",
+                    "prompt is too long", "reduce the length")
+_POLICY_MARKERS = ("content_policy", "content_filter", "content management policy",
+                   "safety system", "flagged")
+_AUTH_STATUSES = {401, 402, 403}
+_UNAVAILABLE = {503, 529}
+
+
+def error_fields(body: Mapping[str, Any] | None) -> tuple[str, str, str]:
+    """``(message, code, type)`` of an OpenAI-style ``{"error": {...}}`` body."""
+    if not isinstance(body, Mapping):
+        return "", "", ""
+    err = body.get("error")
+    if isinstance(err, Mapping):
+        return (str(err.get("message") or ""), str(err.get("code") or ""),
+                str(err.get("type") or ""))
+    if isinstance(err, str):
+        return err, "", ""
+    return str(body.get("message") or ""), "", ""
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds a provider asked us to wait, from ``retry-after-ms`` or ``retry-after``."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def classify(status: int, body: Mapping[str, Any] | None, headers: Mapping[str, str],
+             *, target: str = "") -> UpstreamStatus:
+    """One error reply → ``UpstreamStatus`` whose ``kind`` drives retry/failover/final."""
+    message, code, etype = error_fields(body)
+    text = f"{message} {code} {etype}".lower()
+    if status == 429:
+        kind = "rate_limited"
+        if code == "insufficient_quota":  # an exhausted account is a key problem, not a storm
+            kind = "auth"
+    elif status in _AUTH_STATUSES:
+        kind = "auth"
+    elif status in _UNAVAILABLE:
+        kind = "unavailable"
+    elif status >= 500 or status == 408:
+        kind = "server_error"
+    elif any(marker in text for marker in _CONTEXT_MARKERS):
+        kind = "context_length"
+    elif any(marker in text for marker in _POLICY_MARKERS):
+        kind = "content_policy"
+    elif status == 404:
+        kind = "not_found"
+    else:
+        kind = "invalid_request"
+    summary = message or f"HTTP {status}"
+    return UpstreamStatus(
+        f"{target or 'provider'} answered {status}: {summary}"[:500],
+        status=status,
+        kind=kind,
+        body=dict(body) if isinstance(body, Mapping) else None,
+        retry_after=retry_after_seconds(headers) if status in (429, 503, 529) else None,
+        target=target,
+    )

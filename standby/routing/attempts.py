@@ -1,0 +1,162 @@
+"""The attempt plan of one request: which target next, and how long each try may take.
+
+``AttemptPlan`` is shared by the non-streaming loop (``routing.router``) and the stream
+engine (``routing.streams``).  It owns the request's budget and the order of candidates,
+asks the health gate before each try (skipping open breakers, but never leaving a request
+with nothing to try), and turns each failure into the next step with ``outcomes.judge``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from standby.canonical import Deadlines
+from standby.errors import Exhausted, ProviderError, UpstreamStatus
+from standby.plan.model import Retry, Timeouts
+from standby.routing.outcomes import Action, Effect, Verdict, judge
+from standby.routing.policy import Target
+
+Clock = Callable[[], float]
+
+
+class HealthGate(Protocol):
+    """What the attempt loop needs from target health (breakers, rate-limit holds)."""
+
+    def admit(self, key: str, now: float) -> object | None:
+        """A token to try ``key`` now, or ``None`` when its breaker or a hold refuses."""
+        ...
+
+    def succeeded(self, key: str, token: object, now: float, seconds: float) -> None: ...
+
+    def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
+               seconds: float) -> None: ...
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    target: str
+    outcome: str
+    seconds: float
+
+
+@dataclass(slots=True)
+class Step:
+    """The next try: a target, the token its gate gave, and a wait before it (backoff)."""
+
+    target: Target
+    token: object
+    delay: float = 0.0
+
+
+@dataclass(slots=True)
+class AttemptPlan:
+    candidates: list[Target]
+    gate: HealthGate
+    timeouts: Timeouts
+    retry: Retry
+    clock: Clock
+    rng: random.Random
+    started: float = 0.0
+    history: list[AttemptRecord] = field(default_factory=list)
+    last_error: ProviderError | None = None
+    _failed_providers: set[str] = field(default_factory=set)
+    _same_tries: int = 0
+    _current: Step | None = None
+    _forced: bool = False  # one try of an ejected target already spent
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    @property
+    def attempts(self) -> int:
+        return len(self.history)
+
+    def remaining(self) -> float:
+        return self.timeouts.total - (self.clock() - self.started)
+
+    def deadlines_for(self, t: Timeouts) -> Deadlines:
+        """Per-attempt deadlines (``t``: this target's timeouts), clipped to the budget."""
+        left = max(0.001, self.remaining())
+        return Deadlines(connect=min(t.connect, left), first_token=min(t.first_token, left),
+                         idle=min(t.idle, left))
+
+    def first(self) -> Step:
+        step = self._pick()
+        if step is None:
+            raise self.exhausted()
+        return step
+
+    def succeeded(self, step: Step, seconds: float) -> None:
+        self.history.append(AttemptRecord(step.target.key, "ok", seconds))
+        self.gate.succeeded(step.target.key, step.token, self.clock(), seconds)
+
+    def failed(self, step: Step, error: ProviderError, seconds: float) -> Step:
+        """Record a failure and return the next step, or raise the error / ``Exhausted``."""
+        error.target = error.target or step.target.key
+        verdict = judge(error, same_target_tries=self._same_tries,
+                        max_same_target=self.retry.same_target)
+        self.history.append(AttemptRecord(step.target.key, verdict.label, seconds))
+        self.gate.failed(step.target.key, step.token, self.clock(), verdict, error, seconds)
+        self.last_error = error
+        if verdict.action is Action.FINAL:
+            raise error
+        if self.attempts >= self.retry.max_attempts or self.remaining() <= 0:
+            raise self.exhausted()
+        if verdict.action is Action.RETRY_SAME:
+            self._same_tries += 1
+            delay = self._backoff()
+            if delay < self.remaining():
+                token = self.gate.admit(step.target.key, self.clock()) or step.token
+                return Step(step.target, token, delay)
+        self._same_tries = 0
+        self._failed_providers.add(step.target.provider)
+        if verdict.skip_model:
+            self.candidates = [c for c in self.candidates if c.model != step.target.model]
+        nxt = self._pick()
+        if nxt is not None:
+            return nxt
+        wait = self._rate_limit_wait(verdict, error)
+        if wait is not None:  # F01: nothing else can serve; Retry-After fits the budget
+            return Step(step.target, step.token, wait)
+        raise self.exhausted()
+
+    def _pick(self) -> Step | None:
+        now = self.clock()
+        fresh = [c for c in self.candidates if c.provider not in self._failed_providers]
+        for group in (fresh, self.candidates):
+            for target in group:
+                token = self.gate.admit(target.key, now)
+                if token is not None:
+                    self.candidates.remove(target)
+                    return Step(target, token)
+        if self.candidates and not self._forced:
+            # every remaining target is ejected: never leave the request with nothing
+            self._forced = True
+            return Step(self.candidates.pop(0), None)
+        return None
+
+    def _backoff(self) -> float:
+        cap = min(self.retry.max_backoff, self.retry.backoff * (2 ** (self._same_tries - 1)))
+        return self.rng.uniform(cap / 2, cap)  # jittered; never zero, never hammer
+
+    def _rate_limit_wait(self, verdict: Verdict, error: ProviderError) -> float | None:
+        if verdict.effect is not Effect.RATE_LIMITED or not isinstance(error, UpstreamStatus):
+            return None
+        if self._same_tries >= max(1, self.retry.same_target):
+            return None
+        wait = error.retry_after if error.retry_after is not None else self._backoff()
+        if wait > self.retry.max_retry_after or wait >= self.remaining():
+            return None
+        self._same_tries += 1
+        return wait
+
+    def exhausted(self) -> Exhausted:
+        retry_after = 1.0
+        if isinstance(self.last_error, UpstreamStatus) and self.last_error.retry_after:
+            retry_after = self.last_error.retry_after
+        tried = ", ".join(f"{r.target}: {r.outcome}" for r in self.history) or "none available"
+        return Exhausted(f"no target could answer ({tried})", retry_after=retry_after,
+                         last=self.last_error)

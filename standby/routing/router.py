@@ -1,0 +1,110 @@
+"""The router: a request's model → its route → attempts until one target answers.
+
+Non-streaming requests are served here; streams are handed to ``routing.streams``.
+Everything it needs comes in through the constructor: the plan, the providers by name,
+the health gate, metrics, a clock and a random source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from standby.canonical import Call, Endpoint, Reply
+from standby.errors import ModelNotFound, ProviderError
+from standby.plan.model import Plan, Timeouts
+from standby.providers.base import Provider
+from standby.routing.attempts import AttemptPlan, AttemptRecord, HealthGate, Step
+from standby.routing.policy import ResolvedRoute, RouteTable, Target, candidate_order
+
+
+class RouteMetrics(Protocol):
+    def request_done(self, route: str, outcome: str, seconds: float) -> None: ...
+    def failover(self, route: str) -> None: ...
+    def first_token(self, route: str, seconds: float) -> None: ...
+    def continuation(self, route: str, outcome: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    reply: Reply
+    target: Target
+    history: list[AttemptRecord]
+
+
+class Router:
+    def __init__(self, plan: Plan, providers: Mapping[str, Provider], gate: HealthGate,
+                 metrics: RouteMetrics, *, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        self.plan = plan
+        self.providers = providers
+        self.gate = gate
+        self.metrics = metrics
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.table = RouteTable(plan.routes)
+        self._route_timeouts = {name: route.timeouts.apply(plan.timeouts)
+                                for name, route in plan.routes.items()}
+        self._provider_timeouts = {name: p.timeouts for name, p in plan.providers.items()}
+        self.learned_no_prefill: set[str] = set()  # providers that refused a prefill (F15)
+
+    def resolve(self, model: Any) -> ResolvedRoute:
+        if not isinstance(model, str) or not model:
+            raise ModelNotFound("you must provide a model parameter", param="model")
+        route = self.table.resolve(model)
+        if route is None:
+            raise ModelNotFound(f"The model `{model}` does not exist or you do not have access "
+                                "to it.", param="model")
+        return route
+
+    def attempt_plan(self, route: ResolvedRoute) -> AttemptPlan:
+        return AttemptPlan(candidates=candidate_order(route, self.rng), gate=self.gate,
+                           timeouts=self._route_timeouts[route.name], retry=self.plan.retry,
+                           clock=self.clock, rng=self.rng)
+
+    def timeouts_for(self, plan: AttemptPlan, target: Target) -> Timeouts:
+        return self._provider_timeouts[target.provider].apply(plan.timeouts)
+
+    def provider(self, target: Target) -> Provider:
+        return self.providers[target.provider]
+
+    async def complete(self, endpoint: Endpoint, body: dict[str, Any],
+                       route: ResolvedRoute) -> Completion:
+        """Try targets until one gives a usable reply; raise the final error otherwise."""
+        plan = self.attempt_plan(route)
+        step: Step = plan.first()
+        try:
+            while True:
+                if step.delay:
+                    await asyncio.sleep(step.delay)
+                started = self.clock()
+                call = Call(endpoint=endpoint, body=aim(body, step.target.model))
+                try:
+                    reply = await self.provider(step.target).send(
+                        call, plan.deadlines_for(self.timeouts_for(plan, step.target)))
+                except ProviderError as error:
+                    previous = step.target
+                    step = plan.failed(step, error, self.clock() - started)
+                    if step.target != previous:
+                        self.metrics.failover(route.name)
+                    continue
+                plan.succeeded(step, self.clock() - started)
+                self.metrics.request_done(route.name, "ok", self.clock() - plan.started)
+                return Completion(reply=reply, target=step.target, history=plan.history)
+        except BaseException as exc:
+            outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            self.metrics.request_done(route.name, outcome, self.clock() - plan.started)
+            raise
+
+
+def aim(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """The body with ``model`` set to the target's model (a shallow copy)."""
+    if body.get("model") == model:
+        return body
+    aimed = dict(body)
+    aimed["model"] = model
+    return aimed

@@ -1,0 +1,282 @@
+"""The stream engine: one client stream, however many upstream attempts it takes.
+
+Phases of a ``StreamRun``:
+1. ``start()`` — attempts are opened until one yields its first content (a text delta, a
+   tool call or a finish).  Nothing reaches the client before that, so any failure here
+   is a plain failover, invisible to the caller.  The first content must arrive within
+   the target's ``first_token`` deadline (F07, F08, stall after headers).
+2. ``events()`` — chunks are forwarded as the exact bytes received (no re-serialising)
+   while each next chunk must come within ``idle`` (F10).  Tool-call deltas are held
+   until the tool call is complete, so a cut in the middle of arguments (F23) leaves
+   nothing half-sent and the call is restarted cleanly on the next target.
+3. A break after content was sent (F09, F10) → the next candidate continues the same
+   answer (prefill or instruction, ``routing.continuation``); its chunks are re-stamped
+   with the stream's id and its overlap is stripped, so the client sees one stream.
+   A target that rejects the prefill is retried in instruction mode (F15).
+4. When nothing can continue, an OpenAI-style error event ends the stream, with no
+   ``[DONE]``: a truncated answer is never presented as complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from standby.canonical import Call, Chunk
+from standby.errors import (
+    DeadlineExceeded,
+    Exhausted,
+    ProviderError,
+    StandbyError,
+    StreamBroken,
+    UpstreamStatus,
+)
+from standby.providers.base import ChunkStream
+from standby.routing.continuation import Splicer, continuation_body
+from standby.routing.policy import ResolvedRoute, Target
+
+if TYPE_CHECKING:
+    from standby.routing.attempts import Step
+    from standby.routing.router import Router
+
+log = logging.getLogger("standby.streams")
+
+DONE = b"data: [DONE]\n\n"
+
+
+class StreamRun:
+    """Drives one streaming chat completion across attempts."""
+
+    def __init__(self, router: Router, body: dict[str, Any], route: ResolvedRoute) -> None:
+        self.router = router
+        self.body = body
+        self.route = route
+        self.plan = router.attempt_plan(route)
+        options = body.get("stream_options")
+        self.include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        self._sent: list[str] = []  # content the client has received, in pieces
+        self.stream_id = ""
+        self.target: Target | None = None
+        self._step: Step | None = None
+        self._upstream: ChunkStream | None = None
+        self._attempt_started = 0.0
+        self._ready: list[Chunk] = []  # read during the opening phase, not yet sent
+        self._tools: list[Chunk] = []  # tool-call deltas held until the call is complete
+        self._splicer: Splicer | None = None  # set while a continuation attempt is serving
+        self._finished = False
+        self._prefill_refused = False
+
+    @property
+    def sent_text(self) -> str:
+        return "".join(self._sent)
+
+    # -- phase 1 -------------------------------------------------------------------------
+    async def start(self) -> Target:
+        """Open attempts until one produces content; raise the final error otherwise."""
+        try:
+            step = self.plan.first()
+            while True:
+                try:
+                    await self._open(step, self.body)
+                    return step.target
+                except ProviderError as error:
+                    step = self._next_after(step, error)
+        except BaseException:
+            self.router.metrics.request_done(self.route.name, "error",
+                                             self.router.clock() - self.plan.started)
+            raise
+
+    async def _open(self, step: Step, body: dict[str, Any]) -> None:
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        self._step, self.target = step, step.target
+        self._attempt_started = self.router.clock()
+        timeouts = self.router.timeouts_for(self.plan, step.target)
+        deadlines = self.plan.deadlines_for(timeouts)
+        provider = self.router.provider(step.target)
+        call = Call(endpoint="chat", body=_aim(body, step.target.model), stream=True,
+                    continuation=self._splicer is not None)
+        try:
+            async with asyncio.timeout(deadlines.first_token):
+                self._upstream = await provider.open_stream(call, deadlines)
+                while True:
+                    chunk = await self._upstream.next()
+                    if chunk is None:
+                        raise StreamBroken(f"{step.target.key}: stream ended with no answer")
+                    if self._splicer is not None and chunk.content:
+                        chunk.content = self._splicer.feed(chunk.content)
+                    self._ready.append(chunk)
+                    if chunk.content or chunk.tool_calls or chunk.finish_reason:
+                        break
+        except TimeoutError as exc:
+            await self._drop_upstream()
+            raise DeadlineExceeded(f"{step.target.key}: no first token within "
+                                   f"{deadlines.first_token:g}s", phase="first_token") from exc
+        except BaseException:
+            await self._drop_upstream()
+            raise
+        if not self.stream_id:
+            self.stream_id = str(self._ready[0].data.get("id") or f"chatcmpl-{uuid.uuid4().hex}")
+        self.router.metrics.first_token(self.route.name, self.router.clock() - self.plan.started)
+
+    def _next_after(self, step: Step, error: ProviderError) -> Step:
+        self._ready.clear()
+        self._tools.clear()
+        if (self._splicer is not None and isinstance(error, UpstreamStatus)
+                and error.kind == "invalid_request" and self._uses_prefill(step.target)):
+            # F15: this target refuses an assistant prefill; ask again with an instruction
+            self.router.learned_no_prefill.add(step.target.provider)
+            error.kind = "prefill_rejected"
+        nxt = self.plan.failed(step, error, self.router.clock() - self._attempt_started)
+        if nxt.target != step.target:
+            self.router.metrics.failover(self.route.name)
+        return nxt
+
+    def _uses_prefill(self, target: Target) -> bool:
+        provider = self.router.provider(target)
+        return provider.prefill and target.provider not in self.router.learned_no_prefill
+
+    # -- phases 2 to 4 -------------------------------------------------------------------
+    async def events(self) -> AsyncGenerator[bytes, None]:
+        """SSE bytes for the client, from the first content to ``[DONE]`` or an error."""
+        outcome = "error"
+        try:
+            while True:
+                try:
+                    async for out in self._forward():
+                        yield out
+                    outcome = "ok"
+                    yield DONE
+                    return
+                except ProviderError as error:
+                    log.warning("stream from %s broke: %s", error.target, error.message)
+                    try:
+                        await self._continue_after(error)
+                    except StandbyError as final:
+                        self.router.metrics.continuation(self.route.name, "failed")
+                        yield _error_event(final)
+                        return
+                    self.router.metrics.continuation(self.route.name, "ok")
+        finally:
+            await self._drop_upstream()
+            self.router.metrics.request_done(self.route.name, outcome,
+                                             self.router.clock() - self.plan.started)
+
+    async def _forward(self) -> AsyncIterator[bytes]:
+        assert self._step is not None and self._upstream is not None
+        idle = self.router.timeouts_for(self.plan, self._step.target).idle
+        while True:
+            while self._ready:
+                out = self._emit(self._ready.pop(0))
+                if out:
+                    yield out
+                if self._finished and not self.include_usage:
+                    self._success()
+                    return
+            try:
+                async with asyncio.timeout(min(idle, max(0.001, self.plan.remaining()))):
+                    chunk = await self._upstream.next()
+            except TimeoutError as exc:
+                if self._finished:
+                    break  # complete answer; only the usage chunk went missing
+                raise DeadlineExceeded(f"{self._step.target.key}: stream idle for {idle:g}s",
+                                       phase="idle", target=self._step.target.key) from exc
+            except ProviderError:
+                if self._finished:
+                    break
+                raise
+            if chunk is None:
+                break
+            if self._splicer is not None and chunk.content:
+                chunk.content = self._splicer.feed(chunk.content)
+            self._ready.append(chunk)
+        if not self._finished:
+            raise StreamBroken(f"{self._step.target.key}: stream ended without finishing")
+        self._success()
+
+    def _success(self) -> None:
+        assert self._step is not None
+        self.plan.succeeded(self._step, self.router.clock() - self._attempt_started)
+
+    def _emit(self, chunk: Chunk) -> bytes:
+        if chunk.tool_calls and not chunk.finish_reason:
+            self._tools.append(chunk)
+            return b""
+        out = b"".join(self._render(held) for held in self._tools)
+        self._tools.clear()
+        if chunk.finish_reason:
+            self._finished = True
+            if self._splicer is not None and (rest := self._splicer.flush()):
+                out = self._rewrite_text(rest) + out
+        if self._splicer is not None and chunk.role_only:
+            return out  # the continuing target's role chunk: the client has had one
+        if self._splicer is not None and not chunk.content and not (
+                chunk.finish_reason or chunk.usage or chunk.tool_calls):
+            return out  # held back by the splicer
+        if chunk.content:
+            self._sent.append(chunk.content)
+        return out + self._render(chunk)
+
+    def _render(self, chunk: Chunk) -> bytes:
+        if self._splicer is None:
+            return b"data: " + chunk.raw + b"\n\n"  # the fast path: bytes as received
+        data = chunk.data
+        data["id"] = self.stream_id
+        choices = data.get("choices")
+        if choices and isinstance(choices[0], dict) and isinstance(choices[0].get("delta"), dict):
+            delta = choices[0]["delta"]
+            delta.pop("role", None)
+            if "content" in delta:
+                delta["content"] = chunk.content
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    def _rewrite_text(self, text: str) -> bytes:
+        self._sent.append(text)
+        data = {"id": self.stream_id, "object": "chat.completion.chunk",
+                "model": self.target.model if self.target else "",
+                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    async def _continue_after(self, error: ProviderError) -> None:
+        assert self._step is not None
+        await self._drop_upstream()
+        step = self._next_after(self._step, error)
+        while True:
+            prefill = self._uses_prefill(step.target)
+            sent = self.sent_text
+            body = continuation_body(self.body, sent, prefill=prefill) if sent else self.body
+            self._splicer = Splicer(sent)
+            try:
+                await self._open(step, body)
+                return
+            except ProviderError as again:
+                step = self._next_after(step, again)
+
+    async def _drop_upstream(self) -> None:
+        upstream, self._upstream = self._upstream, None
+        if upstream is not None:
+            await upstream.aclose()
+
+
+def _aim(body: dict[str, Any], model: str) -> dict[str, Any]:
+    if body.get("model") == model:
+        return body
+    return {**body, "model": model}
+
+
+def _error_event(error: StandbyError) -> bytes:
+    if isinstance(error, Exhausted):
+        message, code = error.message, "upstream_unavailable"
+    elif isinstance(error, UpstreamStatus):
+        message, code = error.message, error.kind
+    else:
+        message, code = str(error), "stream_interrupted"
+    payload = {"error": {"message": f"The answer was interrupted and could not be completed: "
+                                    f"{message}", "type": "server_error", "param": None,
+                         "code": code}}
+    return b"data: " + orjson.dumps(payload) + b"\n\n"

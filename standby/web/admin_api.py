@@ -1,0 +1,69 @@
+"""Operator endpoints: target health, Prometheus metrics, liveness, and the JSON 404.
+
+Served by Starlette: these are not on the hot path, and later pages (status page,
+journal views) grow here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from standby import __version__
+from standby.health.registry import HealthRegistry
+from standby.metrics import Metrics
+from standby.routing.router import Router
+
+
+def admin_app(router: Router, registry: HealthRegistry, metrics: Metrics, *, admin_token: str,
+              clock: Callable[[], float] = time.monotonic) -> Starlette:
+    def authorised(request: Request) -> None:
+        if not admin_token:
+            return
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), admin_token.encode()):
+            raise HTTPException(401, "This endpoint needs the plan's admin token.")
+
+    async def health(request: Request) -> Response:
+        authorised(request)
+        snapshot: dict[str, Any] = registry.snapshot(clock())
+        routes = {}
+        for name in router.table.names():
+            route = router.plan.routes[name]
+            routes[name] = [[ref.target for ref in tier] for tier in route.tier_list()]
+        snapshot["routes"] = routes
+        snapshot["providers"] = {name: {"kind": p.kind, "base_url": p.base_url,
+                                        "prefill": p.prefill}
+                                 for name, p in router.plan.providers.items()}
+        snapshot["version"] = __version__
+        return JSONResponse(snapshot)
+
+    async def prometheus(request: Request) -> Response:
+        authorised(request)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = exc.detail if exc.status_code != 404 else (
+            f"Invalid URL ({request.method} {request.url.path})")
+        return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
+                                       "param": None, "code": None}},
+                            status_code=exc.status_code)
+
+    return Starlette(
+        routes=[Route("/standby/health", health), Route("/metrics", prometheus),
+                Route("/healthz", live)],
+        exception_handlers={HTTPException: http_error},
+    )

@@ -1,0 +1,107 @@
+"""Small raw-ASGI pieces for the hot path: read a bounded body, send a whole response.
+
+The OpenAI wire handlers use these directly instead of a framework's request/response
+objects: on the path every request takes, each avoided allocation is throughput.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from standby.errors import BodyTooLarge, InvalidRequest, Unauthorized
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+JSON = b"application/json"
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes (413)."""
+    length = header(scope, b"content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise InvalidRequest("Invalid Content-Length header.") from None
+        if declared > limit:
+            raise BodyTooLarge(f"Request body of {declared} bytes exceeds the limit of {limit} "
+                               "bytes.")
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise BodyTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        return body
+    parts = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        part = message.get("body", b"")
+        size += len(part)
+        if size > limit:
+            raise BodyTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        parts.append(part)
+        if not message.get("more_body"):
+            return b"".join(parts)
+
+
+async def respond(send: Send, status: int, body: bytes, *, content_type: bytes = JSON,
+                  headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type),
+                            (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ClientKeys:
+    """Checks a caller's key against the plan's hashed client keys (none set: open)."""
+
+    def __init__(self, hashed: Iterable[str]) -> None:
+        self._digests = frozenset(h.removeprefix("sha256:") for h in hashed)
+
+    @property
+    def required(self) -> bool:
+        return bool(self._digests)
+
+    def check(self, scope: Scope) -> None:
+        if not self._digests:
+            return
+        key = _presented_key(scope)
+        if key is None:
+            raise Unauthorized("You didn't provide an API key. Provide it in the Authorization "
+                               "header as 'Bearer YOUR_KEY'.")
+        if hashlib.sha256(key).hexdigest() not in self._digests:
+            raise Unauthorized("Incorrect API key provided.")
+
+
+def _presented_key(scope: Scope) -> bytes | None:
+    auth = header(scope, b"authorization")
+    if auth and auth[:7].lower() == b"bearer ":
+        return auth[7:].strip()
+    return header(scope, b"x-api-key")
+
+
+def hash_key(key: str) -> str:
+    """The form a client key takes in a plan: ``sha256:<hex>``."""
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,144 @@
+"""The OpenAI wire: chat completions (JSON and SSE), embeddings and the model list.
+
+Raw ASGI handlers over the router.  The caller's body is validated just enough to route
+it and to give OpenAI-shaped 400s; everything else passes through to the target as is.
+Every answer names who answered in ``x-standby-provider`` / ``x-standby-model`` /
+``x-standby-attempts`` headers, and in the body's ``model`` (the target's own).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from standby.canonical import Endpoint
+from standby.errors import ClientError, InvalidRequest, StandbyError
+from standby.routing.policy import ResolvedRoute, Target
+from standby.routing.router import Router
+from standby.routing.streams import StreamRun
+from standby.web import errors
+from standby.web.asgi import ClientGone, ClientKeys, Receive, Scope, Send, read_body, respond
+
+log = logging.getLogger("standby.web")
+
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+
+class OpenAIWire:
+    """Handlers for ``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models``."""
+
+    def __init__(self, router: Router, keys: ClientKeys, max_body: int) -> None:
+        self.router = router
+        self.keys = keys
+        self.max_body = max_body
+
+    async def _body(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        self.keys.check(scope)
+        raw = await read_body(scope, receive, self.max_body)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest(
+                "We could not parse the JSON body of your request. (HINT: This likely means "
+                "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
+                "payload.)") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object.")
+        return body
+
+    async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await self._body(scope, receive)
+            _check_chat(body)
+            route = self.router.resolve(body.get("model"))
+            if body.get("stream"):
+                await self._stream(body, route, send)
+            else:
+                await self._complete("chat", body, route, send)
+        except ClientGone:
+            return
+        except StandbyError as error:
+            await _fail(send, error)
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await self._body(scope, receive)
+            if "input" not in body:
+                raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+            route = self.router.resolve(body.get("model"))
+            await self._complete("embeddings", body, route, send)
+        except ClientGone:
+            return
+        except StandbyError as error:
+            await _fail(send, error)
+
+    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            self.keys.check(scope)
+        except ClientError as error:
+            await _fail(send, error)
+            return
+        created = int(time.time())
+        data = [{"id": name, "object": "model", "created": created, "owned_by": "standby"}
+                for name in self.router.table.names()]
+        await respond(send, 200, orjson.dumps({"object": "list", "data": data}))
+
+    async def _complete(self, endpoint: Endpoint, body: dict[str, Any], route: ResolvedRoute,
+                        send: Send) -> None:
+        done = await self.router.complete(endpoint, body, route)
+        model = done.reply.model or done.target.model
+        await respond(send, 200, done.reply.raw,
+                      headers=_standby_headers(done.target, model, len(done.history), route))
+
+    async def _stream(self, body: dict[str, Any], route: ResolvedRoute, send: Send) -> None:
+        run = StreamRun(self.router, body, route)
+        target = await run.start()  # failures up to the first content are plain failovers
+        headers = _SSE_HEADERS + _standby_headers(target, target.model, run.plan.attempts + 1,
+                                                  route)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        events = run.events()
+        try:
+            async for data in events:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        except OSError:
+            log.info("client left a stream on route %s", route.name)
+        finally:
+            await events.aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _check_chat(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array of message objects.",
+                             param="messages")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(f"Invalid type for 'messages[{index}]': expected an object "
+                                 "with a 'role'.", param=f"messages[{index}]")
+    stream = body.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("Invalid type for 'stream': expected a boolean.", param="stream")
+    n = body.get("n")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128):
+        raise InvalidRequest("Invalid value for 'n': expected an integer from 1 to 128.",
+                             param="n")
+
+
+def _standby_headers(target: Target, model: str, attempts: int,
+                     route: ResolvedRoute) -> list[tuple[bytes, bytes]]:
+    return [(b"x-standby-provider", target.provider.encode()),
+            (b"x-standby-model", model.encode()),
+            (b"x-standby-attempts", str(attempts).encode()),
+            (b"x-standby-route", route.name.encode())]
+
+
+async def _fail(send: Send, error: StandbyError) -> None:
+    status, body, headers = errors.render(error)
+    if status >= 500:
+        log.warning("request failed: %s", error)
+    await respond(send, status, body, headers=headers)

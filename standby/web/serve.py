@@ -1,0 +1,26 @@
+"""Run the gateway under uvicorn (uvloop + httptools when installed)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from standby.plan.model import Plan
+from standby.web.app import StandbyApp
+
+
+def uvicorn_config(app: StandbyApp, *, host: str, port: int, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                          lifespan="on", loop="auto", http="auto", server_header=False,
+                          date_header=False, timeout_keep_alive=75, backlog=4096)
+
+
+def run_server(plan: Plan, *, host: str, port: int, log_level: str = "warning") -> None:
+    """Serve ``plan`` until SIGINT/SIGTERM (blocking)."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = StandbyApp(plan)
+    print(f"Standby listening on http://{host}:{port}/v1", file=sys.stderr, flush=True)
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()
