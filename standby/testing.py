@@ -41,7 +41,6 @@ async def running_gateway(plan: Plan | dict[str, Any], *, clock: Callable[[], fl
     app = StandbyApp(plan, **kwargs)
     config = uvicorn_config(app, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:

@@ -7,14 +7,23 @@ Adapts ``HealthRegistry`` to ``routing.attempts.HealthGate`` and turns each verd
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from standby.errors import ProviderError, UpstreamStatus
 from standby.health.breaker import Admission
 from standby.health.registry import HealthRegistry
+from standby.health.silence import SilenceWatch
 from standby.metrics import Metrics
 from standby.routing.outcomes import Effect, Verdict
 
 log = logging.getLogger("standby.health")
+
+
+@dataclass(slots=True)
+class _Token:
+    admission: Admission | None
+    ticket: int
 
 
 class RegistryGate:
@@ -22,12 +31,35 @@ class RegistryGate:
         self.registry = registry
         self.metrics = metrics
         self._states: dict[str, str] = {}
+        self._watches: dict[str, SilenceWatch] = {}
+
+    def _watch(self, key: str) -> SilenceWatch:
+        watch = self._watches.get(key)
+        if watch is None:
+            watch = self._watches[key] = SilenceWatch()
+        return watch
 
     def admit(self, key: str, now: float) -> object | None:
-        return self.registry.get(key).admit(now)
+        watch = self._watch(key)
+        if watch.silent(now):
+            return None
+        admission = self.registry.get(key).admit(now)
+        if admission is None:
+            return None
+        return _Token(admission, watch.started(now))
+
+    def responded(self, key: str, token: object, now: float) -> None:
+        if isinstance(token, _Token):
+            self._watch(key).answered(token.ticket, now)
+
+    def silence(self, now: float) -> dict[str, dict[str, Any]]:
+        """Per target: attempts waiting for a first byte, and whether it looks silent."""
+        return {key: {"waiting": w.waiting, "silent": w.silent(now)}
+                for key, w in self._watches.items()}
 
     def succeeded(self, key: str, token: object, now: float, seconds: float) -> None:
         health = self.registry.get(key)
+        self._end(key, token)
         health.succeeded(now, _admission(token))
         self.metrics.attempt_done(key, "ok", seconds)
         self._publish(key, health.breaker.state(now))
@@ -35,6 +67,7 @@ class RegistryGate:
     def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
                seconds: float) -> None:
         health = self.registry.get(key)
+        self._end(key, token)
         admission = _admission(token)
         message = error.message
         if verdict.effect is Effect.FAILURE:
@@ -53,6 +86,10 @@ class RegistryGate:
         self.metrics.attempt_done(key, verdict.label, seconds)
         self._publish(key, health.breaker.state(now))
 
+    def _end(self, key: str, token: object) -> None:
+        if isinstance(token, _Token):
+            self._watch(key).ended(token.ticket)
+
     def _publish(self, key: str, state: str) -> None:
         if self._states.get(key) != state:
             if key in self._states or state != "closed":
@@ -62,4 +99,4 @@ class RegistryGate:
 
 
 def _admission(token: object) -> Admission | None:
-    return token if isinstance(token, Admission) else None
+    return token.admission if isinstance(token, _Token) else None

@@ -179,7 +179,8 @@ class HealthRegistry:
         """The health of ``key`` (``provider/model``), created on demand."""
         health = self._targets.get(key)
         if health is None:
-            breaker = Breaker(self._config, trial_timeout=self._trial_timeout)
+            breaker = Breaker(self._config, trial_timeout=self._trial_timeout,
+                              forget_after=self._config.forget_after)
             health = TargetHealth(key, breaker, OutcomeWindow(self._window))
             self._targets[key] = health
         return health

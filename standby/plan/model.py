@@ -92,7 +92,8 @@ class Breaker(Record):
     failures: int = Field(5, ge=1)  # consecutive failures that open it
     ejection: Duration = 1.0  # first open period
     growth: float = Field(1.5, ge=1.0)  # each re-open multiplies the period by this
-    max_ejection: Duration = 60.0
+    max_ejection: Duration = 30.0
+    forget_after: Duration = 5.0  # healthy (closed) this long: the next ejection starts small
     auth_ejection: Duration = 300.0  # a 401/402/403 key problem keeps the target out this long
 
 

@@ -29,6 +29,10 @@ class HealthGate(Protocol):
         """A token to try ``key`` now, or ``None`` when its breaker or a hold refuses."""
         ...
 
+    def responded(self, key: str, token: object, now: float) -> None:
+        """The attempt's first byte arrived (headers of a stream, or a whole reply)."""
+        ...
+
     def succeeded(self, key: str, token: object, now: float, seconds: float) -> None: ...
 
     def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
@@ -66,6 +70,7 @@ class AttemptPlan:
     _same_tries: int = 0
     _current: Step | None = None
     _forced: bool = False  # one try of an ejected target already spent
+    _rate_waits: int = 0  # Retry-After waits spent on this request
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -88,6 +93,9 @@ class AttemptPlan:
         if step is None:
             raise self.exhausted()
         return step
+
+    def responded(self, step: Step) -> None:
+        self.gate.responded(step.target.key, step.token, self.clock())
 
     def succeeded(self, step: Step, seconds: float) -> None:
         self.history.append(AttemptRecord(step.target.key, "ok", seconds))
@@ -145,12 +153,12 @@ class AttemptPlan:
     def _rate_limit_wait(self, verdict: Verdict, error: ProviderError) -> float | None:
         if verdict.effect is not Effect.RATE_LIMITED or not isinstance(error, UpstreamStatus):
             return None
-        if self._same_tries >= max(1, self.retry.same_target):
+        if self._rate_waits >= max(1, self.retry.same_target):
             return None
         wait = error.retry_after if error.retry_after is not None else self._backoff()
         if wait > self.retry.max_retry_after or wait >= self.remaining():
             return None
-        self._same_tries += 1
+        self._rate_waits += 1
         return wait
 
     def exhausted(self) -> Exhausted:

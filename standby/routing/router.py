@@ -92,6 +92,7 @@ class Router:
                     if step.target != previous:
                         self.metrics.failover(route.name)
                     continue
+                plan.responded(step)
                 plan.succeeded(step, self.clock() - started)
                 self.metrics.request_done(route.name, "ok", self.clock() - plan.started)
                 return Completion(reply=reply, target=step.target, history=plan.history)

@@ -104,6 +104,7 @@ class StreamRun:
         try:
             async with asyncio.timeout(deadlines.first_token):
                 self._upstream = await provider.open_stream(call, deadlines)
+                self.plan.responded(step)
                 while True:
                     chunk = await self._upstream.next()
                     if chunk is None:

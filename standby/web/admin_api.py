@@ -18,12 +18,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from standby import __version__
+from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
 from standby.metrics import Metrics
 from standby.routing.router import Router
 
 
-def admin_app(router: Router, registry: HealthRegistry, metrics: Metrics, *, admin_token: str,
+def admin_app(router: Router, registry: HealthRegistry, gate: RegistryGate, metrics: Metrics, *,
+              admin_token: str,
               clock: Callable[[], float] = time.monotonic) -> Starlette:
     def authorised(request: Request) -> None:
         if not admin_token:
@@ -34,7 +36,10 @@ def admin_app(router: Router, registry: HealthRegistry, metrics: Metrics, *, adm
 
     async def health(request: Request) -> Response:
         authorised(request)
-        snapshot: dict[str, Any] = registry.snapshot(clock())
+        now = clock()
+        snapshot: dict[str, Any] = registry.snapshot(now)
+        for key, silence in gate.silence(now).items():
+            snapshot["targets"].setdefault(key, {}).update(silence)
         routes = {}
         for name in router.table.names():
             route = router.plan.routes[name]

@@ -42,15 +42,15 @@ class StandbyApp:
         self.registry = HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
         self.providers = providers if providers is not None else {
             name: build_provider(name, config) for name, config in plan.providers.items()}
-        self.router = Router(plan, self.providers, RegistryGate(self.registry, self.metrics),
-                             self.metrics, clock=clock, rng=rng)
+        self.gate = RegistryGate(self.registry, self.metrics)
+        self.router = Router(plan, self.providers, self.gate, self.metrics, clock=clock, rng=rng)
         wire = OpenAIWire(self.router, ClientKeys(plan.server.client_keys), plan.server.max_body)
         self._hot: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):
             self._hot[("POST", f"{prefix}/chat/completions")] = wire.chat
             self._hot[("POST", f"{prefix}/embeddings")] = wire.embeddings
             self._hot[("GET", f"{prefix}/models")] = wire.models
-        self._admin = admin_app(self.router, self.registry, self.metrics,
+        self._admin = admin_app(self.router, self.registry, self.gate, self.metrics,
                                 admin_token=plan.server.admin_token, clock=clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

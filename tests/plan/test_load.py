@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,15 @@ def test_escape_survives_an_alias() -> None:
     text = BASE + "server:\n  host: &h '$${X}'\n  admin_token: *h\n"
     plan = parse(text, {"X": "no"})
     assert (plan.server.host, plan.server.admin_token) == ("${X}", "${X}")
+
+
+def test_examples_in_the_docs_load() -> None:
+    # docs/plan.md is the user's reference: its full examples must stay loadable.
+    doc = Path(__file__).parents[2] / "docs" / "plan.md"
+    blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.DOTALL)
+    full = [b for b in blocks if re.search(r"^providers:", b, re.MULTILINE)]
+    assert len(full) >= 2
+    env = {"PRIMARY_KEY": "k", "OPENAI_API_KEY": "k", "GROQ_API_KEY": "k",
+           "STANDBY_ADMIN_TOKEN": "t"}
+    for block in full:
+        assert parse_plan(block, file="plan.md", env=env).routes

@@ -1,4 +1,4 @@
-"""A simulated OpenAI-compatible provider with every fault of the catalogue (F01–F24).
+"""A simulated OpenAI-compatible provider with every fault of the catalogue (F01-F24).
 
 Used by the end-to-end tests, the demo and the benchmarks::
 

@@ -24,8 +24,7 @@ Continuation (the rule, applied in this order by ``plan_answer``)
     3. Tools: the request has ``tools`` and the last message is not a ``tool`` message:
        one call of the first tool, id ``call_sim_1``, arguments ``ARGUMENTS``.
     4. Otherwise the full canned text.
-
-Text contents given as a list of parts count their ``text`` parts, concatenated.
+A message content given as a list of parts counts its ``text`` parts, concatenated.
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ TOOL_CALL_ID = "call_sim_1"
 EMBEDDING_DIM = 8
 
 _PIECE = re.compile(r"\s*\S+(?:\s+$)?")
-assert "".join(ARGUMENT_PIECES) == ARGUMENTS
 
 
 def canned_text(words: int) -> str:
@@ -61,23 +59,15 @@ def canned_text(words: int) -> str:
 def split_pieces(text: str) -> list[str]:
     """Split text into stream chunks: each word with its leading whitespace."""
     pieces: list[str] = _PIECE.findall(text)
-    if not pieces and text:
-        return [text]  # whitespace only
-    return pieces
+    return pieces or ([text] if text else [])  # whitespace only: one piece
 
 
 def message_text(message: Any) -> str:
     """The text of one chat message (string content or the text parts of a list)."""
-    if not isinstance(message, dict):
-        return ""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
+    content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, list):
-        return "".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict)
-        )
-    return ""
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
 
 
 def _messages(body: dict[str, Any]) -> list[Any]:
@@ -85,20 +75,16 @@ def _messages(body: dict[str, Any]) -> list[Any]:
     return messages if isinstance(messages, list) else []
 
 
-def _role(message: Any) -> str | None:
-    return message.get("role") if isinstance(message, dict) else None
+def _role(messages: list[Any], index: int) -> str | None:
+    if len(messages) < abs(index) or not isinstance(messages[index], dict):
+        return None
+    role = messages[index].get("role")
+    return role if isinstance(role, str) else None
 
 
 def ends_with_prefill(body: dict[str, Any]) -> bool:
     """Whether the conversation ends with an assistant message (a prefill)."""
-    messages = _messages(body)
-    return bool(messages) and _role(messages[-1]) == "assistant"
-
-
-def wants_tools(body: dict[str, Any]) -> bool:
-    """Whether the request offers tools."""
-    tools = body.get("tools")
-    return isinstance(tools, list) and bool(tools)
+    return _role(_messages(body), -1) == "assistant"
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:
@@ -109,14 +95,12 @@ def prompt_tokens(body: dict[str, Any]) -> int:
 def remainder(full: str, prefix: str, overlap: int = 0) -> str | None:
     """What follows ``prefix`` in ``full`` (module rule), or ``None`` if it does not match."""
     if full.startswith(prefix):
-        rest = full[len(prefix):]
+        rest = full[len(prefix) :]
     elif full.startswith(prefix.rstrip()):
-        rest = full[len(prefix.rstrip()):].lstrip()
+        rest = full[len(prefix.rstrip()) :].lstrip()
     else:
         return None
-    if overlap > 0 and prefix:
-        rest = prefix[-overlap:] + rest
-    return rest
+    return prefix[-overlap:] + rest if overlap > 0 and prefix else rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,27 +118,22 @@ class Answer:
 
 def plan_answer(body: dict[str, Any], words: int, overlap: int = 0) -> Answer:
     """Decide the answer to a chat request (see the module docstring for the rule)."""
-    full = canned_text(words)
-    messages = _messages(body)
-    if messages and _role(messages[-1]) == "assistant":
+    full, messages = canned_text(words), _messages(body)
+    if _role(messages, -1) == "assistant":
         rest = remainder(full, message_text(messages[-1]), overlap)
         return Answer(text=full if rest is None else rest)
-    if len(messages) >= 2 and _role(messages[-2]) == "assistant" and _role(messages[-1]) == "user":
+    if _role(messages, -2) == "assistant" and _role(messages, -1) == "user":
         prefix = message_text(messages[-2])
         asks = "continue" in message_text(messages[-1]).lower()
         rest = remainder(full, prefix, overlap)
         if rest is not None and (asks or prefix.strip() != full):
             return Answer(text=rest)
-    if wants_tools(body) and _role(messages[-1] if messages else None) != "tool":
-        return Answer(tool=_first_tool_name(body))
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools and _role(messages, -1) != "tool":
+        function = tools[0].get("function") if isinstance(tools[0], dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        return Answer(tool=str(name or "tool"))
     return Answer(text=full)
-
-
-def _first_tool_name(body: dict[str, Any]) -> str:
-    tool = body["tools"][0]
-    function = tool.get("function") if isinstance(tool, dict) else None
-    name = function.get("name") if isinstance(function, dict) else None
-    return str(name or "tool")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +173,8 @@ def completion(answer: Answer, meta: Meta, *, n: int, prompt: int) -> dict[str, 
 
 @dataclass(frozen=True, slots=True)
 class Events:
-    """A stream's SSE events, in parts so a fault can cut, stall or trim it.
-
-    The full stream is ``head + body... + finish + usage + done``; ``body`` holds one
-    event per content word (or tool-argument slice) and choice.
-    """
+    """A stream's SSE events in parts (``head, *body, finish, usage, done``) for faults;
+    ``body`` has one event per content word (or tool-argument slice) and choice."""
 
     head: bytes
     body: list[bytes]
@@ -232,11 +208,7 @@ def stream_events(answer: Answer, meta: Meta, *, n: int, prompt: int, usage: boo
         head = b"".join(chunk(i, {"role": "assistant", "content": ""}) for i in choices)
         # A template per choice: serialising only the piece keeps big streams cheap.
         templates = [chunk(i, {"content": "\0"}).split(b'"\\u0000"') for i in choices]
-        body = [
-            before + orjson.dumps(piece) + after
-            for piece in pieces
-            for before, after in templates
-        ]
+        body = [a + orjson.dumps(piece) + b for piece in pieces for a, b in templates]
         finish = b"".join(chunk(i, {}, "stop") for i in choices)
     tail = _event({**common, "choices": [], "usage": _usage(prompt, len(pieces))}) if usage else b""
     return Events(head=head, body=body, finish=finish, usage=tail)
@@ -245,19 +217,17 @@ def stream_events(answer: Answer, meta: Meta, *, n: int, prompt: int, usage: boo
 def embeddings(body: dict[str, Any]) -> dict[str, Any]:
     """Deterministic dimension-8 vectors, one per input item (base64 when asked)."""
     raw = body.get("input")
-    items = raw if isinstance(raw, list) else [raw]
-    if items and all(isinstance(i, int) for i in items):
-        items = [items]  # one tokenised input
+    many = isinstance(raw, list) and not all(isinstance(i, int) for i in raw)  # not tokens
+    items: list[Any] = raw if many and isinstance(raw, list) else [raw]
     data = []
     for index, item in enumerate(items):
         text = item if isinstance(item, str) else orjson.dumps(item).decode()
         digest = hashlib.blake2b(text.encode(), digest_size=EMBEDDING_DIM).digest()
-        vector = [round(b / 127.5 - 1.0, 6) for b in digest]
-        value: Any = vector
+        vector: Any = [round(b / 127.5 - 1.0, 6) for b in digest]
         if body.get("encoding_format") == "base64":
-            value = base64.b64encode(struct.pack(f"<{EMBEDDING_DIM}f", *vector)).decode()
-        data.append({"object": "embedding", "index": index, "embedding": value})
-    tokens = sum(len(i.split()) if isinstance(i, str) else len(i) for i in items
+            vector = base64.b64encode(struct.pack(f"<{EMBEDDING_DIM}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = sum(len(i.split() if isinstance(i, str) else i) for i in items
                  if isinstance(i, (str, list)))
     return {"object": "list", "data": data, "model": str(body.get("model") or "sim-embed"),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
@@ -278,10 +248,8 @@ def error_json(message: str, kind: str, code: str | None = None, param: str | No
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
-PREFILL_MESSAGE = (
-    "This model does not support assistant message prefill: a final assistant message is "
-    "not supported, the conversation must end with a user message."
-)
+PREFILL_MESSAGE = ("This model does not support assistant message prefill: a final assistant "
+                   "message is not supported, the conversation must end with a user message.")
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 # fault kind: (default status, type, code, param, message)
 _ERRORS: dict[str, tuple[int, str, str | None, str | None, str]] = {

@@ -1,4 +1,4 @@
-"""Fault records and the per-request fault selection of the simulated provider.
+"""Fault records, the per-request fault selection, and how each fault plays on the wire.
 
 A ``Fault`` is set on the provider (``set_fault`` or ``POST /_sim/fault``) or given for
 one request by headers (``x-sim-fault: <kind>`` with optional ``x-sim-status``,
@@ -7,38 +7,42 @@ the fault of each chat or embeddings request; a header override neither consumes
 changes the fault that is set. A fault with ``times=N`` applies to the next N requests
 (header-overridden ones excepted), then the provider is back to ``ok``.
 
-Recorded label: each request is recorded with the kind that applied to it. Conditional
-kinds are recorded as ``ok`` when they did not fire: ``flap`` (a seeded draw per
-request), ``reject_prefill`` (only when the last message is the assistant's),
-``tool_call_cut`` (only on a streamed tool call), ``no_done`` and ``no_done_no_finish``
-(only on streams). When a ``flap`` fires, the request gets an ``error`` reply with
-``status`` (default 503).
+Each request is recorded with the kind that applied to it. Conditional kinds are
+recorded as ``ok`` when they did not fire: ``flap`` (a seeded draw per request; when it
+fires the request gets an ``error`` reply with ``status``, default 503),
+``reject_prefill`` (only when the last message is the assistant's), ``tool_call_cut``
+(only on a streamed tool call), ``no_done`` and ``no_done_no_finish`` (streams only).
 
-The error replies themselves (``error_reply``) are built here too, in OpenAI's shape.
+Without a stream, ``cut_stream`` sends the headers with the full Content-Length and half
+the body, then resets; ``stall`` pauses after half the body; ``malformed_event`` sends an
+invalid JSON body. Held connections (``silent``; ``stall`` with ``delay=0``) wait for a
+release and then go on normally; a stall with a delay also ends early on release.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import orjson
+from aiohttp import web
+
+from standby.providers.sim.answers import Events
 
 KINDS: frozenset[str] = frozenset({
     "ok", "latency", "rate_limit", "error", "reset", "silent", "slow_first_token",
     "cut_stream", "stall", "malformed_event", "no_done", "no_done_no_finish",
     "context_length", "content_policy", "reject_prefill", "flap", "auth",
     "error_body_200", "html", "tool_call_cut",
-})  # fmt: skip
-# Kinds answered at once with an error status or body, before any answer is planned.
-ERROR_KINDS: frozenset[str] = frozenset({
-    "rate_limit", "error", "context_length", "content_policy", "reject_prefill", "auth",
-    "error_body_200", "html",
-})  # fmt: skip
+})
 _STREAM_ONLY = frozenset({"no_done", "no_done_no_finish", "tool_call_cut"})
+_CUT_KINDS = frozenset({"cut_stream", "stall", "malformed_event", "tool_call_cut"})
 _HEADERS = {"x-sim-status": "status", "x-sim-after": "after", "x-sim-delay": "delay",
-            "x-sim-retry-after": "retry_after"}  # fmt: skip
+            "x-sim-retry-after": "retry_after"}
+_MALFORMED_EVENT = b"data: {not json\n\n"
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,7 @@ class Fault:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {sorted(KINDS)}")
         if self.times is not None and self.times < 1:
-            raise ValueError("times must be at least 1 (or None for until cleared)")
+            raise ValueError("times must be at least 1 (or None: until cleared)")
         if self.after < 0 or self.delay < 0 or not 0.0 <= self.fraction <= 1.0:
             raise ValueError("after and delay must be >= 0 and fraction within [0, 1]")
 
@@ -68,15 +72,13 @@ class Fault:
         """Build from a JSON object of field values; raises ``ValueError`` when invalid."""
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
             raise ValueError('a fault is a JSON object with a string "kind"')
-        known = {f.name: f for f in fields(cls)}
-        unknown = set(data) - set(known)
-        if unknown:
+        types = {f.name: f.type for f in fields(cls)}
+        if unknown := set(data) - set(types):
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
-        values: dict[str, Any] = {}
-        for name, value in data.items():
-            default = known[name].default
-            values[name] = value if value is None else _coerce(name, value, default)
-        return cls(**values)
+        try:
+            return cls(**{k: _coerce(v, str(types[k])) for k, v in data.items()})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"bad fault: {exc}") from exc
 
     @classmethod
     def from_headers(cls, headers: Any) -> Fault | None:
@@ -84,28 +86,20 @@ class Fault:
         kind = headers.get("x-sim-fault")
         if not kind:
             return None
-        values: dict[str, Any] = {"kind": kind.strip()}
-        for header, name in _HEADERS.items():
-            if header in headers:
-                values[name] = headers[header]
-        return cls.from_json(values)
+        values = {name: headers[h] for h, name in _HEADERS.items() if h in headers}
+        return cls.from_json({"kind": kind.strip(), **values})
 
     def to_json(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict."""
         return asdict(self)
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    if name == "kind":
+def _coerce(value: Any, type_: str) -> Any:
+    if value is None or type_ == "str":
         return value
-    try:
-        if name == "headers_early":
-            return value if isinstance(value, bool) else str(value).lower() in {"1", "true"}
-        if name in {"retry_after"} or isinstance(default, float):
-            return float(value)
-        return int(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"fault field {name!r}: bad value {value!r}") from exc
+    if type_ == "bool":
+        return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+    return float(value) if "float" in type_ else int(value)
 
 
 OK = Fault("ok")
@@ -132,27 +126,17 @@ class FaultState:
     """The fault that is set, how many requests it has left, and the flap draws."""
 
     def __init__(self) -> None:
-        self._fault = OK
-        self._left: int | None = None
+        self.fault = OK
+        self.left: int | None = None  # requests the fault still applies to; None: all
         self._rng = random.Random(OK.seed)
 
     def __repr__(self) -> str:
-        left = "until cleared" if self._left is None else f"{self._left} left"
-        return f"<FaultState {self._fault.kind} ({left})>"
-
-    @property
-    def fault(self) -> Fault:
-        """The fault set now (``OK`` when none)."""
-        return self._fault
-
-    @property
-    def left(self) -> int | None:
-        """Requests the fault still applies to; ``None`` means until cleared."""
-        return self._left
+        left = "until cleared" if self.left is None else f"{self.left} left"
+        return f"<FaultState {self.fault.kind} ({left})>"
 
     def set(self, fault: Fault) -> None:
         """Apply ``fault`` from the next request on; restarts the flap draws."""
-        self._fault, self._left = fault, fault.times
+        self.fault, self.left = fault, fault.times
         self._rng = random.Random(fault.seed)
 
     def clear(self) -> None:
@@ -161,16 +145,11 @@ class FaultState:
 
     def select(self, shape: Shape, override: Fault | None = None) -> Selection:
         """The fault of the next request: the override, or the one set (counted down)."""
-        fault = override
-        if fault is None:
-            fault = self._fault
-            if self._left is not None:
-                self._left -= 1
-                if self._left <= 0:
-                    self.clear()
-        return self._resolve(fault, shape)
-
-    def _resolve(self, fault: Fault, shape: Shape) -> Selection:
+        fault = override or self.fault
+        if override is None and self.left is not None:
+            self.left -= 1
+            if self.left <= 0:
+                self.clear()
         kind = fault.kind
         if kind == "flap":
             if self._rng.random() >= fault.fraction:
@@ -185,79 +164,136 @@ class FaultState:
         return Selection(fault, kind) if fires else Selection(OK, "ok")
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorReply:
-    """A complete error answer: status, body, content type and extra headers."""
+class Holds:
+    """Connections held by ``silent`` and ``stall``: released together, aborted on stop."""
 
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
+    def __init__(self) -> None:
+        self._gate, self._added = asyncio.Event(), asyncio.Event()
+        self._held: set[asyncio.Transport] = set()
+        self.stopping = False
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    async def hold(self, request: web.BaseRequest, seconds: float = 0.0) -> bool:
+        """Hold for ``seconds`` (0: until released); False, connection aborted, on stop."""
+        transport, gate = request.transport, self._gate
+        if transport is None or self.stopping:
+            return False
+        self._held.add(transport)
+        self._added.set()
+        self._added = asyncio.Event()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gate.wait(), seconds or None)
+        finally:
+            self._held.discard(transport)
+        if self.stopping:
+            transport.abort()
+        return not self.stopping
+
+    async def wait(self, count: int) -> None:
+        """Return once at least ``count`` connections are held."""
+        while len(self._held) < count:
+            await self._added.wait()
+
+    def release(self) -> int:
+        """Let every held connection go on; returns how many there were."""
+        held = len(self._held)
+        self._gate.set()
+        self._gate = asyncio.Event()
+        return held
+
+    def stop(self) -> None:
+        """Abort every held connection, and any held from now on."""
+        self.stopping = True
+        for transport in list(self._held):
+            transport.abort()
+        self.release()
 
 
-def error_json(message: str, type_: str, code: str | None = None, param: str | None = None) -> bytes:
-    """An OpenAI error object."""
-    error = {"message": message, "type": type_, "param": param, "code": code}
-    return orjson.dumps({"error": error})
-
-
-PREFILL_MESSAGE = (
-    "This model does not support assistant message prefill: a final assistant message "
-    "is not supported, the conversation must end with a user message."
-)
-_SERVER_MESSAGES = {
-    502: "Bad gateway.",
-    503: "The engine is currently overloaded, please try again later.",
-}
-_HTML = (
-    "<!DOCTYPE html><html><head><title>{status} | sim-cdn</title></head><body>"
-    "<h1>Error {status}</h1><p>The origin web server is not answering.</p>"
-    "<hr><p>sim-cdn</p></body></html>"
-)
-
-
-def error_reply(fault: Fault, *, stream: bool = False, prompt: int = 0) -> ErrorReply:
-    """The reply of an error kind (``ERROR_KINDS``)."""
+async def before_answer(request: web.BaseRequest, fault: Fault, holds: Holds, stream: bool) -> bool:
+    """Play the faults that act before any answer; False when the connection is gone."""
     kind = fault.kind
-    retry = () if fault.retry_after is None else (("Retry-After", f"{fault.retry_after:g}"),)
-    if kind == "rate_limit":
-        body = error_json("Rate limit reached for requests (simulated). Please try again "
-                          "later.", "rate_limit_error", "rate_limit_exceeded")  # fmt: skip
-        return ErrorReply(fault.status or 429, body, headers=retry)
-    if kind == "error":
-        status = fault.status or 500
-        message = _SERVER_MESSAGES.get(status, "The server had an error while processing "
-                                       "your request. Sorry about that!")  # fmt: skip
-        return ErrorReply(status, error_json(message, "server_error"), headers=retry)
-    if kind == "context_length":
-        message = (f"This model's maximum context length is 8192 tokens. However, your "
-                   f"messages resulted in {max(prompt, 8193)} tokens. Please reduce the "
-                   "length of the messages.")  # fmt: skip
-        body = error_json(message, "invalid_request_error", "context_length_exceeded", "messages")
-        return ErrorReply(fault.status or 400, body)
-    if kind == "content_policy":
-        message = ("Your request was rejected as a result of our safety system. Your prompt "
-                   "may contain text that is not allowed by our safety system.")  # fmt: skip
-        body = error_json(message, "invalid_request_error", "content_policy_violation")
-        return ErrorReply(fault.status or 400, body)
-    if kind == "reject_prefill":
-        body = error_json(PREFILL_MESSAGE, "invalid_request_error", None, "messages")
-        return ErrorReply(fault.status or 400, body)
-    if kind == "auth":
-        status = fault.status or 401
-        if status in (401, 403):
-            message = "Incorrect API key provided: sk-sim***. You can find your API key at your provider."
-            body = error_json(message, "invalid_request_error", "invalid_api_key")
-        else:
-            message = "You exceeded your current quota, please check your plan and billing details."
-            body = error_json(message, "insufficient_quota", "insufficient_quota")
-        return ErrorReply(status, body)
-    if kind == "error_body_200":
-        body = error_json("The server had an error while processing your request.", "server_error")
-        if stream:
-            return ErrorReply(200, b"data: " + body + b"\n\n", "text/event-stream")
-        return ErrorReply(200, body)
-    if kind == "html":
-        status = fault.status or 200
-        return ErrorReply(status, _HTML.format(status=status).encode(), "text/html")
-    raise ValueError(f"{kind!r} is not an error kind")
+    if kind == "latency" or (kind == "slow_first_token" and not (stream and fault.headers_early)):
+        await asyncio.sleep(fault.delay)
+    elif kind == "reset":
+        abort(request)
+        return False
+    elif kind == "silent":
+        return await holds.hold(request)
+    return True
+
+
+async def send_body(
+    request: web.BaseRequest, payload: bytes, fault: Fault, holds: Holds
+) -> web.StreamResponse:
+    """A non-streamed JSON answer, broken as ``fault`` says."""
+    if fault.kind == "malformed_event":
+        payload = b"{not json"
+    if fault.kind not in ("cut_stream", "stall"):
+        return web.Response(body=payload, content_type="application/json")
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.content_length = len(payload)
+    with contextlib.suppress(ConnectionError):
+        await resp.prepare(request)
+        await resp.write(payload[: len(payload) // 2])
+        if fault.kind == "cut_stream" or not await holds.hold(request, fault.delay):
+            await flush_and_abort(request)
+            return resp
+        await resp.write(payload[len(payload) // 2 :])
+        await resp.write_eof()
+    return resp
+
+
+async def send_stream(
+    request: web.BaseRequest, events: Events, fault: Fault, holds: Holds, chunk_delay: float
+) -> web.StreamResponse:
+    """An SSE stream, with the fault's cut, stall, bad event or missing end."""
+    kind, body = fault.kind, events.body
+    cut = len(body)
+    if kind in _CUT_KINDS:  # a tool call is always cut inside its arguments
+        cut = min(fault.after, len(body) - 1 if kind == "tool_call_cut" else len(body))
+    resp = web.StreamResponse(headers=_SSE_HEADERS)
+
+    async def write(head: bytes, pieces: list[bytes]) -> None:
+        if chunk_delay <= 0:
+            await resp.write(head + b"".join(pieces))  # one write: the fast path
+            return
+        await resp.write(head)
+        for piece in pieces:
+            await asyncio.sleep(chunk_delay)
+            await resp.write(piece)
+
+    with contextlib.suppress(ConnectionError):
+        await resp.prepare(request)
+        if kind == "slow_first_token" and fault.headers_early:  # the headers are out
+            await asyncio.sleep(fault.delay)
+        await write(events.head, body[:cut])
+        if kind in ("cut_stream", "tool_call_cut"):
+            await flush_and_abort(request)
+            return resp
+        if kind == "stall" and not await holds.hold(request, fault.delay):
+            return resp
+        await write(_MALFORMED_EVENT if kind == "malformed_event" else b"", body[cut:])
+        if kind != "no_done_no_finish":
+            done = b"" if kind == "no_done" else events.done
+            await resp.write(events.finish + events.usage + done)
+        await resp.write_eof()
+    return resp
+
+
+def abort(request: web.BaseRequest) -> None:
+    """Reset the connection: the client sees no (more) response."""
+    if request.transport is not None:
+        request.transport.abort()
+
+
+async def flush_and_abort(request: web.BaseRequest) -> None:
+    """Abort once what was written has left, so the client reads it before the reset."""
+    transport = request.transport
+    for _ in range(400):  # at most 2 s
+        if transport is None or not transport.get_write_buffer_size():
+            break
+        await asyncio.sleep(0.005)
+    abort(request)

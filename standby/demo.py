@@ -1,0 +1,316 @@
+"""``standby demo``: a scripted outage, failed over live, with no provider key needed.
+
+Two simulated providers (``primary`` and ``backup``) run in this process, the gateway in
+front of them on 127.0.0.1, and a client using the official ``openai`` SDK streams
+answers while ``standby.demo_script.PHASES`` breaks the primary in several ways. Each
+phase is shown live on a terminal (a plain table per phase in CI logs), then a summary.
+Afterwards the gateway keeps serving until Ctrl-C, unless ``--once`` was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import socket
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import uvicorn
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from standby.demo_script import PHASES, ROUTE, Interrupted, Phase, PhaseResult, Scenario, demo_plan
+from standby.plan.model import Plan
+from standby.providers.sim import SimProvider
+from standby.web.app import StandbyApp
+from standby.web.serve import uvicorn_config
+
+COLOURS = {"primary": "cyan", "backup": "magenta"}
+INTERRUPTED = 130  # exit code after Ctrl-C during the scripted part, as shells report it
+
+
+def run_demo(port: int, keep_serving: bool) -> int:
+    """Run the demo on 127.0.0.1:``port`` (0: any free port); returns the exit code.
+
+    0 when every request was answered completely and no stream broke (and, when
+    ``keep_serving``, after a clean Ctrl-C/SIGTERM shutdown), 1 otherwise, 130 when
+    interrupted during the scripted part.
+    """
+    console = Console(highlight=False)
+    if not console.is_terminal:  # CI logs: wide enough for the summary table on one line each
+        console.width = max(console.width, 100)
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(_demo(console, port, keep_serving))
+    return uvloop.run(_demo(console, port, keep_serving))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the demo owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def _gateway(plan: Plan, port: int) -> AsyncIterator[int]:
+    """Serve ``plan`` on ``port`` (a free one if taken) in this loop; yields the bound port."""
+    try:
+        sock = _listen(port)
+    except OSError:
+        sock = _listen(0)
+    server = _Server(uvicorn_config(StandbyApp(plan), host="127.0.0.1", port=port,
+                                    log_level="warning"))  # fmt: skip
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(2000):  # 10 s at most
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.005)
+        if not server.started:
+            raise RuntimeError("the gateway did not start")
+        yield int(sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError, SystemExit):
+            await asyncio.wait_for(task, timeout=5)
+        sock.close()
+
+
+class _LogTap(logging.Handler):
+    """Keeps the gateway's recent log lines for the phase panels instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[str] = deque(maxlen=200)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        self.count += 1
+
+    def since(self, count: int) -> list[str]:
+        """The lines logged after ``count`` lines, most frequent first (at most 3)."""
+        new = list(self.lines)[-(self.count - count):] if self.count > count else []
+        return [f"{n}x {line}" if n > 1 else line for line, n in Counter(new).most_common(3)]
+
+
+async def _demo(console: Console, port: int, keep_serving: bool) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    tap, log = _LogTap(), logging.getLogger("standby")
+    log.addHandler(tap)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            import openai
+
+            primary = await stack.enter_async_context(SimProvider("primary", chunk_delay=0.03))
+            backup = await stack.enter_async_context(SimProvider("backup", chunk_delay=0.03))
+            plan = Plan.model_validate(demo_plan(primary.base_url, backup.base_url))
+            bound = await stack.enter_async_context(_gateway(plan, port))
+            if port and bound != port:
+                console.print(f"[yellow]Port {port} is taken; the demo uses port {bound}.[/]")
+            root = f"http://127.0.0.1:{bound}"
+            client = openai.AsyncOpenAI(base_url=f"{root}/v1", api_key="demo", max_retries=0)
+            stack.push_async_callback(client.close)
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            console.print(_intro(root, primary, backup))
+            scenario = Scenario(root, primary, backup, client, session, stop)
+            try:
+                results = await _script(console, scenario, tap)
+            except Interrupted:
+                console.print("[yellow]Interrupted: stopping the gateway and the providers.[/]")
+                return INTERRUPTED
+            console.print(_summary(results))
+            ok = all(r.failed == 0 and r.broken == 0 for r in results)
+            if not keep_serving:
+                return 0 if ok else 1
+            log.removeHandler(tap)
+            stderr = logging.StreamHandler()
+            stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(stderr)
+            console.print(_banner(root, primary.base_url), soft_wrap=True)
+            await stop.wait()
+            console.print("Stopping the gateway and the simulated providers…")
+            log.removeHandler(stderr)
+            return 0
+    finally:
+        log.removeHandler(tap)
+
+
+async def _script(console: Console, scenario: Scenario, tap: _LogTap) -> list[PhaseResult]:
+    results: list[PhaseResult] = []
+    for number, phase in enumerate(PHASES, 1):
+        if phase.after_recovery:
+            wait = PhaseResult("Primary fixed, breaker recovering",
+                               "The fault is cleared; Standby waits for the breaker's trial.")
+            await scenario.recover(wait)
+            results.append(wait)
+            console.print(_recovery_line(wait))
+        result = PhaseResult(f"{number}. {phase.title}", phase.story)
+        console.rule(f"[bold]Phase {number}/{len(PHASES)} · {phase.title}")
+        console.print(phase.story, style="dim")
+        logged = tap.count
+        if console.is_terminal:
+            view = functools.partial(_phase_view, phase, result, [], live=True)
+            with Live(get_renderable=view, console=console, refresh_per_second=8,
+                      transient=True):  # fmt: skip
+                await scenario.run(phase, result)
+        else:
+            await scenario.run(phase, result)
+        console.print(_phase_view(phase, result, tap.since(logged), live=False))
+        results.append(result)
+    return results
+
+
+def _who(by: Counter[str]) -> Text:
+    text = Text()
+    for name, count in sorted(by.items(), key=lambda item: -item[1]):
+        if text:
+            text.append(" · ")
+        text.append(f"{name} {count}", style=COLOURS.get(name, "yellow"))
+    return text or Text("nobody", style="red")
+
+
+def _states(states: list[str]) -> Text:
+    styles = {"closed": "green", "open": "red", "half_open": "yellow"}
+    text = Text()
+    for index, state in enumerate(states):
+        text.append(" → " if index else "")
+        text.append(state, style=styles.get(state, "dim"))
+    return text
+
+
+def _phase_view(phase: Phase, result: PhaseResult, logs: list[str], *, live: bool) -> Panel:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    share = f" ({result.answered / result.sent:.0%})" if result.sent else ""
+    grid.add_row("requests sent", str(result.sent))
+    grid.add_row("answered completely", Text(f"{result.answered}{share}",
+                                             style="green" if not result.failed else "red"))
+    grid.add_row("answered by", _who(result.by))
+    if result.continued:
+        grid.add_row("continued mid-stream", f"{result.continued} answers (primary → backup)")
+    grid.add_row("primary received", f"{_primary_hits(result, live)} of {result.sent} requests")
+    grid.add_row("primary breaker", _states(result.states))
+    grid.add_row("slowest answer", f"{result.slowest:.2f} s")
+    grid.add_row("broken streams",
+                 Text(str(result.broken), style="red" if result.broken else "green"))
+    parts: list[RenderableType] = [grid]
+    sample = result.sample
+    if sample is not None:
+        spliced = Text()
+        for who, text in sample.parts:
+            spliced.append(text, style=f"bold {COLOURS.get(who, 'yellow')}")
+        first = len(sample.parts[0][1].split())
+        legend = Text.assemble("words 1–", str(first), " from ", ("primary", "cyan"), ", ",
+                               str(first + 1), "–", str(len(sample.text.split())), " from ",
+                               ("backup", "magenta"), ": complete, one stream, one id")
+        parts += [Text("\nOne answer cut mid-stream, as the client received it:"), spliced, legend]
+    if live and result.last is not None:
+        parts.append(Text(f"\nlast answer from {result.last.answered_by} in "
+                          f"{result.last.seconds:.2f} s: {result.last.text[:60]}…", style="dim"))
+    if logs:
+        parts.append(Text("\ngateway log: " + "\n             ".join(logs), style="dim"))
+    clock = f"{result.seconds:.1f} s" + (f" / {phase.seconds:.0f} s" if live and
+                                         not phase.until_back else "")
+    return Panel(Group(*parts), title=f"[bold]{phase.title}", subtitle=clock, expand=False)
+
+
+def _primary_hits(result: PhaseResult, live: bool) -> str:
+    """The primary's request count: known once the phase is over."""
+    return "…" if live and not result.done else str(result.primary_hits)
+
+
+def _recovery_line(result: PhaseResult) -> Text:
+    closed = result.state == "closed"
+    mark = ("✓", "green") if closed else ("!", "yellow")
+    return Text.assemble((f"{mark[0]} ", mark[1]), "Primary fixed; its breaker ",
+                         _states(result.states),
+                         f" in {result.seconds:.1f} s; {result.answered} of {result.sent} "
+                         "requests answered meanwhile by ", _who(result.by))
+
+
+def _summary(results: list[PhaseResult]) -> Table:
+    table = Table(title="Summary", title_style="bold", show_footer=True)
+    sent = sum(r.sent for r in results)
+    answered = sum(r.answered for r in results)
+    broken = sum(r.broken for r in results)
+    total = Counter[str]()
+    for r in results:
+        total.update(r.by)
+    columns = ("Phase", "Sent", "Answered", "By primary", "By backup", "Spliced", "Broken")
+    footers = ("Total", str(sent), f"{answered} ({answered / max(sent, 1):.0%})",
+               str(total["primary"]), str(total["backup"]), str(total["primary→backup"]),
+               str(broken))  # fmt: skip
+    for column, footer in zip(columns, footers, strict=True):
+        table.add_column(column, footer, justify="left" if column == "Phase" else "right")
+    for r in results:
+        table.add_row(r.title, str(r.sent), str(r.answered), str(r.by["primary"]),
+                      str(r.by["backup"]), str(r.by["primary→backup"]), str(r.broken),
+                      style=None if r.title[0].isdigit() else "dim")
+    ok = answered == sent and broken == 0
+    verdict = (f"✓ {answered / max(sent, 1):.0%} answered, {broken} broken streams: the client "
+               "never saw the outage." if ok else
+               f"✗ {sent - answered} of {sent} requests not answered completely, {broken} "
+               "broken streams.")  # fmt: skip
+    table.caption = verdict
+    table.caption_style = "bold green" if ok else "bold red"
+    return table
+
+
+def _intro(root: str, primary: SimProvider, backup: SimProvider) -> Panel:
+    lines = Text.assemble(
+        "Two simulated providers and the Standby gateway, all in this process:\n",
+        ("  primary ", "cyan"), primary.base_url, "\n", ("  backup  ", "magenta"),
+        backup.base_url, "\n", ("  Standby ", "bold"), f"{root}/v1\n",
+        f"Route {ROUTE}: primary, then backup. Deadlines: connect 1 s, first token 2 s, "
+        "idle 2 s. Breaker: opens after 3 failures, ejects for 2 s (growing to 4 s).\n",
+        "A client using the official openai SDK streams answers through Standby while the "
+        "primary breaks in several ways.")
+    return Panel(lines, title="[bold]Standby demo", expand=False)
+
+
+def _banner(root: str, primary_url: str) -> Group:
+    curl = (f"curl -N {root}/v1/chat/completions \\\n"
+            "  -H 'Content-Type: application/json' \\\n"
+            f"  -d '{{\"model\": \"{ROUTE}\", \"stream\": true, "
+            '"messages": [{"role": "user", "content": "Hello"}]}\'')
+    python = ("from openai import OpenAI\n"
+              f'client = OpenAI(base_url="{root}/v1", api_key="demo")\n'
+              f'reply = client.chat.completions.create(model="{ROUTE}",\n'
+              '    messages=[{"role": "user", "content": "Hello"}])\n'
+              "print(reply.choices[0].message.content)")
+    fault = (f"curl -X POST {primary_url.removesuffix('/v1')}/_sim/fault "
+             "-d '{\"kind\": \"error\", \"status\": 503}'")
+    return Group(
+        Text(f"\nStandby is running at {root}/v1 — try:\n", style="bold green"),
+        Text(curl), Text("\nor with Python:\n"), Text(python),
+        Text(f"\nBreak the primary yourself:  {fault}\n"
+             f"Watch the breakers:          curl {root}/standby/health\n"
+             "Press Ctrl-C to stop.", style="dim"))

@@ -1,0 +1,285 @@
+"""The scripted outage of ``standby demo``: phases, client load, and what each phase saw.
+
+``Scenario`` drives a real client (the official ``openai`` SDK) against a real gateway in
+front of two simulated providers. Each ``Phase`` sets a fault on the primary, runs a
+bounded client load for a few seconds, and fills a ``PhaseResult``: requests sent and
+answered, who answered (from the ``x-standby-provider`` header and, per chunk, the sim's
+``system_fingerprint``), how many requests the primary actually received, and the
+primary's breaker states read from ``GET /standby/health``. Rendering lives in
+``standby.demo``; nothing here prints.
+
+Every loop is bounded in count and time: ``WORKERS`` clients send at most
+``MAX_REQUESTS_PER_WORKER`` requests per phase, each within ``REQUEST_LIMIT`` seconds, and
+a phase waiting for the primary to recover gives up after ``RECOVERY_LIMIT`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import openai
+
+from standby.providers.sim import Fault, SimProvider
+
+ROUTE = "gpt-4o-mini"
+PRIMARY_TARGET = "primary/gpt-4o-mini"
+WORKERS = 3  # concurrent clients
+PAUSE = 0.15  # seconds a client waits between two requests
+REQUEST_LIMIT = 15.0  # seconds one request may take, stream included
+MAX_REQUESTS_PER_WORKER = 200  # per phase; a safety bound, never reached at PAUSE
+RECOVERY_LIMIT = 10.0  # seconds a phase may wait for the primary's breaker to close
+POLL_EVERY = 0.2  # seconds between two reads of /standby/health
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One step of the scripted outage.
+
+    ``fault`` is set on the primary at the start (``None``: the primary is cleared).
+    With ``after_recovery`` the phase first clears the primary and waits (under load)
+    until its breaker is closed again. With ``until_back`` the phase first runs until
+    the primary's breaker is closed and the primary answers again, then ``seconds`` more.
+    """
+
+    title: str
+    story: str
+    fault: Fault | None
+    seconds: float
+    after_recovery: bool = False
+    until_back: bool = False
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase("All healthy",
+          "Both providers are up: every answer streams from the primary.",
+          None, 3.0),
+    Phase("Primary returns 503",
+          "Every request to the primary fails with 503. Standby fails over to the backup; "
+          "after 3 failures the primary's breaker opens and the primary is left alone.",
+          Fault("error", status=503), 6.0),
+    Phase("Primary cuts streams mid-answer",
+          "The primary sends 4 words, then drops the connection. Standby asks the backup to "
+          "continue the same answer and splices it in: the client sees one complete stream.",
+          Fault("cut_stream", after=4), 4.0, after_recovery=True),
+    Phase("Primary goes silent",
+          "The primary accepts requests but never answers. At the 2 s first-token deadline "
+          "Standby fails over, and the breaker keeps later requests away from the primary.",
+          Fault("silent"), 5.0, after_recovery=True),
+    Phase("Primary recovers",
+          "The fault is cleared. When the ejection period ends, the breaker lets one trial "
+          "request through; it succeeds and traffic returns to the primary.",
+          None, 2.0, until_back=True),
+)  # fmt: skip
+
+
+def demo_plan(primary_url: str, backup_url: str) -> dict[str, Any]:
+    """The demo's downtime plan: ``gpt-4o-mini`` on the primary, then on the backup."""
+    return {
+        "providers": {
+            "primary": {"kind": "openai-compatible", "base_url": primary_url,
+                        "api_key": "sk-demo-primary"},
+            "backup": {"kind": "openai-compatible", "base_url": backup_url,
+                       "api_key": "sk-demo-backup"},
+        },
+        "timeouts": {"connect": "1s", "first_token": "2s", "idle": "2s", "total": "30s"},
+        # Ejections grow 2 s → 3 s → 4 s while faults follow each other; the cap keeps
+        # the scripted part short (and a 4 s clean closed period forgets the growth).
+        "breaker": {"failures": 3, "ejection": "2s", "max_ejection": "4s"},
+        "routes": {ROUTE: {"targets": [PRIMARY_TARGET, "backup/gpt-4o-mini"]}},
+    }  # fmt: skip
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One client request as the client saw it."""
+
+    provider: str  # who answered, from the x-standby-provider header ("" if none)
+    parts: list[tuple[str, str]]  # (provider from the chunks' fingerprint, text), merged
+    complete: bool  # the whole expected answer arrived and the stream ended cleanly
+    seconds: float
+    error: str = ""
+
+    @property
+    def text(self) -> str:
+        """The answer text, all parts joined."""
+        return "".join(text for _, text in self.parts)
+
+    @property
+    def broken(self) -> bool:
+        """Content arrived, but not the whole answer: the failure Standby must never show."""
+        return bool(self.text) and not self.complete
+
+    @property
+    def answered_by(self) -> str:
+        """``primary``, ``backup``, or ``primary→backup`` for an answer spliced mid-stream."""
+        names = list(dict.fromkeys(who for who, _ in self.parts))
+        return "→".join(names) if names else self.provider
+
+    @property
+    def continued(self) -> bool:
+        """The answer was spliced from more than one provider mid-stream."""
+        return len({who for who, _ in self.parts}) > 1
+
+
+@dataclass(slots=True)
+class PhaseResult:
+    """What one phase (or the wait for recovery before it) saw."""
+
+    title: str
+    story: str
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+    sent: int = 0
+    answered: int = 0
+    failed: int = 0
+    broken: int = 0
+    continued: int = 0
+    by: Counter[str] = field(default_factory=Counter)
+    primary_hits: int = 0
+    states: list[str] = field(default_factory=list)  # breaker states of the primary, in order
+    slowest: float = 0.0
+    last: Outcome | None = None
+    sample: Outcome | None = None  # the first answer continued mid-stream
+    done: bool = False
+
+    @property
+    def state(self) -> str:
+        """The primary's breaker state last seen."""
+        return self.states[-1] if self.states else "?"
+
+    def note_state(self, state: str) -> None:
+        """Record a breaker state if it changed."""
+        if not self.states or self.states[-1] != state:
+            self.states.append(state)
+
+    def record(self, outcome: Outcome) -> None:
+        """Count one finished request."""
+        self.last = outcome
+        self.slowest = max(self.slowest, outcome.seconds)
+        if outcome.complete:
+            self.answered += 1
+            self.by[outcome.answered_by] += 1
+        else:
+            self.failed += 1
+        self.broken += outcome.broken
+        if outcome.continued and outcome.complete:
+            self.continued += 1
+            self.sample = self.sample or outcome
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived during the script."""
+
+
+class Scenario:
+    """Runs phases against a gateway at ``root_url`` in front of ``primary`` and ``backup``."""
+
+    def __init__(self, root_url: str, primary: SimProvider, backup: SimProvider,
+                 client: openai.AsyncOpenAI, session: aiohttp.ClientSession,
+                 stop: asyncio.Event) -> None:  # fmt: skip
+        self.root_url, self.primary, self.backup = root_url, primary, backup
+        self.client, self.session, self.stop = client, session, stop
+        self.expected = primary.expected_text()
+
+    async def breaker_state(self) -> str:
+        """The primary's breaker state from ``GET /standby/health`` (``?`` if unreadable)."""
+        try:
+            timeout = aiohttp.ClientTimeout(total=2)
+            async with self.session.get(f"{self.root_url}/standby/health", timeout=timeout) as r:
+                health: dict[str, Any] = await r.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return "?"
+        target = health.get("targets", {}).get(PRIMARY_TARGET)
+        return str(target["state"]) if isinstance(target, dict) else "closed"
+
+    async def request(self) -> Outcome:
+        """One streamed chat completion through the official SDK, timed and checked."""
+        started, provider = time.monotonic(), ""
+        parts: list[tuple[str, str]] = []
+        try:
+            async with asyncio.timeout(REQUEST_LIMIT):
+                raw = await self.client.chat.completions.with_raw_response.create(
+                    model=ROUTE, stream=True,
+                    messages=[{"role": "user", "content": "Say something reassuring."}])
+                provider = raw.headers.get("x-standby-provider", "")
+                async for chunk in raw.parse():
+                    text = chunk.choices[0].delta.content if chunk.choices else None
+                    if not text:
+                        continue
+                    who = (chunk.system_fingerprint or "").removeprefix("fp_sim_") or provider
+                    if parts and parts[-1][0] == who:
+                        parts[-1] = (who, parts[-1][1] + text)
+                    else:
+                        parts.append((who, text))
+        except (openai.OpenAIError, TimeoutError) as error:
+            message = str(error) or type(error).__name__
+            return Outcome(provider, parts, False, time.monotonic() - started, message)
+        complete = "".join(text for _, text in parts) == self.expected
+        problem = "" if complete else "the answer is not the complete expected text"
+        return Outcome(provider, parts, complete, time.monotonic() - started, problem)
+
+    async def _client(self, result: PhaseResult, until: asyncio.Event) -> None:
+        for _ in range(MAX_REQUESTS_PER_WORKER):
+            if until.is_set() or self.stop.is_set():
+                return
+            result.sent += 1
+            result.record(await self.request())
+            await asyncio.sleep(PAUSE)
+
+    async def _watch(self, result: PhaseResult, until: asyncio.Event) -> None:
+        limit = time.monotonic() + RECOVERY_LIMIT + 60.0
+        while not until.is_set() and time.monotonic() < limit:
+            result.note_state(await self.breaker_state())
+            await asyncio.sleep(POLL_EVERY)
+
+    async def _run(self, result: PhaseResult, seconds: float, back: bool) -> None:
+        """Load the gateway for ``seconds`` (with ``back``: once the primary is back)."""
+        until, hits = asyncio.Event(), len(self.primary.requests)
+        back_at: float | None = None
+        result.started = time.monotonic()
+        result.note_state(await self.breaker_state())
+        tasks = [asyncio.create_task(self._client(result, until)) for _ in range(WORKERS)]
+        tasks.append(asyncio.create_task(self._watch(result, until)))
+        deadline = result.started + seconds + (RECOVERY_LIMIT if back else 0.0)
+        try:
+            while (now := time.monotonic()) < deadline and not self.stop.is_set():
+                if back and back_at is None and self._back(result):
+                    back_at = now
+                since = back_at if back else result.started
+                if since is not None and now - since >= seconds:
+                    break
+                result.seconds = now - result.started
+                await asyncio.sleep(0.05)
+        finally:
+            until.set()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+        for error in done:
+            if isinstance(error, Exception):
+                raise error
+        result.note_state(await self.breaker_state())
+        result.primary_hits = len(self.primary.requests) - hits
+        result.seconds, result.done = time.monotonic() - result.started, True
+        if self.stop.is_set():
+            raise Interrupted
+
+    @staticmethod
+    def _back(result: PhaseResult) -> bool:
+        return result.state == "closed" and result.by["primary"] > 0
+
+    async def recover(self, result: PhaseResult) -> None:
+        """Clear the primary and keep the load on until its breaker is closed again."""
+        self.primary.clear()
+        await self._run(result, 0.0, back=True)
+
+    async def run(self, phase: Phase, result: PhaseResult) -> None:
+        """Set the phase's fault and load the gateway for the phase's duration."""
+        if phase.fault is None:
+            self.primary.clear()
+        else:
+            self.primary.set_fault(phase.fault)
+        await self._run(result, phase.seconds, phase.until_back)

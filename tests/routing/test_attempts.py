@@ -1,0 +1,116 @@
+"""The attempt plan with a scripted health gate and a hand-moved clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from standby.errors import ConnectFailed, Exhausted, ProviderError, UpstreamStatus
+from standby.plan.model import Retry, Timeouts
+from standby.routing.attempts import AttemptPlan
+from standby.routing.outcomes import Verdict
+from standby.routing.policy import Target
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Gate:
+    def __init__(self, refused: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.refused = set(refused)
+        self.log: list[tuple[str, str]] = []
+
+    def admit(self, key: str, now: float) -> object | None:
+        return None if key in self.refused else object()
+
+    def responded(self, key: str, token: object, now: float) -> None:
+        pass
+
+    def succeeded(self, key: str, token: object, now: float, seconds: float) -> None:
+        self.log.append((key, "ok"))
+
+    def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
+               seconds: float) -> None:
+        self.log.append((key, verdict.label))
+
+
+A1, A2, B1 = Target("a", "m1"), Target("a", "m2"), Target("b", "m1")
+
+
+def plan(gate: Gate, clock: Clock, *targets: Target, **retry: object) -> AttemptPlan:
+    return AttemptPlan(candidates=list(targets), gate=gate, timeouts=Timeouts(total=10),
+                       retry=Retry.model_validate(retry), clock=clock, rng=random.Random(3))
+
+
+def test_failover_prefers_a_different_provider() -> None:
+    p = plan(Gate(), Clock(), A1, A2, B1)
+    step = p.first()
+    assert step.target == A1
+    assert p.failed(step, ConnectFailed("down"), 0.01).target == B1
+
+
+def test_open_breakers_are_skipped_but_the_last_target_is_never_ejected() -> None:
+    p = plan(Gate(refused={"a/m1"}), Clock(), A1, B1)
+    assert p.first().target == B1
+    q = plan(Gate(refused={"a/m1", "b/m1"}), Clock(), A1, B1)
+    forced = q.first()
+    assert forced.target == A1 and forced.token is None
+    with pytest.raises(Exhausted):
+        q.failed(forced, ConnectFailed("down"), 0.01)
+
+
+def test_one_transient_500_retries_the_same_target_after_a_jittered_backoff() -> None:
+    p = plan(Gate(), Clock(), A1, B1, backoff=0.1, max_backoff=1)
+    step = p.first()
+    again = p.failed(step, UpstreamStatus("x", status=500, kind="server_error"), 0.01)
+    assert again.target == A1 and 0.05 <= again.delay <= 0.1
+    third = p.failed(again, UpstreamStatus("x", status=500, kind="server_error"), 0.01)
+    assert third.target == B1 and third.delay == 0
+
+
+def test_rate_limit_waits_out_retry_after_only_when_nothing_else_can_serve() -> None:
+    p = plan(Gate(), Clock(), A1)
+    step = p.first()
+    wait = p.failed(step, UpstreamStatus("x", status=429, kind="rate_limited", retry_after=0.5),
+                    0.01)
+    assert wait.target == A1 and wait.delay == 0.5
+    with pytest.raises(Exhausted) as exc:
+        p.failed(wait, UpstreamStatus("x", status=429, kind="rate_limited", retry_after=0.5), 0.01)
+    assert exc.value.retry_after == 0.5
+    too_long = plan(Gate(), Clock(), A1)
+    with pytest.raises(Exhausted):
+        too_long.failed(too_long.first(),
+                        UpstreamStatus("x", status=429, kind="rate_limited", retry_after=60), 0.01)
+
+
+def test_final_errors_propagate_and_budget_bounds_everything() -> None:
+    p = plan(Gate(), Clock(), A1, B1)
+    policy = UpstreamStatus("no", status=400, kind="content_policy")
+    with pytest.raises(UpstreamStatus):
+        p.failed(p.first(), policy, 0.01)
+    clock = Clock()
+    q = plan(Gate(), clock, A1, B1)
+    step = q.first()
+    clock.now += 11
+    with pytest.raises(Exhausted):
+        q.failed(step, ConnectFailed("down"), 0.01)
+
+
+def test_context_length_skips_every_target_with_that_model() -> None:
+    p = plan(Gate(), Clock(), A1, B1, A2)
+    nxt = p.failed(p.first(), UpstreamStatus("long", status=400, kind="context_length"), 0.01)
+    assert nxt.target == A2
+
+
+def test_deadlines_are_clipped_to_the_remaining_budget() -> None:
+    clock = Clock()
+    p = plan(Gate(), clock, A1)
+    clock.now += 9.5
+    d = p.deadlines_for(Timeouts(connect=3, first_token=5, idle=5, total=10))
+    assert d.connect == pytest.approx(0.5) and d.first_token == pytest.approx(0.5)
