@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import logging
 import signal
 import socket
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -26,7 +27,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from standby.demo_script import PHASES, ROUTE, Interrupted, Phase, PhaseResult, Scenario, demo_plan
+from standby import demo_script as script
 from standby.plan.model import Plan
 from standby.providers.sim import SimProvider
 from standby.web.app import StandbyApp
@@ -44,6 +45,10 @@ def run_demo(port: int, keep_serving: bool) -> int:
     interrupted during the scripted part.
     """
     console = Console(highlight=False)
+    if importlib.util.find_spec("openai") is None:
+        console.print("[red]standby demo drives the gateway with the official openai SDK, "
+                      "which is not installed here:[/] pip install openai")
+        return 1
     if not console.is_terminal:  # CI logs: wide enough for the summary table on one line each
         console.width = max(console.width, 100)
     try:
@@ -61,27 +66,18 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _listen(port: int) -> socket.socket:
+@contextlib.asynccontextmanager
+async def _gateway(plan: Plan, port: int) -> AsyncIterator[int]:
+    """Serve ``plan`` on ``port`` (a free one if taken) in this loop; yields the bound port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
-        sock.listen(1024)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def _gateway(plan: Plan, port: int) -> AsyncIterator[int]:
-    """Serve ``plan`` on ``port`` (a free one if taken) in this loop; yields the bound port."""
-    try:
-        sock = _listen(port)
-    except OSError:
-        sock = _listen(0)
-    server = _Server(uvicorn_config(StandbyApp(plan), host="127.0.0.1", port=port,
-                                    log_level="warning"))  # fmt: skip
+    except OSError:  # taken: any free port (a failed bind leaves the socket unbound)
+        sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    config = uvicorn_config(StandbyApp(plan), host="127.0.0.1", port=port, log_level="warning")
+    server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         for _ in range(2000):  # 10 s at most
@@ -98,39 +94,21 @@ async def _gateway(plan: Plan, port: int) -> AsyncIterator[int]:
         sock.close()
 
 
-class _LogTap(logging.Handler):
-    """Keeps the gateway's recent log lines for the phase panels instead of printing them."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: deque[str] = deque(maxlen=200)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-        self.count += 1
-
-    def since(self, count: int) -> list[str]:
-        """The lines logged after ``count`` lines, most frequent first (at most 3)."""
-        new = list(self.lines)[-(self.count - count):] if self.count > count else []
-        return [f"{n}x {line}" if n > 1 else line for line, n in Counter(new).most_common(3)]
-
-
 async def _demo(console: Console, port: int, keep_serving: bool) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    tap, log = _LogTap(), logging.getLogger("standby")
+    tap, log = script.LogTap(), logging.getLogger("standby")
     log.addHandler(tap)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            import openai
+            import openai  # optional at import time: run_demo checks that it is installed
 
             primary = await stack.enter_async_context(SimProvider("primary", chunk_delay=0.03))
             backup = await stack.enter_async_context(SimProvider("backup", chunk_delay=0.03))
-            plan = Plan.model_validate(demo_plan(primary.base_url, backup.base_url))
+            plan = Plan.model_validate(script.demo_plan(primary.base_url, backup.base_url))
             bound = await stack.enter_async_context(_gateway(plan, port))
             if port and bound != port:
                 console.print(f"[yellow]Port {port} is taken; the demo uses port {bound}.[/]")
@@ -139,10 +117,10 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
             stack.push_async_callback(client.close)
             session = await stack.enter_async_context(aiohttp.ClientSession())
             console.print(_intro(root, primary, backup))
-            scenario = Scenario(root, primary, backup, client, session, stop)
+            scenario = script.Scenario(root, primary, client, session, stop, tap)
             try:
-                results = await _script(console, scenario, tap)
-            except Interrupted:
+                results = await _play(console, scenario)
+            except script.Interrupted:
                 console.print("[yellow]Interrupted: stopping the gateway and the providers.[/]")
                 return INTERRUPTED
             console.print(_summary(results))
@@ -162,27 +140,25 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
         log.removeHandler(tap)
 
 
-async def _script(console: Console, scenario: Scenario, tap: _LogTap) -> list[PhaseResult]:
-    results: list[PhaseResult] = []
-    for number, phase in enumerate(PHASES, 1):
+async def _play(console: Console, scenario: script.Scenario) -> list[script.PhaseResult]:
+    results: list[script.PhaseResult] = []
+    for number, phase in enumerate(script.PHASES, 1):
         if phase.after_recovery:
-            wait = PhaseResult("Primary fixed, breaker recovering",
-                               "The fault is cleared; Standby waits for the breaker's trial.")
+            wait = script.PhaseResult("Primary fixed, breaker recovering", "")
             await scenario.recover(wait)
             results.append(wait)
             console.print(_recovery_line(wait))
-        result = PhaseResult(f"{number}. {phase.title}", phase.story)
-        console.rule(f"[bold]Phase {number}/{len(PHASES)} · {phase.title}")
+        result = script.PhaseResult(f"{number}. {phase.title}", phase.story)
+        console.rule(f"[bold]Phase {number}/{len(script.PHASES)} · {phase.title}")
         console.print(phase.story, style="dim")
-        logged = tap.count
         if console.is_terminal:
-            view = functools.partial(_phase_view, phase, result, [], live=True)
+            view = functools.partial(_phase_view, phase, result, live=True)
             with Live(get_renderable=view, console=console, refresh_per_second=8,
                       transient=True):  # fmt: skip
                 await scenario.run(phase, result)
         else:
             await scenario.run(phase, result)
-        console.print(_phase_view(phase, result, tap.since(logged), live=False))
+        console.print(_phase_view(phase, result, live=False))
         results.append(result)
     return results
 
@@ -205,7 +181,7 @@ def _states(states: list[str]) -> Text:
     return text
 
 
-def _phase_view(phase: Phase, result: PhaseResult, logs: list[str], *, live: bool) -> Panel:
+def _phase_view(phase: script.Phase, result: script.PhaseResult, *, live: bool) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -214,9 +190,10 @@ def _phase_view(phase: Phase, result: PhaseResult, logs: list[str], *, live: boo
     grid.add_row("answered completely", Text(f"{result.answered}{share}",
                                              style="green" if not result.failed else "red"))
     grid.add_row("answered by", _who(result.by))
-    if result.continued:
-        grid.add_row("continued mid-stream", f"{result.continued} answers (primary → backup)")
-    grid.add_row("primary received", f"{_primary_hits(result, live)} of {result.sent} requests")
+    if result.by["primary→backup"]:
+        grid.add_row("continued mid-stream", f"{result.by['primary→backup']} answers")
+    hits = "…" if live and not result.done else str(result.primary_hits)  # known at the end
+    grid.add_row("primary received", f"{hits} of {result.sent} requests")
     grid.add_row("primary breaker", _states(result.states))
     grid.add_row("slowest answer", f"{result.slowest:.2f} s")
     grid.add_row("broken streams",
@@ -228,26 +205,22 @@ def _phase_view(phase: Phase, result: PhaseResult, logs: list[str], *, live: boo
         for who, text in sample.parts:
             spliced.append(text, style=f"bold {COLOURS.get(who, 'yellow')}")
         first = len(sample.parts[0][1].split())
-        legend = Text.assemble("words 1–", str(first), " from ", ("primary", "cyan"), ", ",
-                               str(first + 1), "–", str(len(sample.text.split())), " from ",
-                               ("backup", "magenta"), ": complete, one stream, one id")
+        legend = Text.assemble("words 1-", str(first), " from ", ("primary", "cyan"), ", ",
+                               str(first + 1), "-", str(len(sample.text.split())), " from ",
+                               ("backup", "magenta"), ": complete, in one stream with ",
+                               "one id" if sample.ids == 1 else f"{sample.ids} ids (!)")
         parts += [Text("\nOne answer cut mid-stream, as the client received it:"), spliced, legend]
     if live and result.last is not None:
         parts.append(Text(f"\nlast answer from {result.last.answered_by} in "
                           f"{result.last.seconds:.2f} s: {result.last.text[:60]}…", style="dim"))
-    if logs:
-        parts.append(Text("\ngateway log: " + "\n             ".join(logs), style="dim"))
+    if result.logs:
+        parts.append(Text("\ngateway log: " + "\n             ".join(result.logs), style="dim"))
     clock = f"{result.seconds:.1f} s" + (f" / {phase.seconds:.0f} s" if live and
                                          not phase.until_back else "")
     return Panel(Group(*parts), title=f"[bold]{phase.title}", subtitle=clock, expand=False)
 
 
-def _primary_hits(result: PhaseResult, live: bool) -> str:
-    """The primary's request count: known once the phase is over."""
-    return "…" if live and not result.done else str(result.primary_hits)
-
-
-def _recovery_line(result: PhaseResult) -> Text:
+def _recovery_line(result: script.PhaseResult) -> Text:
     closed = result.state == "closed"
     mark = ("✓", "green") if closed else ("!", "yellow")
     return Text.assemble((f"{mark[0]} ", mark[1]), "Primary fixed; its breaker ",
@@ -256,24 +229,24 @@ def _recovery_line(result: PhaseResult) -> Text:
                          "requests answered meanwhile by ", _who(result.by))
 
 
-def _summary(results: list[PhaseResult]) -> Table:
-    table = Table(title="Summary", title_style="bold", show_footer=True)
-    sent = sum(r.sent for r in results)
-    answered = sum(r.answered for r in results)
-    broken = sum(r.broken for r in results)
-    total = Counter[str]()
+def _summary(results: list[script.PhaseResult]) -> Table:
+    def cells(r: script.PhaseResult) -> list[str]:
+        by = r.by
+        return [str(n) for n in (r.sent, r.answered, by["primary"], by["backup"],
+                                 by["primary→backup"], r.broken)]  # fmt: skip
+
+    total = script.PhaseResult("Total", "")
     for r in results:
-        total.update(r.by)
+        total.sent, total.answered, total.broken = (total.sent + r.sent, total.answered +
+                                                    r.answered, total.broken + r.broken)
+        total.by.update(r.by)
+    table = Table(title="Summary", title_style="bold", show_footer=True)
     columns = ("Phase", "Sent", "Answered", "By primary", "By backup", "Spliced", "Broken")
-    footers = ("Total", str(sent), f"{answered} ({answered / max(sent, 1):.0%})",
-               str(total["primary"]), str(total["backup"]), str(total["primary→backup"]),
-               str(broken))  # fmt: skip
-    for column, footer in zip(columns, footers, strict=True):
+    for column, footer in zip(columns, ["Total", *cells(total)], strict=True):
         table.add_column(column, footer, justify="left" if column == "Phase" else "right")
     for r in results:
-        table.add_row(r.title, str(r.sent), str(r.answered), str(r.by["primary"]),
-                      str(r.by["backup"]), str(r.by["primary→backup"]), str(r.broken),
-                      style=None if r.title[0].isdigit() else "dim")
+        table.add_row(r.title, *cells(r), style=None if r.title[0].isdigit() else "dim")
+    sent, answered, broken = total.sent, total.answered, total.broken
     ok = answered == sent and broken == 0
     verdict = (f"✓ {answered / max(sent, 1):.0%} answered, {broken} broken streams: the client "
                "never saw the outage." if ok else
@@ -289,7 +262,7 @@ def _intro(root: str, primary: SimProvider, backup: SimProvider) -> Panel:
         "Two simulated providers and the Standby gateway, all in this process:\n",
         ("  primary ", "cyan"), primary.base_url, "\n", ("  backup  ", "magenta"),
         backup.base_url, "\n", ("  Standby ", "bold"), f"{root}/v1\n",
-        f"Route {ROUTE}: primary, then backup. Deadlines: connect 1 s, first token 2 s, "
+        f"Route {script.ROUTE}: primary, then backup. Deadlines: connect 1 s, first token 2 s, "
         "idle 2 s. Breaker: opens after 3 failures, ejects for 2 s (growing to 4 s).\n",
         "A client using the official openai SDK streams answers through Standby while the "
         "primary breaks in several ways.")
@@ -299,11 +272,11 @@ def _intro(root: str, primary: SimProvider, backup: SimProvider) -> Panel:
 def _banner(root: str, primary_url: str) -> Group:
     curl = (f"curl -N {root}/v1/chat/completions \\\n"
             "  -H 'Content-Type: application/json' \\\n"
-            f"  -d '{{\"model\": \"{ROUTE}\", \"stream\": true, "
+            f"  -d '{{\"model\": \"{script.ROUTE}\", \"stream\": true, "
             '"messages": [{"role": "user", "content": "Hello"}]}\'')
     python = ("from openai import OpenAI\n"
               f'client = OpenAI(base_url="{root}/v1", api_key="demo")\n'
-              f'reply = client.chat.completions.create(model="{ROUTE}",\n'
+              f'reply = client.chat.completions.create(model="{script.ROUTE}",\n'
               '    messages=[{"role": "user", "content": "Hello"}])\n'
               "print(reply.choices[0].message.content)")
     fault = (f"curl -X POST {primary_url.removesuffix('/v1')}/_sim/fault "

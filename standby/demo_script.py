@@ -5,8 +5,7 @@ front of two simulated providers. Each ``Phase`` sets a fault on the primary, ru
 bounded client load for a few seconds, and fills a ``PhaseResult``: requests sent and
 answered, who answered (from the ``x-standby-provider`` header and, per chunk, the sim's
 ``system_fingerprint``), how many requests the primary actually received, and the
-primary's breaker states read from ``GET /standby/health``. Rendering lives in
-``standby.demo``; nothing here prints.
+primary's breaker states read from ``GET /standby/health``. Nothing here prints.
 
 Every loop is bounded in count and time: ``WORKERS`` clients send at most
 ``MAX_REQUESTS_PER_WORKER`` requests per phase, each within ``REQUEST_LIMIT`` seconds, and
@@ -16,15 +15,18 @@ a phase waiting for the primary to recover gives up after ``RECOVERY_LIMIT`` sec
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import openai
 
 from standby.providers.sim import Fault, SimProvider
+
+if TYPE_CHECKING:
+    import openai
 
 ROUTE = "gpt-4o-mini"
 PRIMARY_TARGET = "primary/gpt-4o-mini"
@@ -103,6 +105,7 @@ class Outcome:
     complete: bool  # the whole expected answer arrived and the stream ended cleanly
     seconds: float
     error: str = ""
+    ids: int = 1  # distinct chunk ids seen: one stream must keep one id across a failover
 
     @property
     def text(self) -> str:
@@ -120,11 +123,6 @@ class Outcome:
         names = list(dict.fromkeys(who for who, _ in self.parts))
         return "→".join(names) if names else self.provider
 
-    @property
-    def continued(self) -> bool:
-        """The answer was spliced from more than one provider mid-stream."""
-        return len({who for who, _ in self.parts}) > 1
-
 
 @dataclass(slots=True)
 class PhaseResult:
@@ -138,13 +136,13 @@ class PhaseResult:
     answered: int = 0
     failed: int = 0
     broken: int = 0
-    continued: int = 0
     by: Counter[str] = field(default_factory=Counter)
     primary_hits: int = 0
     states: list[str] = field(default_factory=list)  # breaker states of the primary, in order
     slowest: float = 0.0
     last: Outcome | None = None
     sample: Outcome | None = None  # the first answer continued mid-stream
+    logs: list[str] = field(default_factory=list)  # what the gateway logged, condensed
     done: bool = False
 
     @property
@@ -167,9 +165,26 @@ class PhaseResult:
         else:
             self.failed += 1
         self.broken += outcome.broken
-        if outcome.continued and outcome.complete:
-            self.continued += 1
+        if "→" in outcome.answered_by and outcome.complete:
             self.sample = self.sample or outcome
+
+
+class LogTap(logging.Handler):
+    """Keeps the gateway's log lines for the phase panels instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: deque[str] = deque(maxlen=200)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        self.count += 1
+
+    def since(self, count: int) -> list[str]:
+        """The lines logged after the first ``count``, most frequent first (at most 3)."""
+        new = list(self.lines)[-(self.count - count) :] if self.count > count else []
+        return [f"{n}x {line}" if n > 1 else line for line, n in Counter(new).most_common(3)]
 
 
 class Interrupted(Exception):
@@ -177,13 +192,12 @@ class Interrupted(Exception):
 
 
 class Scenario:
-    """Runs phases against a gateway at ``root_url`` in front of ``primary`` and ``backup``."""
+    """Runs phases against the gateway at ``root_url``, breaking ``primary``."""
 
-    def __init__(self, root_url: str, primary: SimProvider, backup: SimProvider,
-                 client: openai.AsyncOpenAI, session: aiohttp.ClientSession,
-                 stop: asyncio.Event) -> None:  # fmt: skip
-        self.root_url, self.primary, self.backup = root_url, primary, backup
-        self.client, self.session, self.stop = client, session, stop
+    def __init__(self, root_url: str, primary: SimProvider, client: openai.AsyncOpenAI,
+                 session: aiohttp.ClientSession, stop: asyncio.Event, tap: LogTap) -> None:
+        self.root_url, self.primary, self.client = root_url, primary, client
+        self.session, self.stop, self.tap = session, stop, tap
         self.expected = primary.expected_text()
 
     async def breaker_state(self) -> str:
@@ -199,8 +213,11 @@ class Scenario:
 
     async def request(self) -> Outcome:
         """One streamed chat completion through the official SDK, timed and checked."""
+        import openai  # the demo's client; run_demo checks that it is installed
+
         started, provider = time.monotonic(), ""
         parts: list[tuple[str, str]] = []
+        ids: set[str] = set()
         try:
             async with asyncio.timeout(REQUEST_LIMIT):
                 raw = await self.client.chat.completions.with_raw_response.create(
@@ -208,6 +225,7 @@ class Scenario:
                     messages=[{"role": "user", "content": "Say something reassuring."}])
                 provider = raw.headers.get("x-standby-provider", "")
                 async for chunk in raw.parse():
+                    ids.add(chunk.id)
                     text = chunk.choices[0].delta.content if chunk.choices else None
                     if not text:
                         continue
@@ -218,10 +236,10 @@ class Scenario:
                         parts.append((who, text))
         except (openai.OpenAIError, TimeoutError) as error:
             message = str(error) or type(error).__name__
-            return Outcome(provider, parts, False, time.monotonic() - started, message)
-        complete = "".join(text for _, text in parts) == self.expected
-        problem = "" if complete else "the answer is not the complete expected text"
-        return Outcome(provider, parts, complete, time.monotonic() - started, problem)
+            return Outcome(provider, parts, False, time.monotonic() - started, message, len(ids))
+        complete = "".join(text for _, text in parts) == self.expected and len(ids) == 1
+        problem = "" if complete else "not the complete expected answer in one stream"
+        return Outcome(provider, parts, complete, time.monotonic() - started, problem, len(ids))
 
     async def _client(self, result: PhaseResult, until: asyncio.Event) -> None:
         for _ in range(MAX_REQUESTS_PER_WORKER):
@@ -239,7 +257,7 @@ class Scenario:
 
     async def _run(self, result: PhaseResult, seconds: float, back: bool) -> None:
         """Load the gateway for ``seconds`` (with ``back``: once the primary is back)."""
-        until, hits = asyncio.Event(), len(self.primary.requests)
+        until, hits, logged = asyncio.Event(), len(self.primary.requests), self.tap.count
         back_at: float | None = None
         result.started = time.monotonic()
         result.note_state(await self.breaker_state())
@@ -248,8 +266,8 @@ class Scenario:
         deadline = result.started + seconds + (RECOVERY_LIMIT if back else 0.0)
         try:
             while (now := time.monotonic()) < deadline and not self.stop.is_set():
-                if back and back_at is None and self._back(result):
-                    back_at = now
+                if back and back_at is None and result.state == "closed" and result.by["primary"]:
+                    back_at = now  # the breaker closed and the primary answers again
                 since = back_at if back else result.started
                 if since is not None and now - since >= seconds:
                     break
@@ -263,13 +281,10 @@ class Scenario:
                 raise error
         result.note_state(await self.breaker_state())
         result.primary_hits = len(self.primary.requests) - hits
+        result.logs = self.tap.since(logged)
         result.seconds, result.done = time.monotonic() - result.started, True
         if self.stop.is_set():
             raise Interrupted
-
-    @staticmethod
-    def _back(result: PhaseResult) -> bool:
-        return result.state == "closed" and result.by["primary"] > 0
 
     async def recover(self, result: PhaseResult) -> None:
         """Clear the primary and keep the load on until its breaker is closed again."""

@@ -49,6 +49,7 @@ class OpenAIProvider:
             headers["Authorization"] = f"Bearer {config.api_key}"
         self._headers = headers
         self._session: aiohttp.ClientSession | None = None
+        self._secret = config.api_key.encode() if len(config.api_key) >= 8 else b""
 
     def __repr__(self) -> str:  # never shows the key
         return f"<OpenAIProvider {self.name} {self._config.base_url}>"
@@ -129,6 +130,8 @@ class OpenAIProvider:
 
     async def _raise_status(self, resp: aiohttp.ClientResponse) -> None:
         raw = await resp.content.read(_ERROR_BODY_LIMIT)
+        if self._secret and self._secret in raw:  # some providers echo the key they refused
+            raw = raw.replace(self._secret, b"***")
         body: dict[str, Any] | None
         try:
             parsed = orjson.loads(raw) if raw else None

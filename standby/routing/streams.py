@@ -59,6 +59,9 @@ class StreamRun:
         self.plan = router.attempt_plan(route)
         options = body.get("stream_options")
         self.include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        n = body.get("n")
+        self.choices = n if isinstance(n, int) and n > 1 else 1
+        self._finishes = 0
         self._sent: list[str] = []  # content the client has received, in pieces
         self.stream_id = ""
         self.target: Target | None = None
@@ -211,7 +214,8 @@ class StreamRun:
         out = b"".join(self._render(held) for held in self._tools)
         self._tools.clear()
         if chunk.finish_reason:
-            self._finished = True
+            self._finishes += 1
+            self._finished = self._finishes >= self.choices
             if self._splicer is not None and (rest := self._splicer.flush()):
                 out = self._rewrite_text(rest) + out
         if self._splicer is not None and chunk.role_only:
@@ -247,6 +251,9 @@ class StreamRun:
         assert self._step is not None
         await self._drop_upstream()
         step = self._next_after(self._step, error)
+        if self.choices > 1:  # n parallel answers cannot be spliced one by one
+            raise StreamBroken(f"{error.message}; a stream of {self.choices} choices cannot be "
+                               "continued")
         while True:
             prefill = self._uses_prefill(step.target)
             sent = self.sent_text

@@ -254,32 +254,33 @@ async def send_stream(
     cut = len(body)
     if kind in _CUT_KINDS:  # a tool call is always cut inside its arguments
         cut = min(fault.after, len(body) - 1 if kind == "tool_call_cut" else len(body))
+    tail = events.finish + events.usage + (b"" if kind == "no_done" else events.done)
     resp = web.StreamResponse(headers=_SSE_HEADERS)
 
-    async def write(head: bytes, pieces: list[bytes]) -> None:
-        if chunk_delay <= 0:
-            await resp.write(head + b"".join(pieces))  # one write: the fast path
-            return
-        await resp.write(head)
-        for piece in pieces:
-            await asyncio.sleep(chunk_delay)
-            await resp.write(piece)
+    async def write(head: bytes, pieces: list[bytes], end: bytes | None = None) -> None:
+        if chunk_delay > 0:
+            await resp.write(head)
+            for piece in pieces:
+                await asyncio.sleep(chunk_delay)
+                await resp.write(piece)
+            head, pieces = b"", []
+        data = head + b"".join(pieces)  # one write (with the end): the fast path
+        await (resp.write(data) if end is None else resp.write_eof(data + end))
 
     with contextlib.suppress(ConnectionError):
         await resp.prepare(request)
         if kind == "slow_first_token" and fault.headers_early:  # the headers are out
             await asyncio.sleep(fault.delay)
-        await write(events.head, body[:cut])
-        if kind in ("cut_stream", "tool_call_cut"):
-            await flush_and_abort(request)
-            return resp
-        if kind == "stall" and not await holds.hold(request, fault.delay):
-            return resp
-        await write(_MALFORMED_EVENT if kind == "malformed_event" else b"", body[cut:])
-        if kind != "no_done_no_finish":
-            done = b"" if kind == "no_done" else events.done
-            await resp.write(events.finish + events.usage + done)
-        await resp.write_eof()
+        head = events.head
+        if kind in _CUT_KINDS:
+            await write(head, body[:cut])
+            if kind in ("cut_stream", "tool_call_cut"):
+                await flush_and_abort(request)
+                return resp
+            if kind == "stall" and not await holds.hold(request, fault.delay):
+                return resp
+            head, body = _MALFORMED_EVENT if kind == "malformed_event" else b"", body[cut:]
+        await write(head, body, b"" if kind == "no_done_no_finish" else tail)
     return resp
 
 
