@@ -100,8 +100,9 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    tap, log = script.LogTap(), logging.getLogger("standby")
-    log.addHandler(tap)
+    tap, log, stderr = script.LogTap(), logging.getLogger("standby"), logging.StreamHandler()
+    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(tap)  # the scripted part shows the gateway's log in the phase panels
     try:
         async with contextlib.AsyncExitStack() as stack:
             import openai  # optional at import time: run_demo checks that it is installed
@@ -128,16 +129,14 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
             if not keep_serving:
                 return 0 if ok else 1
             log.removeHandler(tap)
-            stderr = logging.StreamHandler()
-            stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            log.addHandler(stderr)
+            log.addHandler(stderr)  # while serving, the gateway logs to stderr as usual
             console.print(_banner(root, primary.base_url), soft_wrap=True)
             await stop.wait()
             console.print("Stopping the gateway and the simulated providers…")
-            log.removeHandler(stderr)
             return 0
     finally:
         log.removeHandler(tap)
+        log.removeHandler(stderr)
 
 
 async def _play(console: Console, scenario: script.Scenario) -> list[script.PhaseResult]:
@@ -185,19 +184,22 @@ def _phase_view(phase: script.Phase, result: script.PhaseResult, *, live: bool) 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    share = f" ({result.answered / result.sent:.0%})" if result.sent else ""
+    finished = result.answered + result.failed
+    share = f" of {finished} ({result.answered / finished:.0%})" if finished else ""
+    flying = f", {result.sent - finished} in flight" if result.sent > finished else ""
     grid.add_row("requests sent", str(result.sent))
-    grid.add_row("answered completely", Text(f"{result.answered}{share}",
+    grid.add_row("answered completely", Text(f"{result.answered}{share}{flying}",
                                              style="green" if not result.failed else "red"))
     grid.add_row("answered by", _who(result.by))
     if result.by["primary→backup"]:
         grid.add_row("continued mid-stream", f"{result.by['primary→backup']} answers")
-    hits = "…" if live and not result.done else str(result.primary_hits)  # known at the end
-    grid.add_row("primary received", f"{hits} of {result.sent} requests")
+    grid.add_row("primary received", f"{result.primary_hits} of {result.sent} requests")
     grid.add_row("primary breaker", _states(result.states))
     grid.add_row("slowest answer", f"{result.slowest:.2f} s")
     grid.add_row("broken streams",
                  Text(str(result.broken), style="red" if result.broken else "green"))
+    if result.error:
+        grid.add_row("first failure", Text(result.error[:200], style="red"))
     parts: list[RenderableType] = [grid]
     sample = result.sample
     if sample is not None:

@@ -6,10 +6,8 @@ bounded client load for a few seconds, and fills a ``PhaseResult``: requests sen
 answered, who answered (from the ``x-standby-provider`` header and, per chunk, the sim's
 ``system_fingerprint``), how many requests the primary actually received, and the
 primary's breaker states read from ``GET /standby/health``. Nothing here prints.
-
-Every loop is bounded in count and time: ``WORKERS`` clients send at most
-``MAX_REQUESTS_PER_WORKER`` requests per phase, each within ``REQUEST_LIMIT`` seconds, and
-a phase waiting for the primary to recover gives up after ``RECOVERY_LIMIT`` seconds.
+Every loop is bounded in count and time (``MAX_REQUESTS_PER_WORKER``, ``REQUEST_LIMIT``,
+``RECOVERY_LIMIT``).
 """
 
 from __future__ import annotations
@@ -143,7 +141,7 @@ class PhaseResult:
     last: Outcome | None = None
     sample: Outcome | None = None  # the first answer continued mid-stream
     logs: list[str] = field(default_factory=list)  # what the gateway logged, condensed
-    done: bool = False
+    error: str = ""  # the first failure the client saw, if any
 
     @property
     def state(self) -> str:
@@ -164,6 +162,7 @@ class PhaseResult:
             self.by[outcome.answered_by] += 1
         else:
             self.failed += 1
+            self.error = self.error or outcome.error
         self.broken += outcome.broken
         if "→" in outcome.answered_by and outcome.complete:
             self.sample = self.sample or outcome
@@ -249,10 +248,11 @@ class Scenario:
             result.record(await self.request())
             await asyncio.sleep(PAUSE)
 
-    async def _watch(self, result: PhaseResult, until: asyncio.Event) -> None:
+    async def _watch(self, result: PhaseResult, until: asyncio.Event, hits: int) -> None:
         limit = time.monotonic() + RECOVERY_LIMIT + 60.0
         while not until.is_set() and time.monotonic() < limit:
             result.note_state(await self.breaker_state())
+            result.primary_hits = len(self.primary.requests) - hits
             await asyncio.sleep(POLL_EVERY)
 
     async def _run(self, result: PhaseResult, seconds: float, back: bool) -> None:
@@ -262,7 +262,7 @@ class Scenario:
         result.started = time.monotonic()
         result.note_state(await self.breaker_state())
         tasks = [asyncio.create_task(self._client(result, until)) for _ in range(WORKERS)]
-        tasks.append(asyncio.create_task(self._watch(result, until)))
+        tasks.append(asyncio.create_task(self._watch(result, until, hits)))
         deadline = result.started + seconds + (RECOVERY_LIMIT if back else 0.0)
         try:
             while (now := time.monotonic()) < deadline and not self.stop.is_set():
@@ -275,14 +275,14 @@ class Scenario:
                 await asyncio.sleep(0.05)
         finally:
             until.set()
-            done = await asyncio.gather(*tasks, return_exceptions=True)
-        for error in done:
+            ends = await asyncio.gather(*tasks, return_exceptions=True)
+        for error in ends:
             if isinstance(error, Exception):
                 raise error
         result.note_state(await self.breaker_state())
         result.primary_hits = len(self.primary.requests) - hits
         result.logs = self.tap.since(logged)
-        result.seconds, result.done = time.monotonic() - result.started, True
+        result.seconds = time.monotonic() - result.started
         if self.stop.is_set():
             raise Interrupted
 

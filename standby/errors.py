@@ -33,7 +33,9 @@ class StandbyError(Exception):
 class PlanError(StandbyError):
     """A plan could not be loaded; ``str()`` names the file, line and key."""
 
-    def __init__(self, message: str, *, file: str = "", line: int | None = None, key: str = "") -> None:
+    def __init__(
+        self, message: str, *, file: str = "", line: int | None = None, key: str = ""
+    ) -> None:
         self.file = file
         self.line = line
         self.key = key
@@ -142,7 +144,9 @@ class StreamBroken(ProviderError):
 class Exhausted(StandbyError):
     """Every candidate target failed or was skipped; the caller gets a 503."""
 
-    def __init__(self, message: str, *, retry_after: float, last: ProviderError | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float, last: ProviderError | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after

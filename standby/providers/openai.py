@@ -82,12 +82,14 @@ class OpenAIProvider:
             raise DeadlineExceeded(f"{target}: connect timed out", phase="connect",
                                    target=target) from exc
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectFailed(f"{target}: cannot connect ({exc.os_error})", target=target) from exc
+            raise ConnectFailed(f"{target}: cannot connect ({exc.os_error})",
+                                target=target) from exc
         except TimeoutError as exc:
             raise DeadlineExceeded(f"{target}: no {phase.replace('_', ' ')} in time", phase=phase,
                                    target=target) from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
-            raise StreamBroken(f"{target}: reply cut ({type(exc).__name__})", target=target) from exc
+            raise StreamBroken(f"{target}: reply cut ({type(exc).__name__})",
+                               target=target) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise ResetBeforeHeaders(f"{target}: connection lost ({type(exc).__name__})",
                                      target=target) from exc
@@ -151,7 +153,7 @@ class OpenAIProvider:
             raise MalformedReply(f"{self.name}: reply is not JSON", target=self.name) from exc
         if not isinstance(data, dict):
             raise MalformedReply(f"{self.name}: reply is not a JSON object", target=self.name)
-        if "error" in data and data["error"]:
+        if data.get("error"):
             raise MalformedReply(f"{self.name}: HTTP {resp.status} carrying an error body",
                                  target=self.name)
         expected = "choices" if call.endpoint == "chat" else "data"

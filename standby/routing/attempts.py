@@ -71,6 +71,7 @@ class AttemptPlan:
     _current: Step | None = None
     _forced: bool = False  # one try of an ejected target already spent
     _rate_waits: int = 0  # Retry-After waits spent on this request
+    _rate_limited: tuple[Target, float] | None = None  # soonest rate-limited target, ready at
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -123,12 +124,15 @@ class AttemptPlan:
         self._failed_providers.add(step.target.provider)
         if verdict.skip_model:
             self.candidates = [c for c in self.candidates if c.model != step.target.model]
+            if not self.candidates:
+                raise error  # F13: no larger model left; the provider's 400 says why
+        self._note_rate_limit(step, verdict, error)
         nxt = self._pick()
         if nxt is not None:
             return nxt
-        wait = self._rate_limit_wait(verdict, error)
-        if wait is not None:  # F01: nothing else can serve; Retry-After fits the budget
-            return Step(step.target, step.token, wait)
+        wait = self._rate_limit_wait()
+        if wait is not None:  # F01: nothing else can serve; a Retry-After fits the budget
+            return wait
         raise self.exhausted()
 
     def _pick(self) -> Step | None:
@@ -150,16 +154,27 @@ class AttemptPlan:
         cap = min(self.retry.max_backoff, self.retry.backoff * (2 ** (self._same_tries - 1)))
         return self.rng.uniform(cap / 2, cap)  # jittered; never zero, never hammer
 
-    def _rate_limit_wait(self, verdict: Verdict, error: ProviderError) -> float | None:
+    def _note_rate_limit(self, step: Step, verdict: Verdict, error: ProviderError) -> None:
+        """Remember the soonest a rate-limited target said it would serve again."""
         if verdict.effect is not Effect.RATE_LIMITED or not isinstance(error, UpstreamStatus):
-            return None
-        if self._rate_waits >= max(1, self.retry.same_target):
-            return None
+            return
         wait = error.retry_after if error.retry_after is not None else self._backoff()
-        if wait > self.retry.max_retry_after or wait >= self.remaining():
+        if wait > self.retry.max_retry_after:
+            return
+        ready = self.clock() + wait
+        if self._rate_limited is None or ready < self._rate_limited[1]:
+            self._rate_limited = (step.target, ready)
+
+    def _rate_limit_wait(self) -> Step | None:
+        if self._rate_limited is None or self._rate_waits >= max(1, self.retry.same_target):
+            return None
+        target, ready = self._rate_limited
+        wait = max(0.0, ready - self.clock())
+        if wait >= self.remaining():
             return None
         self._rate_waits += 1
-        return wait
+        self._rate_limited = None
+        return Step(target, None, wait)
 
     def exhausted(self) -> Exhausted:
         retry_after = 1.0

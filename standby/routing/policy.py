@@ -42,7 +42,8 @@ class RouteTable:
         self._routes: list[tuple[str, re.Pattern[str] | None, Route]] = []
         for name, route in routes.items():
             glob = any(ch in name for ch in "*?[")
-            self._routes.append((name, re.compile(fnmatch.translate(name)) if glob else None, route))
+            pattern = re.compile(fnmatch.translate(name)) if glob else None
+            self._routes.append((name, pattern, route))
         self._cache: dict[str, ResolvedRoute | None] = {}
 
     def names(self) -> list[str]:
@@ -77,7 +78,7 @@ def _target(ref: TargetRef, asked: str, tier: int) -> Target:
 
 
 def candidate_order(route: ResolvedRoute, rng: random.Random) -> list[Target]:
-    """Tiers in order; inside a tier a weighted random order (Efraimidis–Spirakis keys)."""
+    """Tiers in order; inside a tier a weighted random order (Efraimidis-Spirakis keys)."""
     ordered: list[Target] = []
     for tier in route.tiers:
         if len(tier) == 1:

@@ -72,7 +72,7 @@ class StreamRun:
         self._tools: list[Chunk] = []  # tool-call deltas held until the call is complete
         self._splicer: Splicer | None = None  # set while a continuation attempt is serving
         self._finished = False
-        self._prefill_refused = False
+        self._role_sent = False  # the client has had a delta with the assistant role
 
     @property
     def sent_text(self) -> str:
@@ -218,24 +218,30 @@ class StreamRun:
             self._finished = self._finishes >= self.choices
             if self._splicer is not None and (rest := self._splicer.flush()):
                 out = self._rewrite_text(rest) + out
-        if self._splicer is not None and chunk.role_only:
-            return out  # the continuing target's role chunk: the client has had one
-        if self._splicer is not None and not chunk.content and not (
-                chunk.finish_reason or chunk.usage or chunk.tool_calls):
-            return out  # held back by the splicer
+        if self._splicer is not None:
+            if chunk.role_only and self._role_sent:
+                return out  # the continuing target's role chunk: the client has had one
+            if not (chunk.role_only or chunk.content or chunk.finish_reason or chunk.usage
+                    or chunk.tool_calls):
+                return out  # held back by the splicer
         if chunk.content:
             self._sent.append(chunk.content)
         return out + self._render(chunk)
 
     def _render(self, chunk: Chunk) -> bytes:
         if self._splicer is None:
+            if not self._role_sent:
+                self._role_sent = b'"role"' in chunk.raw
             return b"data: " + chunk.raw + b"\n\n"  # the fast path: bytes as received
         data = chunk.data
         data["id"] = self.stream_id
         choices = data.get("choices")
         if choices and isinstance(choices[0], dict) and isinstance(choices[0].get("delta"), dict):
             delta = choices[0]["delta"]
-            delta.pop("role", None)
+            if self._role_sent:
+                delta.pop("role", None)
+            elif "role" in delta:
+                self._role_sent = True
             if "content" in delta:
                 delta["content"] = chunk.content
         return b"data: " + orjson.dumps(data) + b"\n\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
@@ -22,5 +23,10 @@ def run_server(plan: Plan, *, host: str, port: int, log_level: str = "warning") 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = StandbyApp(plan)
+    # Everything built so far lives as long as the process: keep it out of the collector's
+    # scans, and collect young objects less often (fewer, shorter pauses on the hot path).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     print(f"Standby listening on http://{host}:{port}/v1", file=sys.stderr, flush=True)
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,14 +20,16 @@ import aiohttp
 import openai
 import orjson
 from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletionFunctionToolParam
 
 from standby.providers.sim import SimProvider
 from standby.testing import RunningGateway, running_gateway
 
 EXCHANGE_TIMEOUT = 15.0
+Headers = Mapping[str, str]
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 CLIENT_KEY = "sk-client-key-not-for-upstream"
-WEATHER_TOOL: dict[str, Any] = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -147,8 +150,8 @@ class Gateway:
         targets: dict[str, Any] = (await self.health())["targets"]
         return dict(targets[key])
 
-    async def http(self, method: str, path: str, data: bytes | None = None,
-                   headers: Mapping[str, str] | None = None) -> tuple[int, bytes, Mapping[str, str]]:
+    async def http(self, method: str, path: str, data: bytes | AsyncIterable[bytes] | None = None,
+                   headers: Mapping[str, str] | None = None) -> tuple[int, bytes, Headers]:
         """A raw HTTP request to the gateway (``path`` from the root), outside the SDK."""
         async with asyncio.timeout(EXCHANGE_TIMEOUT), aiohttp.ClientSession() as session, \
                 session.request(method, self.gw.root_url + path, data=data,
@@ -176,7 +179,7 @@ def seen(sim: SimProvider) -> list[str]:
 def gaps(sim: SimProvider) -> list[float]:
     """Seconds between consecutive requests the provider saw."""
     at = [r.at for r in sim.requests]
-    return [b - a for a, b in zip(at, at[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(at)]
 
 
 def last_message(sim: SimProvider, index: int = -1) -> dict[str, Any]:

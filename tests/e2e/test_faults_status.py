@@ -7,6 +7,8 @@ provider saw. Deadlines and backoffs are configured short; nothing sleeps.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import openai
@@ -68,11 +70,23 @@ async def test_f01_retry_after_beyond_the_budget_is_a_clean_503(
     async with serve(single_target_plan(primary)) as gw:
         with pytest.raises(openai.InternalServerError) as caught:
             await gw.ask(stream=stream, model="solo")
-        elapsed_ok = caught.value.response.elapsed.total_seconds() < 5
     assert caught.value.status_code == 503
     assert caught.value.response.headers["retry-after"] == "30"
-    assert elapsed_ok
+    assert caught.value.response.elapsed.total_seconds() < 5, "not waiting out 30 s"
     assert seen(primary) == ["rate_limit"]
+
+
+@STREAMS
+async def test_f01_retry_after_is_honoured_when_the_backup_is_down_too(
+        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary.set_fault(Fault("rate_limit", retry_after=0.2, times=1))
+    backup.set_fault(Fault("error", status=503))
+    async with serve(two_target_plan(primary, backup)) as gw:
+        got = await gw.ask(stream=stream)
+    assert got.provider == "primary"
+    assert got.text == primary.expected_text()
+    assert seen(primary) == ["rate_limit", "ok"]
+    assert gaps(primary)[0] >= 0.2
 
 
 # -- F02 429 storm without Retry-After --------------------------------------------------------
@@ -159,6 +173,19 @@ async def test_f13_context_length_skips_the_model_and_goes_to_a_larger_one(
         "the same model at another provider has the same context window: skip it"
 
 
+@STREAMS
+async def test_f13_context_length_with_no_larger_target_is_the_providers_400(
+        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary.set_fault(Fault("context_length"))
+    async with serve(two_target_plan(primary, backup)) as gw:  # both targets: gpt-4o-mini
+        with pytest.raises(openai.BadRequestError) as caught:
+            await gw.ask(stream=stream)
+    assert caught.value.code == "context_length_exceeded"
+    assert caught.value.param == "messages"
+    assert seen(primary) == ["context_length"]
+    assert backup.requests == [], "the same model elsewhere has the same context window"
+
+
 # -- F14 content-policy rejection -----------------------------------------------------------
 
 @STREAMS
@@ -206,12 +233,18 @@ AUTH_FAULTS = pytest.mark.parametrize("status", [401, 402, 403, 429],
 @AUTH_FAULTS
 @STREAMS
 async def test_f18_refused_key_fails_over_and_raises_an_alert(
-        primary: SimProvider, backup: SimProvider, stream: bool, status: int) -> None:
+        primary: SimProvider, backup: SimProvider, stream: bool, status: int,
+        caplog: pytest.LogCaptureFixture) -> None:
     primary.set_fault(Fault("auth", status=status))
     async with serve(two_target_plan(primary, backup)) as gw:
-        first = await gw.ask(stream=stream)
-        health = await gw.health()
-        second = await gw.ask(stream=stream)
+        with caplog.at_level(logging.WARNING, logger="standby"):
+            first = await gw.ask(stream=stream)
+            health = await gw.health()
+            second = await gw.ask(stream=stream)
+    alerts = [r for r in caplog.records if "ALERT" in r.getMessage()]
+    assert len(alerts) == 1, "one alert for the refused key, not one per request"
+    assert PRIMARY in alerts[0].getMessage()
+    assert not any(secret in caplog.text for secret in SECRETS)
     assert (first.provider, first.attempts) == ("backup", 2)
     assert (second.provider, second.attempts) == ("backup", 1), "the bad key is skipped"
     assert first.text == second.text == backup.expected_text()
@@ -274,3 +307,18 @@ async def test_f20_the_providers_retry_after_reaches_the_client(
         with pytest.raises(openai.InternalServerError) as caught:
             await gw.ask(stream=stream)
     assert caught.value.response.headers["retry-after"] == "7"
+
+
+async def test_f20_silent_and_stalled_targets_end_within_the_budget(
+        primary: SimProvider, backup: SimProvider) -> None:
+    """Providers that never finish cannot hold a client past the configured deadlines."""
+    primary.set_fault(Fault("silent"))
+    backup.set_fault(Fault("stall", after=0, delay=0))
+    plan = two_target_plan(primary, backup, timeouts={
+        "connect": "1s", "first_token": "300ms", "idle": "300ms", "total": "2s"})
+    async with serve(plan) as gw, asyncio.timeout(5):
+        with pytest.raises(openai.InternalServerError) as caught:
+            await gw.ask(stream=True)
+    assert caught.value.status_code == 503
+    assert caught.value.response.elapsed.total_seconds() < 2, "within the total budget"
+    assert (seen(primary), seen(backup)) == (["silent"], ["stall"])

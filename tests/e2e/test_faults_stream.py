@@ -105,14 +105,16 @@ async def test_f09_nothing_can_continue_ends_with_an_error_event_and_no_done(
         with pytest.raises(openai.APIError) as caught:
             async with asyncio.timeout(EXCHANGE_TIMEOUT):
                 async for chunk in chunks:
-                    text += chunk.choices[0].delta.content or "" if chunk.choices else ""
+                    if chunk.choices:
+                        text += chunk.choices[0].delta.content or ""
         await chunks.close()
-        primary.set_fault(Fault("cut_stream", after=3))
         payload = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
         async with asyncio.timeout(EXCHANGE_TIMEOUT), aiohttp.ClientSession() as session, \
                 session.post(gw.gw.base_url + "/chat/completions", json=payload) as resp:
-            raw = await resp.read()
+            status, raw = resp.status, await resp.read()
     assert text == _words(primary, 3), "what was sent stays sent; nothing pretends to finish"
+    assert not isinstance(caught.value, openai.APIStatusError), "the stream had started"
+    assert status == 200
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["type"] == "server_error"
     assert b"[DONE]" not in raw, "a truncated answer is never presented as complete"
@@ -231,12 +233,6 @@ async def test_f23_tool_call_cut_is_restarted_whole(
     assert backup.requests[0].body["messages"] == MESSAGES, "restarted, not continued"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "standby/routing/streams.py StreamRun._render strips 'role' from every delta once a "
-    "continuation Splicer is set (and _emit drops role-only chunks), assuming the client "
-    "already had the first target's role chunk; after a tool call is restarted (F23) the "
-    "client received nothing before, so the stream never carries role 'assistant' and the "
-    "SDK's accumulated message has role=None"))
 async def test_f23_restarted_tool_call_keeps_the_assistant_role(
         primary: SimProvider, backup: SimProvider) -> None:
     primary.set_fault(Fault("tool_call_cut"))

@@ -94,8 +94,12 @@ class SimProvider:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0: any free port); returns the bound port."""
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
         sock.setblocking(False)
         self._holds = Holds()
         self._runner = web.AppRunner(
@@ -178,12 +182,9 @@ class SimProvider:
             return _invalid("the body must be a JSON object with a list of messages")
         if prefill and not self.accepts_prefill:
             return _invalid(answers.PREFILL_MESSAGE, "messages")
-        meta = answers.Meta(
-            id=f"chatcmpl-sim-{next(self._ids)}",
-            created=int(time.time()),
-            model=str(body.get("model") or "sim-model"),
-            fingerprint=f"fp_sim_{self.name}",
-        )
+        model = str(body.get("model") or "sim-model")
+        meta = answers.Meta(f"chatcmpl-sim-{next(self._ids)}", int(time.time()), model,
+                            f"fp_sim_{self.name}")
         n = body["n"] if isinstance(body.get("n"), int) and 1 <= body["n"] <= 128 else 1
         if not stream:
             reply = answers.completion(answer, meta, n=n, prompt=prompt)
@@ -259,8 +260,8 @@ async def _read_json(request: web.Request) -> tuple[dict[str, Any], bool]:
     return (data, True) if isinstance(data, dict) else ({}, False)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+def _json(data: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(data), content_type="application/json")
 
 
 def _invalid(message: str, param: str | None = None) -> web.Response:

@@ -1,0 +1,191 @@
+"""Standby's benchmark: direct-to-upstream vs through Standby, in one invocation.
+
+    python -m bench.run [--quick] [--only latency,saturation,stream,memory]
+                        [--upstream sim|node] [--out bench/results/NAME]
+
+Phases (see ``bench/README.md``): added latency at 50 and 500 req/s (open loop),
+saturation requests/s (closed loop, 32 connections), streaming time-to-first-token, and the
+gateway's RSS with 1,000 open streams.  The gateway is pinned to core 1; upstreams, this
+load generator and wrk to core 0.  Every process started is stopped by its process group,
+also on Ctrl-C, SIGTERM and errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bench import machine, phases, report
+from bench.client import new_session
+from bench.processes import ProcessSet, raise_nofile
+from bench.settings import PHASES, Settings
+from bench.stack import ROOT, StackSpec, start_stack, stop_stack
+
+UPSTREAMS = {"sim": "standby sim (Python, aiohttp)",
+             "node": "../shared/harness/mock_upstream.js (Node)"}
+
+
+def log(message: str) -> None:
+    """A progress line on stderr."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short phases (~1 min in all)")
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help=f"comma-separated subset of {','.join(PHASES)}")
+    parser.add_argument("--upstream", choices=("sim", "node"), default="sim",
+                        help="mock upstream: standby sim (default) or the harness's Node mock")
+    parser.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
+    parser.add_argument("--reps", type=int, help="direct/standby pairs per measurement")
+    parser.add_argument("--engine", choices=("auto", "wrk", "aiohttp"), default="auto",
+                        help="saturation client (auto: wrk when installed)")
+    parser.add_argument("--gateway-cpus", default="1", help="taskset list for the gateway")
+    parser.add_argument("--load-cpus", default="0",
+                        help="taskset list for upstreams, load generator and wrk")
+    args = parser.parse_args(argv)
+    chosen = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = sorted(set(chosen) - set(PHASES))
+    if unknown or not chosen:
+        parser.error(f"--only: unknown phase(s) {unknown}; choose from {','.join(PHASES)}")
+    args.only = chosen
+    return args
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Phase sizes from the command line."""
+    overrides: dict[str, object] = {"upstream": args.upstream, "engine": args.engine,
+                                    "gateway_cpus": args.gateway_cpus,
+                                    "load_cpus": args.load_cpus}
+    if args.reps is not None:
+        overrides["reps"] = max(1, args.reps)
+    return Settings.quick(**overrides) if args.quick else Settings(**overrides)  # type: ignore[arg-type]
+
+
+def pin_self(cpus: str) -> None:
+    """Pin this process (the load generator) to ``cpus`` (e.g. ``0`` or ``0,2-3``)."""
+    chosen: set[int] = set()
+    for part in cpus.split(","):
+        low, _, high = part.partition("-")
+        chosen.update(range(int(low), int(high or low) + 1))
+    os.sched_setaffinity(0, chosen)
+
+
+async def measure(s: Settings, only: list[str], procs: ProcessSet) -> dict[str, Any]:
+    """Run the chosen phases; returns phase name → results."""
+    results: dict[str, Any] = {}
+    fast = [p for p in ("latency", "saturation", "stream") if p in only]
+    if fast:
+        log(f"starting {s.upstream} upstreams and the gateway (stream chunk delay "
+            f"{s.stream_chunk_delay * 1000:g} ms)")
+        stack = start_stack(procs, StackSpec(s.upstream, s.stream_chunk_delay,
+                                             s.gateway_cpus, s.load_cpus), "fast")
+        async with new_session(1000, s.timeout) as session:
+            log("warm-up (not recorded)")
+            await phases.warm_up(stack, s, session)
+            if "latency" in fast:
+                log(f"latency: open loop at {[r for r, _ in s.rates]} req/s, {s.reps} pair(s)")
+                results["latency"] = await phases.latency(stack, s, session)
+            if "saturation" in fast:
+                log(f"saturation: {s.sat_connections} connections, {s.sat_duration:g} s x "
+                    f"{s.reps} pair(s)")
+                results["saturation"] = await phases.saturation(stack, s)
+            if "stream" in fast:
+                log(f"stream: {s.stream_rate:g} streams/s for {s.stream_duration:g} s x "
+                    f"{s.reps} pair(s)")
+                expected = await phases.reference_text(session, stack)
+                results["stream"] = await phases.streaming(stack, s, session, expected)
+        stop_stack(procs, stack)
+    if "memory" in only:
+        log(f"memory: fresh gateway, {s.memory_streams} streams of 20 chunks "
+            f"{s.memory_chunk_delay:g} s apart, direct then standby")
+        stack = start_stack(procs, StackSpec(s.upstream, s.memory_chunk_delay,
+                                             s.gateway_cpus, s.load_cpus), "slow")
+        results["memory"] = await phases.memory(stack, s)
+        stop_stack(procs, stack)
+    return results
+
+
+def notes(results: dict[str, Any]) -> list[str]:
+    """Warnings about the run's validity."""
+    out: list[str] = []
+    if results["machine"]["loadavg_start"][0] > 0.5:
+        out.append(f"load average was {results['machine']['loadavg_start'][0]} at start: "
+                   "the machine was busy, expect noise")
+    sat = results["phases"].get("saturation")
+    if sat and sat["gateway_cpu_pct"] < 85:
+        out.append(f"the gateway used only {sat['gateway_cpu_pct']:.0f} % of its core at "
+                   "saturation: the upstream or the load generator may be the bottleneck")
+    for rate, block in results["phases"].get("latency", {}).items():
+        lag = max(p[side]["send_lag_ms"]["p99"] or 0 for p in block["pairs"]
+                  for side in phases.SIDES)
+        if lag > 5:
+            out.append(f"at {rate} req/s the generator sent up to {lag:.1f} ms late (p99); "
+                       "that lateness is counted in the latency (open loop)")
+    return out
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = parse_args(argv)
+    s = settings_from(args)
+    pin_self(s.load_cpus)
+    raise_nofile()
+    signal.signal(signal.SIGTERM, _terminate)
+    workdir = Path(tempfile.mkdtemp(prefix="standby-bench-"))
+    command = "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else argv)
+    started, t0 = time.strftime("%Y-%m-%d %H:%M:%S %Z"), time.monotonic()
+    facts = machine.facts(ROOT)
+    log(f"{command}  (scratch: {workdir}; load average {facts['loadavg_start']})")
+    before = machine.cpu_snapshot()
+    try:
+        with ProcessSet(workdir) as procs:
+            measured = _run_async(measure(s, args.only, procs))
+    except KeyboardInterrupt:
+        log("interrupted: every started process was stopped")
+        return 130
+    results: dict[str, Any] = {
+        "command": command, "started": started, "elapsed_s": time.monotonic() - t0,
+        "upstream": UPSTREAMS[s.upstream],
+        "settings": dataclasses.asdict(s), "machine": facts,
+        "loadavg_end": machine.loadavg(),
+        "foreign_cpu": machine.foreign_cpu(before, procs.started | {os.getpgrp()}),
+        "phases": measured,
+    }
+    results["notes"] = notes(results)
+    report.print_table(report.rows(results), f"Standby vs direct ({results['upstream']})")
+    for note in results["notes"]:
+        log(f"note: {note}")
+    out = args.out or workdir / "results"
+    paths = report.write(results, out)
+    log(f"wrote {paths[0]} and {paths[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

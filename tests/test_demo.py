@@ -1,0 +1,57 @@
+"""``standby demo --once`` end to end: a real subprocess, its real output and exit code.
+
+The scripted outage takes about 35 s (the phase durations are ``demo_script.PHASES``);
+the subprocess gets 90 s.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from standby.demo_script import PHASES
+
+
+def _standby() -> list[str]:
+    script = Path(sys.executable).parent / "standby"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from standby.cli import main; main()"]
+
+
+@pytest.mark.timeout(120)
+def test_demo_once_fails_over_and_exits_zero() -> None:
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    started = time.monotonic()
+    done = subprocess.run([*_standby(), "demo", "--once", "--port", "0"], capture_output=True,
+                          text=True, timeout=90, env=env, check=False)  # fmt: skip
+    seconds = time.monotonic() - started
+    out = done.stdout
+    assert done.returncode == 0, f"exit {done.returncode}\n{out}\n{done.stderr}"
+    for number, phase in enumerate(PHASES, 1):
+        assert f"Phase {number}/{len(PHASES)} · {phase.title}" in out
+    assert re.search(r"answered by +backup", out)  # the 503 phase failed over
+    assert "continued mid-stream" in out  # the cut phase spliced answers
+    assert "from backup: complete, in one stream with one id" in out
+    assert "Summary" in out
+    assert "100% answered, 0 broken streams" in out
+    assert "Standby is running" not in out  # --once leaves nothing serving
+    assert "Traceback" not in done.stderr
+    assert seconds < 60, f"the scripted part took {seconds:.0f} s"
+
+
+def test_plan_and_phases_are_consistent() -> None:
+    from standby.demo_script import demo_plan
+    from standby.plan.model import Plan
+
+    plan = Plan.model_validate(demo_plan("http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"))
+    assert plan.breaker.failures == 3 and plan.timeouts.first_token == 2.0
+    assert [ref.target for tier in plan.routes["gpt-4o-mini"].tier_list() for ref in tier] == [
+        "primary/gpt-4o-mini", "backup/gpt-4o-mini"]
+    assert sum(phase.seconds for phase in PHASES) <= 25  # the rest is recovery waits
