@@ -87,8 +87,8 @@ def demo_plan(primary_url: str, backup_url: str) -> dict[str, Any]:
                        "api_key": "sk-demo-backup"},
         },
         "timeouts": {"connect": "1s", "first_token": "2s", "idle": "2s", "total": "30s"},
-        # Ejections grow 2 s → 3 s → 4 s while faults follow each other; the cap keeps
-        # the scripted part short (and a 4 s clean closed period forgets the growth).
+        # Ejections grow 2 s → 3 s → 4 s while the faults follow each other closely;
+        # the cap keeps the waits for recovery, and so the scripted part, short.
         "breaker": {"failures": 3, "ejection": "2s", "max_ejection": "4s"},
         "routes": {ROUTE: {"targets": [PRIMARY_TARGET, "backup/gpt-4o-mini"]}},
     }  # fmt: skip
