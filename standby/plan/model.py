@@ -126,12 +126,20 @@ def _target_ref(value: Any) -> Any:
 TargetItem = Annotated[TargetRef, BeforeValidator(_target_ref)]
 
 
+class Defer(Record):
+    """Whether a request nothing can serve now may be completed later (202 Accepted)."""
+
+    allowed: bool = False
+    max_age: Duration = 86400.0  # give up on a deferred request after this long
+
+
 class Route(Record):
     """A public model name → ordered tiers of targets (weights share load within a tier)."""
 
     targets: list[TargetItem] | None = None  # shorthand: each target is its own tier
     tiers: list[list[TargetItem]] | None = None
     timeouts: TimeoutOverrides = TimeoutOverrides()
+    defer: Defer = Defer()
 
     @model_validator(mode="after")
     def _one_form(self) -> Route:
@@ -164,6 +172,20 @@ class Server(Record):
         return keys
 
 
+class Journal(Record):
+    """The durable record of every request, attempt and answer."""
+
+    enabled: bool = True
+    url: str = ""  # SQLAlchemy URL; default: sqlite:///standby.db in the data directory
+    wal_dir: str = ""  # write-ahead log directory; default: standby-wal/ in the data directory
+    store: bool = True  # serve stored completions (GET /v1/chat/completions/{id} …)
+    redact: bool = False  # keep only hashes and sizes of bodies and answers
+    retain: Duration = 90 * 86400.0  # prune journal rows older than this
+    batch: int = Field(1000, ge=1)  # events per database transaction at most
+    fsync: bool = False  # fsync the write-ahead log on every append (survives power loss)
+    callback_secret: str = ""  # HMAC key for deferred-completion callbacks
+
+
 class Plan(Record):
     providers: dict[str, Provider]
     routes: dict[str, Route]
@@ -171,6 +193,7 @@ class Plan(Record):
     retry: Retry = Retry()
     breaker: Breaker = Breaker()
     server: Server = Server()
+    journal: Journal = Journal()
 
     @model_validator(mode="after")
     def _targets_exist(self) -> Plan:

@@ -72,10 +72,13 @@ class Router:
     def provider(self, target: Target) -> Provider:
         return self.providers[target.provider]
 
-    async def complete(self, endpoint: Endpoint, body: dict[str, Any],
-                       route: ResolvedRoute) -> Completion:
-        """Try targets until one gives a usable reply; raise the final error otherwise."""
-        plan = self.attempt_plan(route)
+    async def complete(self, endpoint: Endpoint, body: dict[str, Any], route: ResolvedRoute,
+                       plan: AttemptPlan | None = None) -> Completion:
+        """Try targets until one gives a usable reply; raise the final error otherwise.
+
+        Pass ``plan`` to read its attempt history after a failure.
+        """
+        plan = plan or self.attempt_plan(route)
         step: Step = plan.first()
         try:
             while True:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from standby.errors import (
     StreamBroken,
     UpstreamStatus,
 )
+from standby.journal.journal import JournalSink, NullJournal
 from standby.providers.base import ChunkStream
 from standby.routing.continuation import Splicer, continuation_body
 from standby.routing.policy import ResolvedRoute, Target
@@ -52,8 +54,15 @@ DONE = b"data: [DONE]\n\n"
 class StreamRun:
     """Drives one streaming chat completion across attempts."""
 
-    def __init__(self, router: Router, body: dict[str, Any], route: ResolvedRoute) -> None:
+    def __init__(self, router: Router, body: dict[str, Any], route: ResolvedRoute, *,
+                 journal: JournalSink | None = None, rid: str = "") -> None:
         self.router = router
+        self.journal: JournalSink = journal or NullJournal()
+        self.rid = rid
+        self._usage: dict[str, Any] | None = None
+        self._finish_reason: str | None = None
+        self._tool_calls: dict[int, dict[str, Any]] = {}
+        self._created = 0
         self.body = body
         self.route = route
         self.plan = router.attempt_plan(route)
@@ -125,7 +134,10 @@ class StreamRun:
             await self._drop_upstream()
             raise
         if not self.stream_id:
-            self.stream_id = str(self._ready[0].data.get("id") or f"chatcmpl-{uuid.uuid4().hex}")
+            first = self._ready[0].data
+            self.stream_id = str(first.get("id") or f"chatcmpl-{uuid.uuid4().hex}")
+            created = first.get("created")
+            self._created = created if isinstance(created, int) else int(time.time())
         self.router.metrics.first_token(self.route.name, self.router.clock() - self.plan.started)
 
     def _next_after(self, step: Step, error: ProviderError) -> Step:
@@ -155,6 +167,7 @@ class StreamRun:
                     async for out in self._forward():
                         yield out
                     outcome = "ok"
+                    self._journal_completed()
                     yield DONE
                     return
                 except ProviderError as error:
@@ -163,7 +176,10 @@ class StreamRun:
                         await self._continue_after(error)
                     except StandbyError as final:
                         self.router.metrics.continuation(self.route.name, "failed")
-                        yield _error_event(final)
+                        event = _error_event(final)
+                        self.journal.failed(self.rid, status=502, response=event[6:-2],
+                                            attempts=self._attempts())
+                        yield event
                         return
                     self.router.metrics.continuation(self.route.name, "ok")
         finally:
@@ -212,8 +228,11 @@ class StreamRun:
             self._tools.append(chunk)
             return b""
         out = b"".join(self._render(held) for held in self._tools)
+        for held in self._tools:
+            self._collect_tool_calls(held)
         self._tools.clear()
         if chunk.finish_reason:
+            self._finish_reason = chunk.finish_reason
             self._finishes += 1
             self._finished = self._finishes >= self.choices
             if self._splicer is not None and (rest := self._splicer.flush()):
@@ -226,6 +245,9 @@ class StreamRun:
                 return out  # held back by the splicer
         if chunk.content:
             self._sent.append(chunk.content)
+            self.journal.delta(self.rid, chunk.content)  # on disk before the client has it
+        if chunk.usage:
+            self._usage = chunk.usage
         return out + self._render(chunk)
 
     def _render(self, chunk: Chunk) -> bytes:
@@ -248,6 +270,7 @@ class StreamRun:
 
     def _rewrite_text(self, text: str) -> bytes:
         self._sent.append(text)
+        self.journal.delta(self.rid, text)
         data = {"id": self.stream_id, "object": "chat.completion.chunk",
                 "model": self.target.model if self.target else "",
                 "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
@@ -270,6 +293,37 @@ class StreamRun:
                 return
             except ProviderError as again:
                 step = self._next_after(step, again)
+
+    def _collect_tool_calls(self, chunk: Chunk) -> None:
+        for call in chunk.tool_calls:
+            entry = self._tool_calls.setdefault(
+                call.index, {"id": call.id, "type": "function",
+                             "function": {"name": call.name or "", "arguments": ""}})
+            if call.id:
+                entry["id"] = call.id
+            if call.name:
+                entry["function"]["name"] = call.name
+            entry["function"]["arguments"] += call.arguments
+
+    def _attempts(self) -> list[tuple[str, str, float]]:
+        return [(r.target, r.outcome, round(r.seconds, 6)) for r in self.plan.history]
+
+    def _journal_completed(self) -> None:
+        """The whole answer as one chat.completion object, for the journal."""
+        target = self.target
+        message: dict[str, Any] = {"role": "assistant", "content": self.sent_text or None}
+        if self._tool_calls:
+            message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
+        model = target.model if target else ""
+        response = {"id": self.stream_id, "object": "chat.completion",
+                    "created": self._created, "model": model,
+                    "choices": [{"index": 0, "message": message,
+                                 "finish_reason": self._finish_reason}],
+                    "usage": self._usage}
+        self.journal.completed(self.rid, completion_id=self.stream_id,
+                               provider=target.provider if target else "", model=model,
+                               response=response, usage=self._usage,
+                               attempts=self._attempts())
 
     async def _drop_upstream(self) -> None:
         upstream, self._upstream = self._upstream, None

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from standby.canonical import Endpoint
-from standby.errors import ClientError, InvalidRequest, StandbyError
+from standby.errors import ClientError, Exhausted, InvalidRequest, StandbyError
+from standby.journal.events import new_request_id
+from standby.journal.journal import JournalSink, NullJournal
+from standby.routing.attempts import AttemptPlan, AttemptRecord
 from standby.routing.policy import ResolvedRoute, Target
 from standby.routing.router import Router
 from standby.routing.streams import StreamRun
@@ -24,6 +27,13 @@ from standby.web.asgi import ClientGone, ClientKeys, Receive, Scope, Send, read_
 
 log = logging.getLogger("standby.web")
 
+
+class Deferrals(Protocol):
+    """Turns a request nothing can serve now into a 202 when its route and caller allow."""
+
+    async def maybe_defer(self, rid: str, scope: Scope, body: dict[str, Any],
+                          route: ResolvedRoute, send: Send) -> bool: ...
+
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
                 (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
@@ -31,12 +41,17 @@ _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
 class OpenAIWire:
     """Handlers for ``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models``."""
 
-    def __init__(self, router: Router, keys: ClientKeys, max_body: int) -> None:
+    def __init__(self, router: Router, keys: ClientKeys, max_body: int, *,
+                 journal: JournalSink | None = None, store: bool = True,
+                 deferrals: Deferrals | None = None) -> None:
         self.router = router
         self.keys = keys
         self.max_body = max_body
+        self.journal: JournalSink = journal or NullJournal()
+        self.store = store
+        self.deferrals = deferrals
 
-    async def _body(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+    async def _body(self, scope: Scope, receive: Receive) -> tuple[bytes, dict[str, Any]]:
         self.keys.check(scope)
         raw = await read_body(scope, receive, self.max_body)
         try:
@@ -48,60 +63,93 @@ class OpenAIWire:
                 "payload.)") from None
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
-        return body
+        return raw, body
 
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            body = await self._body(scope, receive)
-            _check_chat(body)
-            route = self.router.resolve(body.get("model"))
-            if body.get("stream"):
-                await self._stream(body, route, send)
-            else:
-                await self._complete("chat", body, route, send)
-        except ClientGone:
-            return
-        except StandbyError as error:
-            await _fail(send, error)
+        await self._serve("chat", scope, receive, send)
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve("embeddings", scope, receive, send)
+
+    async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive,
+                     send: Send) -> None:
+        rid = ""
+        plan: AttemptPlan | None = None
         try:
-            body = await self._body(scope, receive)
-            if "input" not in body:
+            raw, body = await self._body(scope, receive)
+            if endpoint == "chat":
+                _check_chat(body)
+            elif "input" not in body:
                 raise InvalidRequest("Missing required parameter: 'input'.", param="input")
             route = self.router.resolve(body.get("model"))
-            await self._complete("embeddings", body, route, send)
+            rid = new_request_id()
+            stream = endpoint == "chat" and bool(body.get("stream"))
+            metadata = body.get("metadata")
+            self.journal.accepted(
+                rid, endpoint=endpoint, route=route.name, model=str(body["model"]),
+                stream=stream, raw_body=raw,
+                metadata=metadata if isinstance(metadata, dict) else None,
+                store=self.store and body.get("store") is not False)
+            if stream:
+                await self._stream(rid, body, route, send)
+                return
+            plan = self.router.attempt_plan(route)
+            done = await self.router.complete(endpoint, body, route, plan)
         except ClientGone:
             return
+        except Exhausted as error:
+            if rid and self.deferrals is not None and await self.deferrals.maybe_defer(
+                    rid, scope, body, route, send):
+                return
+            await self._fail(rid, plan, error, send)
+            return
         except StandbyError as error:
-            await _fail(send, error)
+            await self._fail(rid, plan, error, send)
+            return
+        model = done.reply.model or done.target.model
+        self.journal.completed(
+            rid, completion_id=str(done.reply.data.get("id") or rid),
+            provider=done.target.provider, model=model, response=done.reply.raw,
+            usage=done.reply.usage, attempts=_attempts(done.history))
+        await respond(send, 200, done.reply.raw,
+                      headers=_standby_headers(done.target, model, len(done.history), route))
+
+    async def _fail(self, rid: str, plan: AttemptPlan | None, error: StandbyError,
+                    send: Send) -> None:
+        status, body, headers = errors.render(error)
+        if status >= 500:
+            log.warning("request failed: %s", error)
+        if rid:
+            self.journal.failed(rid, status=status, response=body,
+                                attempts=_attempts(plan.history if plan else []))
+        await respond(send, status, body, headers=headers)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             self.keys.check(scope)
         except ClientError as error:
-            await _fail(send, error)
+            await self._fail("", None, error, send)
             return
         created = int(time.time())
         data = [{"id": name, "object": "model", "created": created, "owned_by": "standby"}
                 for name in self.router.table.names()]
         await respond(send, 200, orjson.dumps({"object": "list", "data": data}))
 
-    async def _complete(self, endpoint: Endpoint, body: dict[str, Any], route: ResolvedRoute,
-                        send: Send) -> None:
-        done = await self.router.complete(endpoint, body, route)
-        model = done.reply.model or done.target.model
-        await respond(send, 200, done.reply.raw,
-                      headers=_standby_headers(done.target, model, len(done.history), route))
-
-    async def _stream(self, body: dict[str, Any], route: ResolvedRoute, send: Send) -> None:
-        run = StreamRun(self.router, body, route)
-        target = await run.start()  # failures up to the first content are plain failovers
+    async def _stream(self, rid: str, body: dict[str, Any], route: ResolvedRoute,
+                      send: Send) -> None:
+        run = StreamRun(self.router, body, route, journal=self.journal, rid=rid)
+        try:
+            target = await run.start()  # failures up to the first content are plain failovers
+        except StandbyError as error:
+            await self._fail(rid, run.plan, error, send)
+            return
         headers = _SSE_HEADERS + _standby_headers(target, target.model, run.plan.attempts + 1,
                                                   route)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         events = run.events()
         try:
+            # once the client is gone uvicorn drops what we send; the answer is still
+            # finished upstream and journaled whole (F21)
             async for data in events:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
         except OSError:
@@ -109,6 +157,10 @@ class OpenAIWire:
         finally:
             await events.aclose()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _attempts(history: list[AttemptRecord]) -> list[tuple[str, str, float]]:
+    return [(record.target, record.outcome, round(record.seconds, 6)) for record in history]
 
 
 def _check_chat(body: dict[str, Any]) -> None:
@@ -135,10 +187,3 @@ def _standby_headers(target: Target, model: str, attempts: int,
             (b"x-standby-model", model.encode()),
             (b"x-standby-attempts", str(attempts).encode()),
             (b"x-standby-route", route.name.encode())]
-
-
-async def _fail(send: Send, error: StandbyError) -> None:
-    status, body, headers = errors.render(error)
-    if status >= 500:
-        log.warning("request failed: %s", error)
-    await respond(send, status, body, headers=headers)

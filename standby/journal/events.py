@@ -1,0 +1,57 @@
+"""Journal events: what happened to a request, one self-contained record each.
+
+Every event is appended to the write-ahead log (``journal.wal``) *before* the gateway acts
+on it — a request is on disk before it is forwarded, a stream's text before it is sent —
+and the database is brought up to date from that log in batches, off the request path
+(``journal.writer``).  So the log is also the spool when the database is away, and the
+recovery source after a crash.
+
+A WAL line is one JSON object with ``"e"`` naming the event:
+
+=========  ===============================================================================
+``acc``    accepted: ``rid, at, endpoint, route, model, stream, store, metadata, body``
+           (the caller's JSON body, or ``null`` when content is redacted), ``hash``, ``size``
+``dlt``    stream text the client is about to receive: ``rid, text``
+``fin``    the request ended: ``rid, at, state`` (``completed`` / ``failed``),
+           ``completion_id, provider, model, status, response`` (the JSON answer, or the
+           error body), ``usage``, ``attempts`` (list of ``[target, outcome, seconds]``)
+``dfr``    deferred: ``rid, at, until`` (give up after), ``callback``
+``meta``   stored-completion metadata replaced: ``completion_id, metadata``
+``del``    stored completion deleted: ``completion_id``
+=========  ===============================================================================
+
+Raw JSON bodies are embedded with ``orjson.Fragment``: never parsed or re-serialised.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import orjson
+
+ACCEPTED, DELTA, FINAL, DEFERRED, METADATA, DELETED = "acc", "dlt", "fin", "dfr", "meta", "del"
+COMPLETED, FAILED, INTERRUPTED, DEFERRED_STATE = "completed", "failed", "interrupted", "deferred"
+
+
+def new_request_id() -> str:
+    """Time-ordered, unique: ``req_`` + nanosecond clock (hex) + 8 random hex digits."""
+    return f"req_{time.time_ns():016x}{secrets.token_hex(4)}"
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """One WAL line (JSON + newline). Values may be ``orjson.Fragment`` (raw JSON)."""
+    return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    event = orjson.loads(line)
+    if not isinstance(event, dict) or "e" not in event:
+        raise ValueError("not a journal event")
+    return event
+
+
+def raw_json(data: bytes | None) -> orjson.Fragment | None:
+    """Embed already-serialised JSON (a request or response body) as is."""
+    return orjson.Fragment(data) if data else None

@@ -1,0 +1,115 @@
+"""The request path's side of the journal: append one event, return at once.
+
+``Journal`` encodes each event and appends it to the write-ahead log (one ``write``
+syscall, no database round trip), then pokes the writer that brings the database up to
+date in batches.  ``NullJournal`` is the same interface doing nothing (journal off).
+With ``redact=True`` bodies and stream text are never written: only their SHA-256 and
+size, for privacy-sensitive plans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from standby.journal import events as ev
+from standby.journal.wal import WriteAheadLog
+
+
+class JournalSink(Protocol):
+    """What the wire handlers and the stream engine call. Every method is non-blocking."""
+
+    def accepted(self, rid: str, *, endpoint: str, route: str, model: str, stream: bool,
+                 raw_body: bytes, metadata: dict[str, Any] | None, store: bool) -> None: ...
+
+    def delta(self, rid: str, text: str) -> None: ...
+
+    def completed(self, rid: str, *, completion_id: str, provider: str, model: str,
+                  response: bytes | dict[str, Any], usage: dict[str, Any] | None,
+                  attempts: Sequence[tuple[str, str, float]]) -> None: ...
+
+    def failed(self, rid: str, *, status: int, response: bytes,
+               attempts: Sequence[tuple[str, str, float]]) -> None: ...
+
+    def deferred(self, rid: str, *, until: float, callback: str | None) -> None: ...
+
+
+class NullJournal:
+    """The journal switched off."""
+
+    def accepted(self, rid: str, *, endpoint: str, route: str, model: str, stream: bool,
+                 raw_body: bytes, metadata: dict[str, Any] | None, store: bool) -> None:
+        pass
+
+    def delta(self, rid: str, text: str) -> None:
+        pass
+
+    def completed(self, rid: str, *, completion_id: str, provider: str, model: str,
+                  response: bytes | dict[str, Any], usage: dict[str, Any] | None,
+                  attempts: Sequence[tuple[str, str, float]]) -> None:
+        pass
+
+    def failed(self, rid: str, *, status: int, response: bytes,
+               attempts: Sequence[tuple[str, str, float]]) -> None:
+        pass
+
+    def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
+        pass
+
+
+class Journal:
+    def __init__(self, wal: WriteAheadLog, *, redact: bool = False,
+                 wake: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.wal = wal
+        self.redact = redact
+        self._wake = wake or (lambda: None)
+        self._clock = clock
+
+    def set_wake(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    def _append(self, event: dict[str, Any]) -> None:
+        self.wal.append(ev.encode(event))
+        self._wake()
+
+    def accepted(self, rid: str, *, endpoint: str, route: str, model: str, stream: bool,
+                 raw_body: bytes, metadata: dict[str, Any] | None, store: bool) -> None:
+        self._append({
+            "e": ev.ACCEPTED, "rid": rid, "at": self._clock(), "endpoint": endpoint,
+            "route": route, "model": model, "stream": stream, "store": store,
+            "metadata": metadata, "body": None if self.redact else ev.raw_json(raw_body),
+            "hash": hashlib.sha256(raw_body).hexdigest(), "size": len(raw_body),
+        })
+
+    def delta(self, rid: str, text: str) -> None:
+        if not self.redact and text:
+            self._append({"e": ev.DELTA, "rid": rid, "text": text})
+
+    def completed(self, rid: str, *, completion_id: str, provider: str, model: str,
+                  response: bytes | dict[str, Any], usage: dict[str, Any] | None,
+                  attempts: Sequence[tuple[str, str, float]]) -> None:
+        body: Any = response
+        if isinstance(response, bytes):
+            body = ev.raw_json(response)
+        if self.redact:
+            body = None
+        self._append({
+            "e": ev.FINAL, "rid": rid, "at": self._clock(), "state": ev.COMPLETED,
+            "completion_id": completion_id, "provider": provider, "model": model,
+            "status": 200, "response": body, "usage": usage, "attempts": list(attempts),
+        })
+
+    def failed(self, rid: str, *, status: int, response: bytes,
+               attempts: Sequence[tuple[str, str, float]]) -> None:
+        self._append({
+            "e": ev.FINAL, "rid": rid, "at": self._clock(), "state": ev.FAILED,
+            "completion_id": None, "provider": None, "model": None, "status": status,
+            "response": ev.raw_json(response), "usage": None, "attempts": list(attempts),
+        })
+
+    def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
+        self._append({"e": ev.DEFERRED, "rid": rid, "at": self._clock(), "until": until,
+                      "callback": callback})
