@@ -1,0 +1,1 @@
+"""The durable record of all AI work: write-ahead log, database, recovery, queries."""
