@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import sys
 from pathlib import Path
@@ -66,7 +65,8 @@ def serve(plan_path: str | None, host: str | None, port: int | None, log_level: 
             "credit. Add server.client_keys to the plan (see `standby key hash`).")
     for line in described:
         click.echo(line, err=True)
-    run_server(plan, host=host, port=port, log_level=log_level)
+    data_dir = Path(plan_path).resolve().parent if plan_path else Path.cwd()
+    run_server(plan, host=host, port=port, log_level=log_level, data_dir=data_dir)
 
 
 @main.group("plan")
@@ -128,13 +128,8 @@ def key_hash(key: str) -> None:
     click.echo(hash_key(key))
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s", stream=sys.stderr)
-
-
 if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-__all__ = ["Path", "_configure_logging", "main"]
+__all__ = ["main"]

@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
@@ -36,8 +37,10 @@ class StandbyApp:
 
     def __init__(self, plan: Plan, *, clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None,
-                 providers: dict[str, Provider] | None = None) -> None:
+                 providers: dict[str, Provider] | None = None,
+                 data_dir: Path | None = None) -> None:
         self.plan = plan
+        self.data_dir = data_dir
         self.metrics = Metrics()
         self.registry = HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
         self.providers = providers if providers is not None else {
