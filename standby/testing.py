@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import tempfile
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import uvicorn
 
@@ -31,11 +33,27 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(plan: Plan | dict[str, Any], *, clock: Callable[[], float] | None = None,
-                          rng: random.Random | None = None) -> AsyncIterator[RunningGateway]:
-    """Serve ``plan`` on 127.0.0.1 (a free port) for the duration of the ``async with``."""
+                          rng: random.Random | None = None,
+                          data_dir: Path | Literal["temporary"] | None = "temporary",
+                          ) -> AsyncIterator[RunningGateway]:
+    """Serve ``plan`` on 127.0.0.1 (a free port) for the duration of the ``async with``.
+
+    The journal lives in ``data_dir``: by default a temporary directory removed afterwards;
+    ``None`` switches journaling off.
+    """
     if isinstance(plan, dict):
         plan = Plan.model_validate(plan)
-    kwargs: dict[str, Any] = {"rng": rng or random.Random(7)}
+    with contextlib.ExitStack() as stack:
+        if data_dir == "temporary":
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="standby-")))
+        async with _serving(plan, clock, rng, data_dir) as gateway:
+            yield gateway
+
+
+@contextlib.asynccontextmanager
+async def _serving(plan: Plan, clock: Callable[[], float] | None, rng: random.Random | None,
+                   data_dir: Path | None) -> AsyncIterator[RunningGateway]:
+    kwargs: dict[str, Any] = {"rng": rng or random.Random(7), "data_dir": data_dir}
     if clock is not None:
         kwargs["clock"] = clock
     app = StandbyApp(plan, **kwargs)

@@ -20,13 +20,18 @@ from starlette.routing import Route
 from standby import __version__
 from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
+from standby.journal.service import JournalService
 from standby.metrics import Metrics
 from standby.routing.router import Router
+from standby.web.asgi import ClientKeys
+from standby.web.completions_api import completions_routes
+from standby.web.journal_api import journal_routes
 
 
 def admin_app(router: Router, registry: HealthRegistry, gate: RegistryGate, metrics: Metrics, *,
-              admin_token: str,
-              clock: Callable[[], float] = time.monotonic) -> Starlette:
+              admin_token: str, clock: Callable[[], float] = time.monotonic,
+              journal: JournalService | None = None, keys: ClientKeys | None = None,
+              ) -> Starlette:
     def authorised(request: Request) -> None:
         if not admin_token:
             return
@@ -49,6 +54,8 @@ def admin_app(router: Router, registry: HealthRegistry, gate: RegistryGate, metr
                                         "prefill": p.prefill}
                                  for name, p in router.plan.providers.items()}
         snapshot["version"] = __version__
+        if journal is not None:
+            snapshot["journal"] = journal.status()
         return JSONResponse(snapshot)
 
     async def prometheus(request: Request) -> Response:
@@ -67,8 +74,9 @@ def admin_app(router: Router, registry: HealthRegistry, gate: RegistryGate, metr
                                        "param": None, "code": None}},
                             status_code=exc.status_code)
 
-    return Starlette(
-        routes=[Route("/standby/health", health), Route("/metrics", prometheus),
-                Route("/healthz", live)],
-        exception_handlers={HTTPException: http_error},
-    )
+    routes = [Route("/standby/health", health), Route("/metrics", prometheus),
+              Route("/healthz", live)]
+    if journal is not None:
+        routes += completions_routes(journal, keys or ClientKeys(()))
+        routes += journal_routes(journal, authorise=authorised)
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

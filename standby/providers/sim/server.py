@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import secrets
 import signal
 import socket
 import time
@@ -74,6 +75,7 @@ class SimProvider:
         self._holds = Holds()
         self._counts: Counter[str] = Counter()
         self._ids = itertools.count(1)
+        self._tag = secrets.token_hex(3)  # ids stay unique across sims and restarts
         self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
@@ -183,7 +185,7 @@ class SimProvider:
         if prefill and not self.accepts_prefill:
             return _invalid(answers.PREFILL_MESSAGE, "messages")
         model = str(body.get("model") or "sim-model")
-        meta = answers.Meta(f"chatcmpl-sim-{next(self._ids)}", int(time.time()), model,
+        meta = answers.Meta(f"chatcmpl-sim-{self._tag}-{next(self._ids)}", int(time.time()), model,
                             f"fp_sim_{self.name}")
         n = body["n"] if isinstance(body.get("n"), int) and 1 <= body["n"] <= 128 else 1
         if not stream:
