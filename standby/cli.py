@@ -133,3 +133,10 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 __all__ = ["main"]
+
+# Journal operations: standby export | backup | journal tail (standby/journal_cli.py).
+from standby.journal_cli import backup_command, export_command, journal_group  # noqa: E402
+
+main.add_command(export_command)
+main.add_command(backup_command)
+main.add_command(journal_group)

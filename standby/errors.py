@@ -14,7 +14,8 @@
     │   ├── UpstreamStatus        an HTTP error status from the provider (kind says which)
     │   ├── MalformedReply        200 with an error body, HTML, unparseable JSON
     │   └── StreamBroken          the stream died after it had started
-    └── Exhausted                 no target could serve the request (503 to the caller)
+    ├── Exhausted                 no target could serve the request (503 to the caller)
+    └── JournalUnavailable        the journal database is down or too far behind to read
 
 Third-party errors (aiohttp, asyncio) are mapped into this tree at the edge by the
 adapters (``standby.providers.openai``), raised ``from`` the original.  The attempt loop
@@ -151,3 +152,8 @@ class Exhausted(StandbyError):
         self.message = message
         self.retry_after = retry_after
         self.last = last
+
+
+class JournalUnavailable(StandbyError):
+    """The journal database could not be brought up to date in time (it is down or far
+    behind). Requests are still journaled in the write-ahead log; only reads fail."""

@@ -40,6 +40,16 @@ class WriteAheadLog:
         self._segment = segments[-1] if segments else 1
         self._fd = self._open(self._segment)
         self._size = os.fstat(self._fd).st_size
+        self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        # a crash mid-append leaves a line without its newline; close it so the next
+        # append starts a line of its own (the reader skips the torn one as undecodable)
+        if self._size:
+            with open(self._path(self._segment), "rb") as handle:
+                handle.seek(self._size - 1)
+                if handle.read(1) != b"\n":
+                    self.append(b"\n")
 
     def _path(self, segment: int) -> Path:
         return self.directory / f"{_PREFIX}{segment:08d}{_SUFFIX}"
@@ -104,6 +114,19 @@ class WriteAheadLog:
                 return [], position  # the line is still being written
             # a finished segment ending in a torn line: skip to the next segment
         return [], position
+
+    def bytes_after(self, position: Position) -> int:
+        """How many bytes of the log lie beyond ``position`` (a reader's lag)."""
+        total = 0
+        for segment in self.segments():
+            if segment >= position.segment:
+                try:
+                    total += self._path(segment).stat().st_size
+                except FileNotFoundError:
+                    continue
+                if segment == position.segment:
+                    total -= min(position.offset, total)
+        return total
 
     def prune(self, before: Position) -> int:
         """Delete segments entirely behind ``before``; returns how many."""

@@ -1,0 +1,137 @@
+"""Fold a batch of write-ahead-log events into the rows to write: pure, no I/O.
+
+One batch becomes at most one statement per kind (``standby.journal.sql`` executes them):
+every stream delta of a request is joined into one append, a request ended twice keeps
+its last ending, and an ending cancels a deferral logged before it in the same batch
+(a later deferral still wins, because deferrals are written after endings).
+
+Values are normalised for both databases: JSON re-serialised as compact text by orjson,
+NUL characters (which PostgreSQL's ``text`` refuses) replaced, numbers coerced.  An event
+that cannot be normalised is logged and dropped rather than poisoning its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from standby.journal import events as ev
+
+log = logging.getLogger("standby.journal")
+
+
+@dataclass(slots=True)
+class Batch:
+    inserts: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid → row
+    deltas: dict[str, list[str]] = field(default_factory=dict)  # rid → text parts
+    finals: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid → row (upsert)
+    deferrals: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid → params
+    metadata: dict[str, str] = field(default_factory=dict)  # completion id → JSON text
+    deletes: set[str] = field(default_factory=set)  # completion ids
+    dropped: int = 0  # events that could not be normalised
+
+
+def text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value).replace("\x00", "\ufffd")
+
+
+def dump(value: Any) -> str | None:
+    """Compact JSON text (the form metadata filters match), or None for null."""
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _number(value: Any) -> float | None:
+    number = None if value is None else float(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _time(value: Any) -> float:
+    number = _number(value)
+    if number is None:
+        raise ValueError("an event time must be a finite number")
+    return number
+
+
+def _integer(value: Any) -> int | None:
+    """An ``INTEGER`` column's value; one out of its 32-bit range is unknown, not an error."""
+    number = None if value is None else int(value)
+    return number if number is not None and -2**31 <= number < 2**31 else None
+
+
+def _accepted(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
+    metadata = event.get("metadata")
+    return {
+        "rid": str(event["rid"]), "wal_id": wal_id, "received_at": _time(event["at"]),
+        "endpoint": text(event.get("endpoint")) or "", "route": text(event.get("route")) or "",
+        "model_asked": text(event.get("model")) or "", "stream": bool(event.get("stream")),
+        "store": bool(event.get("store")), "state": "accepted",
+        "request_json": dump(event.get("body")), "request_hash": text(event.get("hash")),
+        "request_size": _integer(event.get("size")),
+        "metadata_json": dump(metadata) if metadata else None,
+        "deferred_tries": 0, "deleted": False,
+    }
+
+
+def _final(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
+    at = _time(event["at"])
+    state = str(event.get("state") or ev.FAILED)
+    attempts = event.get("attempts")
+    return {
+        # what an insert needs when the accepted row is missing (never in a replay of
+        # an intact log; possible after retention pruned a long-deferred request)
+        "rid": str(event["rid"]), "wal_id": wal_id, "received_at": at, "endpoint": "",
+        "route": "", "model_asked": "", "stream": False, "store": False,
+        "deferred_tries": 0, "deleted": False,
+        # what the ending sets
+        "state": state, "status": _integer(event.get("status")),
+        "completion_id": text(event.get("completion_id")),
+        "provider": text(event.get("provider")), "model": text(event.get("model")),
+        "finished_at": at, "response_json": dump(event.get("response")),
+        "usage_json": dump(event.get("usage")),
+        "attempts_json": dump(list(attempts)) if attempts else None,
+    }
+
+
+def fold(events: Sequence[dict[str, Any]], wal_id: str) -> Batch:
+    """The rows and updates one transaction must write for ``events`` (log order)."""
+    batch = Batch()
+    for event in events:
+        try:
+            _fold_one(batch, event, wal_id)
+        except (KeyError, TypeError, ValueError) as exc:
+            batch.dropped += 1
+            log.warning("journal: dropped a malformed %r event (rid %s): %s",
+                        event.get("e"), event.get("rid"), type(exc).__name__)
+    return batch
+
+
+def _fold_one(batch: Batch, event: dict[str, Any], wal_id: str) -> None:
+    kind = event["e"]
+    if kind == ev.ACCEPTED:
+        row = _accepted(event, wal_id)
+        batch.inserts.setdefault(row["rid"], row)  # a duplicate acc is a replay: first wins
+    elif kind == ev.DELTA:
+        value = text(event.get("text"))
+        if value:
+            batch.deltas.setdefault(str(event["rid"]), []).append(value)
+    elif kind == ev.FINAL:
+        row = _final(event, wal_id)
+        batch.finals[row["rid"]] = row
+        batch.deferrals.pop(row["rid"], None)
+    elif kind == ev.DEFERRED:
+        rid = str(event["rid"])
+        batch.deferrals[rid] = {"b_rid": rid, "b_until": _number(event.get("until")),
+                                "b_callback": text(event.get("callback"))}
+    elif kind == ev.METADATA:
+        batch.metadata[str(event["completion_id"])] = dump(event.get("metadata") or {}) or "{}"
+    elif kind == ev.DELETED:
+        batch.deletes.add(str(event["completion_id"]))
+    else:
+        raise ValueError(f"unknown event kind {kind!r}")

@@ -1,0 +1,69 @@
+"""The journal's tables, one schema for SQLite and PostgreSQL (SQLAlchemy Core).
+
+Portable types only: JSON is stored as text (written by orjson, read back with it), times
+are unix seconds in double precision, flags are booleans.  Strings have no length limit
+so that no model name or callback URL can make a batch fail on PostgreSQL.
+
+Production databases get these tables only through the alembic migration
+(``standby.journal.migrate``); tests check that the migration yields exactly this
+metadata.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("rid", sa.String, primary_key=True),
+    # which write-ahead log (one per replica) recorded the request: recovery after a
+    # crash only touches the rows of its own log
+    sa.Column("wal_id", sa.String, nullable=False),
+    sa.Column("received_at", sa.Double, nullable=False),
+    sa.Column("endpoint", sa.String, nullable=False),
+    sa.Column("route", sa.String, nullable=False),
+    sa.Column("model_asked", sa.String, nullable=False),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("store", sa.Boolean, nullable=False),
+    # accepted | completed | failed | interrupted | deferred
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("completion_id", sa.String),
+    sa.Column("provider", sa.String),
+    sa.Column("model", sa.String),
+    sa.Column("finished_at", sa.Double),
+    sa.Column("request_json", sa.Text),  # NULL when the plan redacts bodies
+    sa.Column("request_hash", sa.String),
+    sa.Column("request_size", sa.Integer),
+    sa.Column("response_json", sa.Text),
+    sa.Column("content_sent", sa.Text),  # stream text delivered so far
+    sa.Column("usage_json", sa.Text),
+    sa.Column("metadata_json", sa.Text),
+    sa.Column("attempts_json", sa.Text),
+    sa.Column("defer_until", sa.Double),
+    sa.Column("callback", sa.Text),
+    sa.Column("deferred_tries", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_try_at", sa.Double),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    # time-range scans (admin view, retention) and the stored-completions listing, which
+    # filters on state and pages by (received_at, rid)
+    sa.Index("ix_requests_received_at", "received_at"),
+    sa.Index("ix_requests_completion_id", "completion_id"),
+    sa.Index("ix_requests_state_received_at", "state", "received_at"),
+)
+
+journal_cursor = sa.Table(
+    "journal_cursor",
+    metadata,
+    # how far each write-ahead log has been applied; written in the same transaction as
+    # the rows it covers, so a replay never applies an event twice
+    sa.Column("wal_id", sa.String, primary_key=True),
+    sa.Column("segment", sa.Integer, nullable=False),
+    sa.Column("offset", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+VERSION_TABLE = "journal_alembic_version"  # not alembic_version: the database may be shared

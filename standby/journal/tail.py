@@ -1,0 +1,127 @@
+"""``standby journal tail``: the latest requests as a rich table, and following new ones.
+
+Following polls the database (the gateway may be another process): each poll reads the
+requests received since a little before the newest arrival of the previous poll — the
+database trails the write-ahead log by a batch, so a request can land slightly out of
+order — and prints the ones not seen yet and the ones whose state changed (a stream
+``accepted`` a minute ago that has just ``completed``).  What it remembers is bounded by
+that window.  A replica replaying a long outage's spool lands requests far older than
+the window: those are not shown (``standby export --since`` finds them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from standby.journal.export import iter_requests
+from standby.journal.store import JournalStore, RequestRow
+
+__all__ = ["Tail", "attempts_summary", "table"]
+
+SLACK = 10.0  # seconds behind the newest row seen that a poll looks again
+OPEN_FOR = 600.0  # follow an unfinished request's state this long at most
+_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow", "accepted": "cyan",
+          "deferred": "magenta"}
+_UNFINISHED = ("accepted", "deferred")
+
+
+class Tail:
+    """The latest requests (``latest``), then what changed since (``poll``)."""
+
+    STATES = ("accepted", "completed", "failed", "interrupted", "deferred")
+
+    def __init__(self, store: JournalStore, *, state: str | None = None,
+                 route: str | None = None, console: Console | None = None) -> None:
+        self.store = store
+        self.state = state
+        self.route = route
+        self.console = console or Console(highlight=False)
+        self.seen: dict[str, tuple[str, float]] = {}  # rid → (state, received_at)
+        self.horizon: float | None = None  # the newest arrival at the last poll (None: none)
+
+    def __repr__(self) -> str:
+        return (f"Tail(state={self.state!r}, route={self.route!r}, horizon={self.horizon}, "
+                f"tracking={len(self.seen)})")
+
+    async def latest(self, limit: int) -> list[RequestRow]:
+        """The ``limit`` newest requests, oldest first; later polls start from them."""
+        rows = await self.store.list_requests(state=self.state, route=self.route, limit=limit)
+        for row in rows:
+            self.seen[row.rid] = (row.state, row.received_at)
+        top = await self.store.list_requests(limit=1)
+        if top:  # remember the rest of the window without showing it
+            self.horizon = top[0].received_at
+            await self.poll()
+        return rows[::-1]
+
+    async def poll(self) -> list[RequestRow]:
+        """Requests new since the last poll, or whose state changed, oldest first.
+
+        The window is measured on the journal's own times (the gateway's clock, which
+        may not be this machine's): from ``SLACK`` before the newest arrival of the
+        previous poll, widened to the oldest unfinished request still followed.
+        """
+        top = await self.store.list_requests(limit=1)  # the newest arrival of all
+        if not top:
+            return []
+        newest = top[0].received_at
+        # no horizon: the journal was empty when the tail started, all of it is new
+        since = None if self.horizon is None else self.horizon - SLACK
+        self.horizon = newest
+        for state, received in self.seen.values():
+            if since is not None and state in _UNFINISHED and received > newest - OPEN_FOR:
+                since = min(since, received)
+        fresh = []
+        async for row in iter_requests(self.store, since=since, state=self.state,
+                                       route=self.route):
+            known = self.seen.get(row.rid)
+            if known is None or known[0] != row.state:
+                fresh.append(row)
+            self.seen[row.rid] = (row.state, row.received_at)
+        if since is not None:
+            for rid in [rid for rid, (_, received) in self.seen.items() if received < since]:
+                del self.seen[rid]
+        return sorted(fresh, key=lambda row: (row.received_at, row.rid))
+
+    def show(self, rows: list[RequestRow], *, header: bool) -> None:
+        if header and not rows:
+            self.console.print("no requests in the journal yet", style="dim")
+        if rows:
+            self.console.print(table(rows, header=header))
+
+
+def attempts_summary(row: RequestRow) -> str:
+    """``primary:unavailable, backup:ok`` (provider and outcome of each attempt)."""
+    return ", ".join(f"{target.split('/', 1)[0]}:{outcome}"
+                     for target, outcome, _ in row.attempts) or "-"
+
+
+def table(rows: list[RequestRow], *, header: bool = True) -> Table:
+    """One line per request across the console's width; the same column widths every
+    time, so tables printed one after the other (``--follow``) line up under the first."""
+    grid = Table(show_header=header, box=None, pad_edge=False, header_style="bold",
+                 expand=True)
+    grid.add_column("time", width=11, no_wrap=True)
+    grid.add_column("request", width=28, no_wrap=True)
+    grid.add_column("route → answered by", ratio=3, overflow="fold")
+    grid.add_column("state", width=11, no_wrap=True)
+    grid.add_column("attempts", ratio=2, overflow="fold")
+    grid.add_column("latency", width=7, justify="right", no_wrap=True)
+    today = datetime.now().date()
+    for row in rows:
+        received = datetime.fromtimestamp(row.received_at)
+        when = received.strftime("%H:%M:%S" if received.date() == today else "%m-%d %H:%M")
+        asked = row.route if row.model_asked == row.route else \
+            f"{row.route} ({row.model_asked})"
+        answered = f"{row.provider}/{row.model}" if row.provider else "-"
+        state = row.state if row.status in (None, 200) else f"{row.state} {row.status}"
+        latency = "…" if row.finished_at is None else \
+            f"{row.finished_at - row.received_at:.2f}s"
+        grid.add_row(when, row.rid, f"{asked} → {answered}",
+                     Text(state, style=_STYLE.get(row.state, "")), attempts_summary(row),
+                     latency)
+    return grid
