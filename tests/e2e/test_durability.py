@@ -55,7 +55,7 @@ async def gateway_process(plan: Path, port: int) -> AsyncIterator[asyncio.subpro
 
 
 async def one_request(http: aiohttp.ClientSession, url: str, n: int, stream: bool,
-                      seen: dict[str, Any]) -> None:
+                      seen: dict[str, Any], progress: asyncio.Event) -> None:
     body = {"model": "gpt-4o-mini", "stream": stream, "metadata": {"test_id": str(n)},
             "messages": [{"role": "user", "content": f"request {n}"}]}
     text = ""
@@ -72,7 +72,8 @@ async def one_request(http: aiohttp.ClientSession, url: str, n: int, stream: boo
                     if chunk.get("choices"):
                         text += chunk["choices"][0]["delta"].get("content") or ""
                         seen[str(n)]["text"] = text
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+                        progress.set()
+    except (TimeoutError, aiohttp.ClientError):
         pass  # the gateway died under us: that is the point
 
 
@@ -85,11 +86,13 @@ async def test_kill_9_under_load_loses_no_accepted_request(tmp_path: Path) -> No
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         seen: dict[str, Any] = {}
         async with gateway_process(plan, port) as proc, aiohttp.ClientSession() as http:
-            tasks = [asyncio.create_task(one_request(http, url, n, n < STREAMS, seen))
+            progress = asyncio.Event()
+            tasks = [asyncio.create_task(one_request(http, url, n, n < STREAMS, seen, progress))
                      for n in range(STREAMS + PLAIN)]
             async with asyncio.timeout(20):  # kill once a few streams are mid-answer
                 while sum(len(s["text"]) > 20 for s in seen.values()) < 4:
-                    await asyncio.sleep(0.02)
+                    await progress.wait()
+                    progress.clear()
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
             async with asyncio.timeout(20):
