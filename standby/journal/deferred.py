@@ -170,7 +170,7 @@ class DeferredRunner:
         self._settled = policy.unconfirmed(self._settled, rows, self.batch)
         slots = min(self.concurrency - len(self._busy), self.pacer.available(now))
         work = policy.plan_tick(rows, now, busy=set(self._busy) | set(self._settled),
-                         not_before=self._not_before, slots=slots)
+                                not_before=self._not_before, slots=slots)
         for row in work.expire:
             log.warning("deferred request %s expired unanswered", row.rid)
             self._fail(row, 504, "The deferred request expired before any provider could "

@@ -76,7 +76,7 @@ def admin_app(router: Router, registry: HealthRegistry, gate: RegistryGate, metr
 
     routes = [Route("/standby/health", health), Route("/metrics", prometheus),
               Route("/healthz", live)]
+    routes += completions_routes(journal, keys or ClientKeys(()))
     if journal is not None:
-        routes += completions_routes(journal, keys or ClientKeys(()))
         routes += journal_routes(journal, authorise=authorised)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -82,33 +82,36 @@ class _NotFound(ClientError):
     status = 404
 
 
-def completions_routes(service: CompletionsService, keys: ClientKeys) -> list[Route]:
-    """Starlette routes for the stored-completions endpoints, with and without ``/v1``."""
-    api = _StoredCompletions(service)
-    enabled = service.config.enabled and service.config.store
+def completions_routes(service: CompletionsService | None, keys: ClientKeys) -> list[Route]:
+    """Starlette routes for the stored-completions endpoints, with and without ``/v1``.
 
-    def guard(endpoint: Endpoint) -> Endpoint:
-        return _guard(endpoint, keys, enabled)
-
+    ``service`` is ``None`` when the journal is off: every endpoint is then the 404
+    ``stored_completions_disabled``, as with ``journal.store: false``.
+    """
+    api = (_StoredCompletions(service) if service is not None and service.config.enabled
+           and service.config.store else None)
+    listing, one, messages = (_guard(endpoint, keys) for endpoint in (
+        (api.listing, api.one, api.messages) if api else (_disabled,) * 3))
     return [route for base in ("/v1/chat/completions", "/chat/completions") for route in (
-        Route(base, guard(api.listing), methods=["GET"]),
-        Route(base + "/{completion_id}", guard(api.one), methods=["GET", "POST", "DELETE"]),
-        Route(base + "/{completion_id}/messages", guard(api.messages), methods=["GET"]))]
+        Route(base, listing, methods=["GET"]),
+        Route(base + "/{completion_id}", one, methods=["GET", "POST", "DELETE"]),
+        Route(base + "/{completion_id}/messages", messages, methods=["GET"]))]
 
 
-def _guard(endpoint: Endpoint, keys: ClientKeys, enabled: bool) -> Endpoint:
-    """Client key, the plan's switch, then the endpoint; errors in OpenAI's shape."""
+async def _disabled(request: Request) -> Response:
+    raise _NotFound("Stored completions are disabled by this gateway's plan (journal.store "
+                    "is false): no completion is stored.", code="stored_completions_disabled")
+
+
+def _guard(endpoint: Endpoint, keys: ClientKeys) -> Endpoint:
+    """The client key, then the endpoint; errors in OpenAI's shape."""
 
     async def guarded(request: Request) -> Response:
         try:
             keys.check(request.scope)
-            if not enabled:
-                raise _NotFound("Stored completions are disabled by this gateway's plan "
-                                "(journal.store is false): no completion is stored.",
-                                code="stored_completions_disabled")
             return await endpoint(request)
         except JournalUnavailable as error:
-            log.warning("stored completions: journal database unavailable: %s", error)
+            log.info("stored completion read refused: %s", error)  # the writer warns once
             body = errors.error_body(
                 "The journal database is unreachable right now; stored completions cannot "
                 f"be read. Please retry after {RETRY_AFTER}s.", type="server_error",
@@ -130,12 +133,11 @@ class _StoredCompletions:
         self.service = service
 
     async def listing(self, request: Request) -> Response:
-        query = request.query_params
         limit, order, after = _cursor(request)
-        metadata = _metadata_filter(query.multi_items())
+        metadata = _metadata_filter(request.query_params.multi_items())
         await self.service.flush()
         items, has_more = await self.service.store.list_completions(
-            model=query.get("model") or None, metadata=metadata or None, after=after,
+            model=request.query_params.get("model") or None, metadata=metadata or None, after=after,
             limit=limit, order=order)
         return _json(_page([_completion(item) for item in items], has_more))
 
@@ -207,8 +209,7 @@ def _completion(record: StoredCompletion) -> dict[str, Any]:
 
 
 def _message(completion_id: str, index: int, message: dict[str, Any]) -> dict[str, Any]:
-    """One request message as a ``ChatCompletionStoreMessage``: text in ``content``, the
-    text and image parts of an array content in ``content_parts``."""
+    """A request message as a ``ChatCompletionStoreMessage`` (array content: text joined)."""
     content = message.get("content")
     parts = None
     if isinstance(content, list):
@@ -280,10 +281,9 @@ def _metadata_update(raw: bytes) -> dict[str, str]:
 
 def _check_metadata(metadata: dict[str, Any]) -> None:
     if len(metadata) > MAX_METADATA_KEYS:
-        raise InvalidRequest(
-            "Invalid 'metadata': too many properties. Expected an object with at most "
-            f"{MAX_METADATA_KEYS} properties, but got an object with {len(metadata)} "
-            "properties instead.", param="metadata", code="object_above_max_size")
+        raise InvalidRequest(f"Invalid 'metadata': too many properties. Expected at most "
+                             f"{MAX_METADATA_KEYS}, but got {len(metadata)} instead.",
+                             param="metadata", code="object_above_max_size")
     for key, value in metadata.items():
         if len(key) > MAX_KEY_LENGTH:
             raise InvalidRequest(

@@ -175,6 +175,14 @@ def _check_chat(body: dict[str, Any]) -> None:
     stream = body.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("Invalid type for 'stream': expected a boolean.", param="stream")
+    metadata = body.get("metadata")
+    if metadata is not None and not (
+            isinstance(metadata, dict) and len(metadata) <= 16
+            and all(isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512
+                    for k, v in metadata.items())):
+        raise InvalidRequest("Invalid 'metadata': expected an object of at most 16 string keys "
+                             "(up to 64 characters) and string values (up to 512 characters).",
+                             param="metadata")
     n = body.get("n")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128):
         raise InvalidRequest("Invalid value for 'n': expected an integer from 1 to 128.",
