@@ -1,4 +1,4 @@
-"""Fold a batch of write-ahead-log events into the rows to write: pure, no I/O.
+"""Turn write-ahead-log lines into the rows one transaction writes: pure, no I/O.
 
 One batch becomes at most one statement per kind (``standby.journal.sql`` executes them):
 every stream delta of a request is joined into one append, a request ended twice keeps
@@ -8,10 +8,15 @@ its last ending, and an ending cancels a deferral logged before it in the same b
 Values are normalised for both databases: JSON re-serialised as compact text by orjson,
 NUL characters (which PostgreSQL's ``text`` refuses) replaced, numbers coerced.  An event
 that cannot be normalised is logged and dropped rather than poisoning its batch.
+
+The writer hands whole batches of lines to ``prepare`` in a worker thread: the parsed
+events (bodies included) live and die there, and the event loop, which serves requests,
+only ever holds bytes and finished rows.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -33,7 +38,9 @@ class Batch:
     deferrals: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid → params
     metadata: dict[str, str] = field(default_factory=dict)  # completion id → JSON text
     deletes: set[str] = field(default_factory=set)  # completion ids
+    events: int = 0  # events folded in
     dropped: int = 0  # events that could not be normalised
+    skipped: int = 0  # lines that were not events at all (torn by a crash, or not ours)
 
 
 def text(value: Any) -> str | None:
@@ -99,12 +106,62 @@ def _final(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
     }
 
 
+def _scrubbed(value: Any) -> Any:
+    """``value`` with lone UTF-16 surrogates (valid JSON escapes, invalid text) replaced."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_scrubbed(item) for item in value]
+    if isinstance(value, dict):
+        return {_scrubbed(key): _scrubbed(item) for key, item in value.items()}
+    return value
+
+
+def decode_line(line: bytes) -> dict[str, Any]:
+    """One log line as an event; raises ``ValueError`` if it is not one.
+
+    orjson refuses a lone surrogate escape (``"\\ud800"``), which a caller's raw body
+    may hold and the log embeds as is; the standard parser takes it, and the surrogate
+    becomes U+FFFD, so such a request is journaled rather than skipped.
+    """
+    try:
+        return ev.decode(line)
+    except ValueError:
+        event = _scrubbed(json.loads(line))
+        if not isinstance(event, dict) or "e" not in event:
+            raise
+        return event
+
+
+def describe(line: bytes) -> str:
+    """Which event a line holds, for a log: kind and id, never content."""
+    try:
+        event = decode_line(line)
+    except ValueError:
+        return "a line"
+    return f"a {event.get('e')!r} event of {event.get('rid') or event.get('completion_id')}"
+
+
+def prepare(lines: Sequence[bytes], wal_id: str) -> Batch:
+    """Decode log lines and fold their events into one batch."""
+    events, skipped = [], 0
+    for line in lines:
+        try:
+            events.append(decode_line(line))
+        except ValueError:
+            skipped += 1
+    batch = fold(events, wal_id)
+    batch.skipped = skipped
+    return batch
+
+
 def fold(events: Sequence[dict[str, Any]], wal_id: str) -> Batch:
     """The rows and updates one transaction must write for ``events`` (log order)."""
     batch = Batch()
     for event in events:
         try:
             _fold_one(batch, event, wal_id)
+            batch.events += 1
         except (KeyError, TypeError, ValueError) as exc:
             batch.dropped += 1
             log.warning("journal: dropped a malformed %r event (rid %s): %s",

@@ -97,7 +97,10 @@ def chat_line(row: RequestRow, fields: Collection[str] = ()) -> bytes | None:
     request = data["request"]
     if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
         return None
-    line: dict[str, Any] = {"messages": [*request["messages"], _answer(data["response"])]}
+    answer = _answer(data["response"])
+    if answer["content"] is None and "tool_calls" not in answer:
+        return None  # nothing answered: no use as a training example
+    line: dict[str, Any] = {"messages": [*request["messages"], answer]}
     if isinstance(request.get("tools"), list):
         line["tools"] = request["tools"]
     return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
@@ -105,16 +108,23 @@ def chat_line(row: RequestRow, fields: Collection[str] = ()) -> bytes | None:
 
 def _answer(response: Any) -> dict[str, Any]:
     """The assistant message of a chat.completion (its first choice)."""
-    if not isinstance(response, dict):  # the whole response was redacted
+    message: Any = response
+    for key in ("choices", 0, "message"):
+        if message == REDACTED:
+            break
+        if isinstance(key, int):
+            message = message[0] if isinstance(message, list) and message else None
+        else:
+            message = message.get(key) if isinstance(message, dict) else None
+    if message == REDACTED:  # the answer, or a part of the path to it, was redacted
         return {"role": "assistant", "content": REDACTED}
-    choices = response.get("choices")
-    message = choices[0].get("message") if isinstance(choices, list) and choices else None
     if not isinstance(message, dict):
         return {"role": "assistant", "content": None}
     answer: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
     if message.get("tool_calls"):
         answer["tool_calls"] = message["tool_calls"]
     return answer
+
 
 def markdown_name(row: RequestRow) -> str:
     """``20261127-043442-req_….md``: pages sort by time in a file listing."""

@@ -10,12 +10,28 @@ size, for privacy-sensitive plans.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import orjson
+
 from standby.journal import events as ev
 from standby.journal.wal import WriteAheadLog
+
+log = logging.getLogger("standby.journal")
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8 (lone surrogates replaced)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(item) for item in value]
+    return value
 
 
 class JournalSink(Protocol):
@@ -67,12 +83,26 @@ class Journal:
         self.redact = redact
         self._wake = wake or (lambda: None)
         self._clock = clock
+        self.lost = 0  # events that could not be written
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
 
     def _append(self, event: dict[str, Any]) -> None:
-        self.wal.append(ev.encode(event))
+        # never fail a request because of its own record: a text orjson refuses (a lone
+        # surrogate) is cleaned; a full disk is logged and counted, and serving goes on
+        try:
+            try:
+                line = ev.encode(event)
+            except orjson.JSONEncodeError:
+                line = ev.encode(_clean(event))
+            self.wal.append(line)
+        except (OSError, TypeError, ValueError) as exc:
+            self.lost += 1
+            if self.lost == 1 or self.lost % 1000 == 0:
+                log.error("journal: could not append to the write-ahead log (%s); %d events "
+                          "lost so far", type(exc).__name__, self.lost)
+            return
         self._wake()
 
     def accepted(self, rid: str, *, endpoint: str, route: str, model: str, stream: bool,

@@ -1,15 +1,15 @@
 """The journal's database: SQLAlchemy Core over SQLite (aiosqlite) or PostgreSQL (asyncpg).
 
-``SQLStore.apply`` turns a batch of write-ahead-log events into a handful of statements
-in one transaction, together with the log position they reach (``journal_cursor``).  The
-cursor moves by compare-and-set from the position the batch starts at, so a batch is
-applied exactly once even if two writers, or a cancelled one and its successor, race.
+``SQLStore.write`` turns a batch of write-ahead-log events (folded by
+``standby.journal.batch``) into at most one statement per kind, in one transaction with
+the log position they reach (``journal_cursor``).  The cursor moves by compare-and-set
+from the position the batch starts at, so a batch is applied exactly once even if two
+writers, or a cancelled one and its successor, race.
 The read side (``JournalStore``) lives in ``standby.journal.queries``.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from standby.journal import events as ev
@@ -27,8 +27,6 @@ from standby.journal.batch import Batch, fold
 from standby.journal.queries import StoreQueries
 from standby.journal.schema import journal_cursor, requests
 from standby.journal.wal import Position
-
-log = logging.getLogger("standby.journal")
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg"}
@@ -77,6 +75,7 @@ class SQLStore(StoreQueries):
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._statements = _Statements(engine.dialect.name)
 
     @classmethod
     def from_url(cls, url: str, *, busy_timeout: float = 5.0) -> SQLStore:
@@ -98,14 +97,19 @@ class SQLStore(StoreQueries):
             text = text.replace(str(password), "***")
         return text[:300]
 
-    async def ping(self) -> bool:
-        """Whether the database answers at all (an outage, or a bad batch?)."""
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-        except Exception:
-            return False
-        return True
+    def refused(self, exc: BaseException) -> bool:
+        """Whether the driver or the database rejected the data (rather than being out
+        of reach): the writer then drops the offending event instead of retrying."""
+        if isinstance(exc, DataError | IntegrityError | ValueError | ArithmeticError |
+                      TypeError):
+            return True  # the plain ones: the SQLite driver refusing a value as it binds it
+        if isinstance(exc, DBAPIError):
+            # asyncpg checks arguments client-side and SQLAlchemy reports that as a bare
+            # DBAPIError; the driver's own exception is chained behind it
+            cause = getattr(exc.orig, "__cause__", None)
+            return isinstance(cause, ValueError | ArithmeticError) or (
+                type(cause).__name__ == "DataError")
+        return isinstance(exc, StatementError)
 
     async def cursor(self, wal_id: str) -> Position | None:
         """How far the log ``wal_id`` has been applied (None: never)."""
@@ -117,20 +121,25 @@ class SQLStore(StoreQueries):
 
     async def apply(self, events: Sequence[dict[str, Any]], *, wal_id: str,
                     start: Position | None = None, end: Position | None = None) -> bool:
-        """Apply decoded log events in one transaction; returns False if nothing was done.
+        """Apply decoded log events in one transaction (see ``write``)."""
+        return await self.write(fold(events, wal_id), wal_id=wal_id, start=start, end=end)
+
+    async def write(self, batch: Batch, *, wal_id: str, start: Position | None = None,
+                    end: Position | None = None) -> bool:
+        """Write a folded batch in one transaction; returns False if nothing was done.
 
         With ``end``, the cursor of ``wal_id`` moves from ``start`` to ``end`` in the same
         transaction; if it is not at ``start`` (another writer got there first) the
         batch is rolled back and False returned.  Without, every event kind but ``dlt``
         is idempotent on its own (an insert that finds its row does nothing).
         """
-        batch = fold(events, wal_id)
+        statements = self._statements
         async with self.engine.begin() as conn:
             # the cursor first: on SQLite this takes the write lock before any row work
-            if end is not None and not await _advance(conn, wal_id, start, end):
+            if end is not None and not await statements.advance(conn, wal_id, start, end):
                 await conn.rollback()
                 return False
-            await _write(conn, batch)
+            await statements.write(conn, batch)
         return True
 
     async def interrupt_accepted(self, wal_id: str, *, before: float | None = None) -> int:
@@ -156,59 +165,69 @@ class SQLStore(StoreQueries):
                 return total
 
 
-def _insert(conn: AsyncConnection | Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which knows ``ON CONFLICT`` (SQLite and PostgreSQL alike)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+class _Statements:
+    """The write statements of one dialect, built once: constructing them per batch
+    (``ON CONFLICT`` clauses, bind parameters) was most of a small batch's CPU time."""
 
-
-async def _advance(conn: AsyncConnection, wal_id: str, start: Position | None,
-                   end: Position) -> bool:
-    c, now = journal_cursor.c, time.time()
-    moved = sa.update(journal_cursor).values(segment=end.segment, offset=end.offset,
-                                             updated_at=now).where(c.wal_id == wal_id)
-    if start is not None:
-        moved = moved.where(c.segment == start.segment, c.offset == start.offset)
-    if (await conn.execute(moved)).rowcount == 1:
-        return True
-    # no cursor row yet (a new log), or someone else's: the insert tells which
-    first = _insert(conn, journal_cursor).values(
-        wal_id=wal_id, segment=end.segment, offset=end.offset, updated_at=now)
-    return bool((await conn.execute(first.on_conflict_do_nothing())).rowcount == 1)
-
-
-async def _write(conn: AsyncConnection, batch: Batch) -> None:
-    """Rows in a fixed order that respects the log's: inserts, stream text, endings,
-    deferrals, then metadata and deletions (which find rows by completion id)."""
-    t = requests
-    if batch.inserts:
-        stmt = _insert(conn, t).on_conflict_do_nothing(index_elements=["rid"])
-        await conn.execute(stmt, list(batch.inserts.values()))
-    if batch.deltas:
-        stmt = sa.update(t).where(t.c.rid == sa.bindparam("b_rid")).values(
+    def __init__(self, dialect: str) -> None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        t, c = requests, journal_cursor.c
+        move = sa.update(journal_cursor).where(c.wal_id == sa.bindparam("b_wal")).values(
+            segment=sa.bindparam("b_segment"), offset=sa.bindparam("b_offset"),
+            updated_at=sa.bindparam("b_now"))
+        self.move_cursor = move
+        self.move_cursor_from = move.where(c.segment == sa.bindparam("b_from_segment"),
+                                           c.offset == sa.bindparam("b_from_offset"))
+        self.first_cursor = insert(journal_cursor).on_conflict_do_nothing()
+        self.insert = insert(t).on_conflict_do_nothing(index_elements=["rid"])
+        self.append = sa.update(t).where(t.c.rid == sa.bindparam("b_rid")).values(
             content_sent=sa.func.coalesce(t.c.content_sent, "") + sa.bindparam("b_text"))
-        await conn.execute(stmt, [{"b_rid": rid, "b_text": "".join(parts)}
-                                  for rid, parts in batch.deltas.items()])
-    if batch.finals:
-        upsert = _insert(conn, t)
+        upsert = insert(t)
         # a final event whose accepted row is gone (pruned, or never applied) still
         # leaves a row: the minimal one this insert carries
-        upsert = upsert.on_conflict_do_update(index_elements=["rid"], set_={
+        self.finish = upsert.on_conflict_do_update(index_elements=["rid"], set_={
             name: upsert.excluded[name] for name in (
                 "state", "status", "completion_id", "provider", "model", "finished_at",
                 "response_json", "usage_json", "attempts_json")})
-        await conn.execute(upsert, list(batch.finals.values()))
-    if batch.deferrals:
-        stmt = sa.update(t).where(t.c.rid == sa.bindparam("b_rid")).values(
+        self.defer = sa.update(t).where(t.c.rid == sa.bindparam("b_rid")).values(
             state=ev.DEFERRED_STATE, defer_until=sa.bindparam("b_until"),
             callback=sa.bindparam("b_callback"))
-        await conn.execute(stmt, list(batch.deferrals.values()))
-    if batch.metadata:
-        stmt = sa.update(t).where(t.c.completion_id == sa.bindparam("b_cid")).values(
+        self.metadata = sa.update(t).where(t.c.completion_id == sa.bindparam("b_cid")).values(
             metadata_json=sa.bindparam("b_metadata"))
-        await conn.execute(stmt, [{"b_cid": cid, "b_metadata": text}
-                                  for cid, text in batch.metadata.items()])
-    if batch.deletes:
-        await conn.execute(sa.update(t).where(t.c.completion_id.in_(sorted(batch.deletes)))
-                           .values(deleted=True))
+        self.delete = sa.update(t).where(t.c.completion_id.in_(
+            sa.bindparam("b_cids", expanding=True))).values(deleted=True)
+
+    async def advance(self, conn: AsyncConnection, wal_id: str, start: Position | None,
+                      end: Position) -> bool:
+        to = {"b_wal": wal_id, "b_segment": end.segment, "b_offset": end.offset,
+              "b_now": time.time()}
+        if start is None:
+            moved = await conn.execute(self.move_cursor, to)
+        else:
+            moved = await conn.execute(self.move_cursor_from, {
+                **to, "b_from_segment": start.segment, "b_from_offset": start.offset})
+        if moved.rowcount == 1:
+            return True
+        # no cursor row yet (a new log), or someone else's: the insert tells which
+        first = await conn.execute(self.first_cursor, {
+            "wal_id": wal_id, "segment": end.segment, "offset": end.offset,
+            "updated_at": to["b_now"]})
+        return bool(first.rowcount == 1)
+
+    async def write(self, conn: AsyncConnection, batch: Batch) -> None:
+        """Rows in a fixed order that respects the log's: inserts, stream text, endings,
+        deferrals, then metadata and deletions (which find rows by completion id)."""
+        if batch.inserts:
+            await conn.execute(self.insert, list(batch.inserts.values()))
+        if batch.deltas:
+            await conn.execute(self.append, [{"b_rid": rid, "b_text": "".join(parts)}
+                                             for rid, parts in batch.deltas.items()])
+        if batch.finals:
+            await conn.execute(self.finish, list(batch.finals.values()))
+        if batch.deferrals:
+            await conn.execute(self.defer, list(batch.deferrals.values()))
+        if batch.metadata:
+            await conn.execute(self.metadata, [{"b_cid": cid, "b_metadata": text}
+                                               for cid, text in batch.metadata.items()])
+        if batch.deletes:
+            await conn.execute(self.delete, {"b_cids": sorted(batch.deletes)})

@@ -82,7 +82,8 @@ class JournalStore(Protocol):
         ...
 
     async def pending_deferred(self, now: float, limit: int = 10) -> list[DeferredRow]:
-        """Deferred requests still in time, oldest first."""
+        """Deferred requests due for a try, oldest first, including those past their
+        deadline (the runner expires those itself)."""
         ...
 
     async def note_deferred_try(self, rid: str, next_at: float) -> None: ...

@@ -119,9 +119,12 @@ def table(rows: list[RequestRow], *, header: bool = True) -> Table:
             f"{row.route} ({row.model_asked})"
         answered = f"{row.provider}/{row.model}" if row.provider else "-"
         state = row.state if row.status in (None, 200) else f"{row.state} {row.status}"
-        latency = "…" if row.finished_at is None else \
-            f"{row.finished_at - row.received_at:.2f}s"
+        latency = "…" if row.finished_at is None else _seconds(row.finished_at - row.received_at)
         grid.add_row(when, row.rid, f"{asked} → {answered}",
                      Text(state, style=_STYLE.get(row.state, "")), attempts_summary(row),
                      latency)
     return grid
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"

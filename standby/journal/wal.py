@@ -48,8 +48,10 @@ class WriteAheadLog:
         if self._size:
             with open(self._path(self._segment), "rb") as handle:
                 handle.seek(self._size - 1)
-                if handle.read(1) != b"\n":
-                    self.append(b"\n")
+                torn = handle.read(1) != b"\n"
+            if torn:
+                os.write(self._fd, b"\n")
+                self._size += 1
 
     def _path(self, segment: int) -> Path:
         return self.directory / f"{_PREFIX}{segment:08d}{_SUFFIX}"

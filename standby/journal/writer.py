@@ -1,7 +1,7 @@
 """Brings the journal database up to date from the write-ahead log, off the request path.
 
 One task follows the log from the position the database has committed for this log
-(``journal_cursor``), applies the events in transactions of at most ``batch`` events
+(``journal_cursor``), applies the events in transactions of at most ``batch`` lines
 (a group commit: whatever was appended while one transaction ran goes into the next),
 and deletes log segments the database has wholly absorbed.  Rows and cursor commit
 together, so a restart resumes exactly where the last commit ended.
@@ -16,22 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-
 from standby.errors import JournalUnavailable
-from standby.journal import events as ev
+from standby.journal.batch import Batch, describe, prepare
 from standby.journal.wal import Position, WriteAheadLog
 
 log = logging.getLogger("standby.journal")
 
-_READ_BYTES = 1024 * 1024  # per log read: bounds the event-loop time one decode takes
-_Item = tuple[dict[str, Any] | None, Position]  # an event (None: undecodable) and its end
+_READ_BYTES = 1024 * 1024  # per log read
+_INLINE = 64  # lines prepared on the event loop; more go to a worker thread
+_Line = tuple[bytes, Position]  # a log line and the position just after it
 
 
 class EventSink(Protocol):
@@ -39,78 +37,59 @@ class EventSink(Protocol):
 
     async def cursor(self, wal_id: str) -> Position | None: ...
 
-    async def apply(self, events: Sequence[dict[str, Any]], *, wal_id: str,
-                    start: Position | None = None, end: Position | None = None) -> bool: ...
+    async def write(self, batch: Batch, *, wal_id: str, start: Position | None = None,
+                    end: Position | None = None) -> bool: ...
 
     def explain(self, exc: BaseException) -> str: ...
 
-
-def _refused(exc: Exception) -> bool:
-    """The data was rejected, by the driver or the database (not: it was unreachable)."""
-    if isinstance(exc, DataError | IntegrityError | ValueError | ArithmeticError | TypeError):
-        return True  # the plain ones: the SQLite driver refusing a value as it binds it
-    if isinstance(exc, DBAPIError):
-        # asyncpg checks arguments client-side and SQLAlchemy reports that as a bare
-        # DBAPIError; the driver's own exception is chained behind it
-        cause = getattr(exc.orig, "__cause__", None)
-        return isinstance(cause, ValueError | ArithmeticError) or (
-            type(cause).__name__ == "DataError")
-    return isinstance(exc, StatementError)
+    def refused(self, exc: BaseException) -> bool: ...
 
 
-def _scrubbed(value: Any) -> Any:
-    """``value`` with lone UTF-16 surrogates (valid JSON escapes, invalid text) replaced."""
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list):
-        return [_scrubbed(item) for item in value]
-    if isinstance(value, dict):
-        return {_scrubbed(key): _scrubbed(item) for key, item in value.items()}
-    return value
-
-
-def decode_line(line: bytes) -> dict[str, Any]:
-    """One log line as an event; raises ``ValueError`` if it is not one.
-
-    orjson refuses a lone surrogate escape (``"\\ud800"``), which a caller's raw body
-    may hold and the log embeds as is; the standard parser takes it, and the surrogate
-    becomes U+FFFD, so such a request is journaled rather than skipped.
-    """
-    try:
-        return ev.decode(line)
-    except ValueError:
-        event = _scrubbed(json.loads(line))
-        if not isinstance(event, dict) or "e" not in event:
-            raise
-        return event
+def _positioned(lines: list[bytes], start: Position, end: Position) -> list[_Line]:
+    """Each line read from ``start`` to ``end`` with the position just after it."""
+    offset = start.offset if start.segment == end.segment else 0
+    if offset + sum(len(line) + 1 for line in lines) != end.offset:
+        # a line held a stray line break (not one orjson wrote): positions inside this
+        # read are unknown, so every line shares the end and _take() never splits them
+        return [(line, end) for line in lines]
+    positioned = []
+    for line in lines:
+        offset += len(line) + 1
+        positioned.append((line, Position(end.segment, offset)))
+    return positioned
 
 
 class JournalWriter:
     """Follows one write-ahead log (``wal_id``) into the database; see the module doc.
 
-    ``batch`` caps the events per transaction; ``idle_interval`` is how often an idle
-    writer looks at the log without being woken; ``backoff`` is the first and the
-    longest pause between retries while the database is away.  ``clock`` (wall time)
-    only stamps the outage shown by ``status()``.
+    ``batch`` caps the lines per transaction.  After a transaction that did not fill a
+    batch the writer gathers for ``linger`` seconds before the next (unless ``flush()``
+    is waiting): a transaction costs about a millisecond of CPU whatever its size, and
+    committing every append as it comes would spend a core on it at a few hundred
+    requests a second.  ``idle_interval`` is how often an idle writer looks at the log
+    without being woken; ``backoff`` is the first and the longest pause between retries
+    while the database is away.  ``clock`` (wall time) only stamps outages in ``status()``.
     """
 
     def __init__(self, wal: WriteAheadLog, store: EventSink, *, wal_id: str,
-                 batch: int = 1000, idle_interval: float = 0.05,
+                 batch: int = 1000, idle_interval: float = 0.05, linger: float = 0.01,
                  clock: Callable[[], float] = time.time,
                  backoff: tuple[float, float] = (0.1, 5.0)) -> None:
         self.wal, self.store, self.wal_id = wal, store, wal_id
         self.batch, self.idle_interval, self.clock = max(1, batch), idle_interval, clock
-        self.backoff = backoff
+        self.backoff, self.linger = backoff, linger
         self.db_up, self.last_error = True, ""
         self.batches = self.events = self.skipped = self.dropped = self.outages = 0
         self._committed: Position | None = None  # the database's cursor, once read
         self._read_to = Position(0, 0)  # the log has been read into _pending up to here
-        self._pending: list[_Item] = []
+        self._pending: list[_Line] = []  # read, not yet committed
         self._seen = Position(0, 0)  # everything before this is committed
         self._start_end = Position(0, 0)  # the log's end when start() ran
         self._pruned_to = -1  # log segments before this one are deleted
         self._wakeup, self._stopped = asyncio.Event(), asyncio.Event()
         self._progress = asyncio.Event()
+        self._hurry = asyncio.Event()  # set while someone waits for the database
+        self._waiters = 0
         self._task: asyncio.Task[None] | None = None
         self._down_since = 0.0
 
@@ -159,6 +138,7 @@ class JournalWriter:
         if task is None:
             return
         self._stopped.set()
+        self._hurry.set()
         self._wakeup.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout)
@@ -184,6 +164,8 @@ class JournalWriter:
             return
         if self._task is None or self._task.done():
             raise JournalUnavailable("the journal writer is not running")
+        self._waiters += 1
+        self._hurry.set()
         self._wakeup.set()
         try:
             async with asyncio.timeout(limit):
@@ -195,6 +177,10 @@ class JournalWriter:
             why = f": {self.last_error}" if not self.db_up else ""
             raise JournalUnavailable(
                 f"the journal database is {self.lag()} bytes behind{why}") from None
+        finally:
+            self._waiters -= 1
+            if not self._waiters:
+                self._hurry.clear()
 
     # -- the follower ----------------------------------------------------------------
 
@@ -206,7 +192,7 @@ class JournalWriter:
             try:
                 if self._committed is None:
                     await self._load_cursor()
-                progressed = await self._step()
+                applied = await self._step()
             except Exception as exc:
                 if self._stopped.is_set():
                     return  # stopping with the database away: the log keeps the rest
@@ -220,7 +206,10 @@ class JournalWriter:
                 log.warning("journal: database back after %.1fs; replaying the spool",
                             self.clock() - self._down_since)
                 self.db_up, self.last_error = True, ""
-            if not progressed:
+            if 0 < applied < self.batch:
+                with contextlib.suppress(TimeoutError):  # group the next commit
+                    await asyncio.wait_for(self._hurry.wait(), self.linger)
+            elif not applied:
                 if self._stopped.is_set():
                     return
                 with contextlib.suppress(TimeoutError):
@@ -240,26 +229,33 @@ class JournalWriter:
         self._pending.clear()
         self._advanced(committed)
 
-    async def _step(self) -> bool:
-        """Apply one batch; False when there was nothing to apply."""
+    async def _step(self) -> int:
+        """Apply one batch; returns its size in lines (0: there was nothing to apply)."""
         self._fill()
         if not self._pending:
             self._advanced(self._read_to)  # nothing pending: read to the end is applied
-            return False
+            return 0
         chunk = self._take()
-        events = [event for event, _ in chunk if event is not None]
         try:
-            done = await self._apply(events, chunk[-1][1])
+            done = await self._write(await self._prepare(chunk), chunk[-1][1])
         except Exception as exc:
-            if not _refused(exc):
+            if not self.store.refused(exc):
                 raise
-            done = await self._apply_singly(chunk)
+            done = await self._write_singly(chunk)
         if done:
             del self._pending[:len(chunk)]
-        return True
+        return len(chunk)
 
-    async def _apply(self, events: list[dict[str, Any]], end: Position) -> bool:
-        ok = await self.store.apply(events, wal_id=self.wal_id, start=self._committed, end=end)
+    async def _prepare(self, chunk: list[_Line]) -> Batch:
+        lines = [line for line, _ in chunk]
+        if len(lines) < _INLINE:
+            return prepare(lines, self.wal_id)
+        # milliseconds of parsing, and thousands of short-lived objects: in a worker
+        # thread, not on the event loop that serves requests
+        return await asyncio.to_thread(prepare, lines, self.wal_id)
+
+    async def _write(self, batch: Batch, end: Position) -> bool:
+        ok = await self.store.write(batch, wal_id=self.wal_id, start=self._committed, end=end)
         if not ok:
             # the cursor is not where we left it: a predecessor's last commit landed
             # after we read it.  Start again from the database's position.
@@ -267,7 +263,9 @@ class JournalWriter:
             self._committed = None
             return False
         self.batches += 1
-        self.events += len(events)
+        self.events += batch.events
+        self.skipped += batch.skipped
+        self.dropped += batch.dropped
         self._committed = end
         self._advanced(end)
         if end.segment > self._pruned_to:
@@ -275,55 +273,38 @@ class JournalWriter:
             self._pruned_to = end.segment
         return True
 
-    async def _apply_singly(self, chunk: list[_Item]) -> bool:
-        for event, end in chunk:
+    async def _write_singly(self, chunk: list[_Line]) -> bool:
+        """The database refused a batch: write its lines one by one, dropping (and
+        logging) only those it refuses on their own."""
+        for line, end in chunk:
+            batch = prepare([line], self.wal_id)
             try:
-                if not await self._apply([event] if event else [], end):
+                if not await self._write(batch, end):
                     return False
             except Exception as exc:
-                if not _refused(exc):
+                if not self.store.refused(exc):
                     raise
                 self.dropped += 1
-                log.error("journal: the database refused a %r event (rid %s), dropped: %s",
-                          event and event.get("e"), event and event.get("rid"),
-                          self.store.explain(exc))
-                if not await self._apply([], end):
+                log.error("journal: the database refused %s at %s, dropped: %s",
+                          describe(line), end, self.store.explain(exc))
+                if not await self._write(Batch(), end):
                     return False
         return True
 
     def _fill(self) -> None:
-        """Read the log until a batch is pending or the log is exhausted."""
-        while sum(1 for event, _ in self._pending if event is not None) < self.batch:
+        """Read the log until a batch of lines is pending or the log is exhausted."""
+        while len(self._pending) < self.batch:
             lines, end = self.wal.read(self._read_to, _READ_BYTES)
             if not lines:
                 self._read_to = max(self._read_to, end)
                 return
-            self._pending.extend(self._decode(lines, self._read_to, end))
+            self._pending.extend(_positioned(lines, self._read_to, end))
             self._read_to = end
 
-    def _decode(self, lines: list[bytes], start: Position, end: Position) -> list[_Item]:
-        offset = start.offset if start.segment == end.segment else 0
-        exact = offset + sum(len(line) + 1 for line in lines) == end.offset
-        items: list[_Item] = []
-        for line in lines:
-            offset += len(line) + 1
-            try:
-                event: dict[str, Any] | None = decode_line(line)
-            except ValueError:  # a line torn by a crash, or not ours
-                event, self.skipped = None, self.skipped + 1
-            # positions are exact unless a line held a stray line break; then every line
-            # of this read shares the end and _take() never splits them
-            items.append((event, Position(end.segment, offset) if exact else end))
-        return items
-
-    def _take(self) -> list[_Item]:
-        """The next batch: up to ``batch`` events, never split inside one position."""
-        count, size = 0, 0
-        for event, end in self._pending:
-            if event is not None:
-                if count == self.batch and end != self._pending[size - 1][1]:
-                    break
-                count += 1
+    def _take(self) -> list[_Line]:
+        """The next batch: up to ``batch`` lines, never split inside one position."""
+        size = min(self.batch, len(self._pending))
+        while size < len(self._pending) and self._pending[size][1] == self._pending[size - 1][1]:
             size += 1
         return self._pending[:size]
 
