@@ -8,6 +8,7 @@ during the run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import platform
 import shutil
@@ -53,6 +54,21 @@ def git_revision(root: Path) -> str | None:
                                capture_output=True, text=True, timeout=5, check=False)
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     return None
+
+
+def source_digest(package: Path) -> str:
+    """A short hash of every file under ``package`` (``__pycache__`` skipped).
+
+    Taken when each gateway starts and at the end: the working tree is shared and edited
+    while benchmarks run, so a run records whether all its phases ran the same code.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(package)).encode() + b"\0")
+            with contextlib.suppress(OSError):
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def facts(root: Path) -> dict[str, Any]:

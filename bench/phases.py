@@ -22,7 +22,7 @@ from bench.memory import many_streams
 from bench.processes import cpu_seconds, rss_kib
 from bench.saturate import saturate
 from bench.settings import Settings
-from bench.stack import Stack
+from bench.stack import CHUNKS, Stack
 from bench.stats import diff, median, ratio
 
 Measure = Callable[[str, str], Awaitable[dict[str, Any]]]
@@ -168,8 +168,14 @@ async def memory(stack: Stack, s: Settings) -> dict[str, Any]:
     direct["distinct_texts"] = len(texts)
     direct["completed_ok"] = texts[expected] if expected is not None else 0
     await asyncio.sleep(1.0)
+    cpu_before, started = cpu_seconds(pid), time.perf_counter()
     standby = await many_streams(target, n, ramp, expected, pid)
     standby.pop("texts")
+    cpu = cpu_seconds(pid) - cpu_before
+    standby["gateway_cpu_s"] = round(cpu, 2)
+    standby["gateway_cpu_pct"] = round(100 * cpu / (time.perf_counter() - started), 1)
+    events = n * (CHUNKS + 3)  # role, 20 contents, finish, [DONE] per stream
+    standby["gateway_cpu_us_per_event"] = round(1e6 * cpu / events, 1)
     rss = standby["rss"]
     at_open = rss["rss_at_max_open_kib"]
     return {

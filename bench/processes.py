@@ -8,6 +8,7 @@ including on errors and Ctrl-C.  ``/proc`` helpers read RSS and CPU time of a PI
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import resource
@@ -75,7 +76,11 @@ class ProcessSet:
 
     def start(self, name: str, argv: list[str], cpus: str | None = None,
               cwd: Path | None = None) -> Proc:
-        """Start ``argv`` in a new session, pinned with ``taskset -c cpus`` when given."""
+        """Start ``argv`` in a new session, pinned with ``taskset -c cpus`` when given.
+
+        The working directory defaults to the scratch ``workdir``, so whatever the process
+        writes (a gateway's journal, say) stays out of the repository.
+        """
         if cpus is not None:
             taskset = shutil.which("taskset")
             if taskset is None:
@@ -84,7 +89,7 @@ class ProcessSet:
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=cwd,
+                                     stdin=subprocess.DEVNULL, cwd=cwd or self.workdir,
                                      start_new_session=True, preexec_fn=raise_nofile)
         proc = Proc(name, popen, log, argv)
         self.procs.append(proc)
@@ -123,19 +128,19 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str,
-               proc: Proc | None = None) -> None:
-    """Poll ``check()`` every 0.1 s until it is true; raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def wait_until(check: Callable[[], bool], within: float, what: str,
+                     proc: Proc | None = None) -> None:
+    """Poll ``check()`` every 0.1 s until it is true; raise after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive():
             raise RuntimeError(f"{proc.name} exited early:\n{proc.log_tail()}")
         with contextlib.suppress(OSError):
             if check():
                 return
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
     tail = f"\n{proc.log_tail()}" if proc is not None else ""
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
+    raise RuntimeError(f"timed out after {within:.0f} s waiting for {what}{tail}")
 
 
 def rss_kib(pid: int) -> int:

@@ -76,6 +76,10 @@ def rows(results: dict[str, Any]) -> list[Row]:
         out.append((f"streams completed correctly (of {n:,})",
                     f"{mem['direct']['completed_ok']:,}", f"{mem['standby']['completed_ok']:,}",
                     f"all open at once: {rss['max_open_seen']:,}"))
+        cpu = mem["standby"]
+        out.append((f"gateway CPU while forwarding the {n:,} streams", "-",
+                    f"{cpu['gateway_cpu_pct']:.0f} %",
+                    f"{cpu['gateway_cpu_us_per_event']:.0f} µs CPU / SSE event"))
         out.append(("slow stream duration p50", _ms(mem["direct"]["stream_ms"]["p50"]),
                     _ms(mem["standby"]["stream_ms"]["p50"]), ""))
     return out
@@ -112,7 +116,7 @@ def setup_lines(results: dict[str, Any]) -> list[str]:
     return [
         f"- command: `{results['command']}`",
         f"- started {results['started']}, took {results['elapsed_s']:.0f} s; "
-        f"git {m['git']}",
+        f"git {m['git']}; digest of `standby/` per test bed: {results['source_digests']}",
         f"- machine: {m['nproc']} CPUs, {m['cpu_model']}, Linux {m['kernel']}, "
         f"Python {m['python']}, {m['wrk'] or 'no wrk'}, node {m['node'] or '-'}",
         f"- load average at start {m['loadavg_start']}, at end {results['loadavg_end']}",
@@ -121,7 +125,8 @@ def setup_lines(results: dict[str, Any]) -> list[str]:
         f"- upstream: **{results['upstream']}** (two instances, primary → backup; "
         "all traffic is served by primary)",
         f"- foreign processes with ≥ 1 s CPU during the run: {foreign or 'none'}",
-    ]
+    ] + ([f"- files the gateways wrote (journal?): {results['gateway_files']}"]
+         if results.get("gateway_files") else [])
 
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:

@@ -31,6 +31,8 @@ from bench.processes import ProcessSet, raise_nofile
 from bench.settings import PHASES, Settings
 from bench.stack import ROOT, StackSpec, start_stack, stop_stack
 
+PACKAGE = ROOT / "standby"
+
 UPSTREAMS = {"sim": "standby sim (Python, aiohttp)",
              "node": "../shared/harness/mock_upstream.js (Node)"}
 
@@ -84,14 +86,19 @@ def pin_self(cpus: str) -> None:
     os.sched_setaffinity(0, chosen)
 
 
-async def measure(s: Settings, only: list[str], procs: ProcessSet) -> dict[str, Any]:
-    """Run the chosen phases; returns phase name → results."""
+async def measure(s: Settings, only: list[str], procs: ProcessSet,
+                  sources: dict[str, str]) -> dict[str, Any]:
+    """Run the chosen phases; returns phase name → results.
+
+    ``sources`` gets the digest of the gateway's source as each test bed starts.
+    """
     results: dict[str, Any] = {}
     fast = [p for p in ("latency", "saturation", "stream") if p in only]
     if fast:
         log(f"starting {s.upstream} upstreams and the gateway (stream chunk delay "
             f"{s.stream_chunk_delay * 1000:g} ms)")
-        stack = start_stack(procs, StackSpec(s.upstream, s.stream_chunk_delay,
+        sources["fast"] = machine.source_digest(PACKAGE)
+        stack = await start_stack(procs, StackSpec(s.upstream, s.stream_chunk_delay,
                                              s.gateway_cpus, s.load_cpus), "fast")
         async with new_session(1000, s.timeout) as session:
             log("warm-up (not recorded)")
@@ -112,16 +119,29 @@ async def measure(s: Settings, only: list[str], procs: ProcessSet) -> dict[str, 
     if "memory" in only:
         log(f"memory: fresh gateway, {s.memory_streams} streams of 20 chunks "
             f"{s.memory_chunk_delay:g} s apart, direct then standby")
-        stack = start_stack(procs, StackSpec(s.upstream, s.memory_chunk_delay,
+        sources["slow"] = machine.source_digest(PACKAGE)
+        stack = await start_stack(procs, StackSpec(s.upstream, s.memory_chunk_delay,
                                              s.gateway_cpus, s.load_cpus), "slow")
         results["memory"] = await phases.memory(stack, s)
         stop_stack(procs, stack)
     return results
 
 
+def gateway_files(workdir: Path) -> dict[str, int]:
+    """Files the gateways left in the scratch dir (a journal, say): name → bytes."""
+    found: dict[str, int] = {}
+    for path in sorted(workdir.rglob("*")):
+        if path.is_file() and path.suffix not in (".log", ".yaml", ".lua"):
+            found[str(path.relative_to(workdir))] = path.stat().st_size
+    return found
+
+
 def notes(results: dict[str, Any]) -> list[str]:
     """Warnings about the run's validity."""
     out: list[str] = []
+    if len(set(results["source_digests"].values())) > 1:
+        out.append(f"the gateway's source changed during the run "
+                   f"({results['source_digests']}): phases may have run different code")
     if results["machine"]["loadavg_start"][0] > 0.5:
         out.append(f"load average was {results['machine']['loadavg_start'][0]} at start: "
                    "the machine was busy, expect noise")
@@ -142,12 +162,36 @@ def _terminate(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+async def _interruptible(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run ``coro``; SIGINT/SIGTERM cancel it (cleanly) and become ``KeyboardInterrupt``."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if received:
+            raise KeyboardInterrupt(f"signal {received[0]}") from None
+        raise
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        signal.signal(signal.SIGTERM, _terminate)
+
+
 def _run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+        return asyncio.run(_interruptible(coro))
+    return uvloop.run(_interruptible(coro))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine.facts(ROOT)
     log(f"{command}  (scratch: {workdir}; load average {facts['loadavg_start']})")
     before = machine.cpu_snapshot()
+    sources: dict[str, str] = {}
     try:
         with ProcessSet(workdir) as procs:
-            measured = _run_async(measure(s, args.only, procs))
+            measured = _run_async(measure(s, args.only, procs, sources))
     except KeyboardInterrupt:
         log("interrupted: every started process was stopped")
         return 130
@@ -176,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_end": machine.loadavg(),
         "foreign_cpu": machine.foreign_cpu(before, procs.started | {os.getpgrp()}),
         "phases": measured,
+        "gateway_files": gateway_files(workdir),
+        "source_digests": sources | {"end": machine.source_digest(PACKAGE)},
     }
     results["notes"] = notes(results)
     report.print_table(report.rows(results), f"Standby vs direct ({results['upstream']})")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,12 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
-def run_wrk(url: str, connections: int, duration: float, workdir: Path,
-            cpus: str | None = "0") -> dict[str, Any]:
-    """Run wrk against ``url`` (``…/chat/completions``) and parse its summary."""
+async def run_wrk(url: str, connections: int, duration: float, workdir: Path,
+                  cpus: str | None = "0") -> dict[str, Any]:
+    """Run wrk against ``url`` (``…/chat/completions``) and parse its summary.
+
+    wrk is killed if this is cancelled (Ctrl-C) or overruns ``duration + 30`` s.
+    """
     wrk = wrk_path()
     if wrk is None:
         raise RuntimeError("wrk is not installed")
@@ -46,11 +48,18 @@ def run_wrk(url: str, connections: int, duration: float, workdir: Path,
             "--timeout", "10s", "-s", str(script), url]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30,
-                          check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-    return parse_wrk(done.stdout) | {"engine": "wrk", "connections": connections}
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(duration + 30):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {(err or out).decode()}")
+    return parse_wrk(out.decode()) | {"engine": "wrk", "connections": connections}
 
 
 def parse_wrk(text: str) -> dict[str, Any]:
@@ -109,5 +118,5 @@ async def saturate(url: str, connections: int, duration: float, workdir: Path,
                    engine: str = "auto") -> dict[str, Any]:
     """Saturation with ``engine`` (``wrk``, ``aiohttp`` or ``auto`` = wrk when present)."""
     if engine == "wrk" or (engine == "auto" and wrk_path() is not None):
-        return await asyncio.to_thread(run_wrk, url, connections, duration, workdir)
+        return await run_wrk(url, connections, duration, workdir)
     return await run_aiohttp(url, connections, duration)

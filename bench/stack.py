@@ -82,7 +82,7 @@ def upstream_argv(spec: StackSpec, name: str, port: int) -> list[str]:
     raise ValueError(f"unknown upstream {spec.upstream!r} (sim or node)")
 
 
-def start_stack(procs: ProcessSet, spec: StackSpec, tag: str) -> Stack:
+async def start_stack(procs: ProcessSet, spec: StackSpec, tag: str) -> Stack:
     """Start primary, backup and the gateway; return once all three answer."""
     ports = {name: free_port() for name in ("primary", "backup", "gateway")}
     bases = {name: f"http://127.0.0.1:{ports[name]}/v1" for name in ports}
@@ -93,13 +93,13 @@ def start_stack(procs: ProcessSet, spec: StackSpec, tag: str) -> Stack:
         upstreams.append(proc)
     for proc, name in zip(upstreams, ("primary", "backup"), strict=True):
         models = f"{bases[name]}/models"
-        wait_until(functools.partial(_get_ok, models), 20, f"upstream {name}", proc)
+        await wait_until(functools.partial(_get_ok, models), 20, f"upstream {name}", proc)
     plan = procs.workdir / f"{tag}-plan.yaml"
     plan.write_text(PLAN.format(primary=bases["primary"], backup=bases["backup"], model=MODEL))
     argv = [str(spec.standby_bin), "serve", "--plan", str(plan), "--host", "127.0.0.1",
             "--port", str(ports["gateway"])]
     gateway = procs.start(f"{tag}-gateway", argv, cpus=spec.gateway_cpus)
-    wait_until(lambda: _post_ok(f"{bases['gateway']}/chat/completions"), 30, "the gateway",
+    await wait_until(lambda: _post_ok(f"{bases['gateway']}/chat/completions"), 30, "the gateway",
                gateway)
     return Stack(spec, upstreams[0], upstreams[1], gateway, bases["primary"], bases["gateway"])
 

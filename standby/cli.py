@@ -128,8 +128,6 @@ def key_hash(key: str) -> None:
     click.echo(hash_key(key))
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
 
 
 __all__ = ["main"]
@@ -140,3 +138,7 @@ from standby.journal_cli import backup_command, export_command, journal_group  #
 main.add_command(export_command)
 main.add_command(backup_command)
 main.add_command(journal_group)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

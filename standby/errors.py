@@ -15,7 +15,8 @@
     │   ├── MalformedReply        200 with an error body, HTML, unparseable JSON
     │   └── StreamBroken          the stream died after it had started
     ├── Exhausted                 no target could serve the request (503 to the caller)
-    └── JournalUnavailable        the journal database is down or too far behind to read
+    ├── JournalUnavailable        the journal database is down or too far behind to read
+    └── BackupError               the journal could not be backed up (says why, what to do)
 
 Third-party errors (aiohttp, asyncio) are mapped into this tree at the edge by the
 adapters (``standby.providers.openai``), raised ``from`` the original.  The attempt loop
@@ -157,3 +158,7 @@ class Exhausted(StandbyError):
 class JournalUnavailable(StandbyError):
     """The journal database could not be brought up to date in time (it is down or far
     behind). Requests are still journaled in the write-ahead log; only reads fail."""
+
+
+class BackupError(StandbyError):
+    """The journal could not be backed up; ``str()`` says why and what to do."""

@@ -90,8 +90,10 @@ async def _reading(url: str) -> AsyncIterator[SQLStore]:
     try:
         yield store
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        raise click.ClickException(f"cannot read the journal at {shown}: "
-                                   f"{store.explain(exc)}") from None
+        detail = store.explain(exc)
+        if "no such table" in detail or 'relation "requests" does not exist' in detail:
+            detail += " (the gateway creates the journal's tables when it first starts)"
+        raise click.ClickException(f"cannot read the journal at {shown}: {detail}") from None
     finally:
         await store.close()
 

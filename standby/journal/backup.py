@@ -23,13 +23,10 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from standby.errors import StandbyError
+from standby.errors import BackupError
 
 __all__ = ["BackupError", "BackupReport", "backup", "public_url", "sqlite_path"]
 
-
-class BackupError(StandbyError):
-    """The journal could not be backed up; ``str()`` says why and what to do."""
 
 
 @dataclass(frozen=True, slots=True)

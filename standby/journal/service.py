@@ -29,7 +29,13 @@ log = logging.getLogger("standby.journal")
 
 
 def journal_url(config: JournalConfig, data_dir: Path) -> str:
-    return config.url or f"sqlite:///{(data_dir / 'standby.db').resolve()}"
+    """The database URL; SQLite paths that are relative are taken from the data directory."""
+    if not config.url:
+        return f"sqlite:///{(data_dir / 'standby.db').resolve()}"
+    prefix = "sqlite:///"
+    if config.url.startswith(prefix) and not config.url.startswith(prefix + "/"):
+        return prefix + str((data_dir / config.url[len(prefix):]).resolve())
+    return config.url
 
 
 def wal_directory(config: JournalConfig, data_dir: Path) -> Path:
