@@ -12,4 +12,7 @@ Entry point: ``python -m bench.run`` (see ``bench/README.md``).  Modules, one co
 * ``machine``   — machine facts, load average, CPU used by foreign processes
 * ``phases``    — each measured phase, direct and through Standby, alternated
 * ``report``    — the results table (terminal and markdown) and JSON
+* ``settings``  — phase sizes for a full and a ``--quick`` run
+
+``journal_bench`` is a separate benchmark of the journal (``python -m bench.journal_bench``).
 """

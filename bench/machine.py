@@ -2,11 +2,12 @@
 
 The machine is shared (other engineers run test suites on it), so a run records the load
 average at start and end, and every process that is not ours and used ≥ 1 s of CPU
-during the run.
+during the run (sampled every 2 s, so processes that exit meanwhile are counted too).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -96,16 +97,32 @@ def cpu_snapshot() -> dict[int, tuple[str, float, int]]:
     return snap
 
 
-def foreign_cpu(before: dict[int, tuple[str, float, int]], ours: set[int],
-                min_seconds: float = 1.0) -> list[dict[str, Any]]:
-    """Processes outside the process groups in ``ours`` that used ≥ ``min_seconds``."""
-    after = cpu_snapshot()
-    found: list[dict[str, Any]] = []
-    for pid, (name, seconds, pgid) in after.items():
-        if pgid in ours or pid in ours:
-            continue
-        used = seconds - (before[pid][1] if pid in before else 0.0)
-        if used >= min_seconds:
-            found.append({"pid": pid, "name": name, "cpu_s": round(used, 1)})
-    found.sort(key=lambda p: -p["cpu_s"])
-    return found[:10]
+class CpuWatch:
+    """CPU seconds of every process, sampled now and then, so exited ones still count."""
+
+    def __init__(self) -> None:
+        self.first = cpu_snapshot()
+        self.last = dict(self.first)
+
+    def sample(self) -> None:
+        """Take a snapshot (processes that exit later keep their last reading)."""
+        self.last.update(cpu_snapshot())
+
+    async def run(self, every: float = 2.0) -> None:
+        """Sample every ``every`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            self.sample()
+
+    def foreign(self, ours: set[int], min_seconds: float = 1.0) -> list[dict[str, Any]]:
+        """Processes outside the process groups in ``ours`` that used ≥ ``min_seconds``."""
+        self.sample()
+        found: list[dict[str, Any]] = []
+        for pid, (name, seconds, pgid) in self.last.items():
+            if pgid in ours or pid in ours:
+                continue
+            used = seconds - (self.first[pid][1] if pid in self.first else 0.0)
+            if used >= min_seconds:
+                found.append({"pid": pid, "name": name, "cpu_s": round(used, 1)})
+        found.sort(key=lambda p: -p["cpu_s"])
+        return found[:10]

@@ -22,9 +22,19 @@ def _mib(kib: float | None) -> str:
     return "-" if kib is None else f"{kib / 1024:.1f} MiB"
 
 
-def _quantile_rows(label: str, block: dict[str, Any]) -> list[Row]:
-    return [(f"{label} {q}", _ms(v["direct"]), _ms(v["standby"]), _added(v["added"]))
-            for q, v in block.items()]
+def _quantile_rows(label: str, block: dict[str, Any], pairs: list[dict[str, Any]] | None = None,
+                   key: str = "") -> list[Row]:
+    """p50/p99 rows; with ``pairs``, the added column shows the per-pair range too."""
+    out: list[Row] = []
+    for q, v in block.items():
+        added = _added(v["added"])
+        if pairs and len(pairs) > 1:
+            each = [p["standby"][key][q] - p["direct"][key][q] for p in pairs
+                    if p["standby"][key][q] is not None and p["direct"][key][q] is not None]
+            if each:
+                added += f" (pairs {min(each):+.2f} .. {max(each):+.2f})"
+        out.append((f"{label} {q}", _ms(v["direct"]), _ms(v["standby"]), added))
+    return out
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
@@ -32,7 +42,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
     phases = results["phases"]
     for rate, block in phases.get("latency", {}).items():
-        out += _quantile_rows(f"latency @ {rate} req/s", block["latency_ms"])
+        out += _quantile_rows(f"latency @ {rate} req/s", block["latency_ms"], block["pairs"],
+                              "latency_ok_ms")
         fails = block["failures"]
         out.append((f"failed requests @ {rate} req/s", str(fails["direct"]),
                     str(fails["standby"]), ""))
@@ -53,7 +64,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
                     str(errors["standby"]), ""))
     if "stream" in phases:
         st = phases["stream"]
-        out += _quantile_rows("stream TTFT", st["ttft_ms"])
+        out += _quantile_rows("stream TTFT", st["ttft_ms"], st["pairs"], "ttft_ms")
         whole = st["stream_ms"]["p50"]
         out.append(("stream complete p50", _ms(whole["direct"]), _ms(whole["standby"]),
                     _added(whole["added"])))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import os
 import shlex
 import signal
@@ -58,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gateway-cpus", default="1", help="taskset list for the gateway")
     parser.add_argument("--load-cpus", default="0",
                         help="taskset list for upstreams, load generator and wrk")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="measure nothing: print the table of a results .json and "
+                             "rewrite the .md next to it")
     args = parser.parse_args(argv)
     chosen = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = sorted(set(chosen) - set(PHASES))
@@ -87,6 +91,16 @@ def pin_self(cpus: str) -> None:
 
 
 async def measure(s: Settings, only: list[str], procs: ProcessSet,
+                  sources: dict[str, str], watch: machine.CpuWatch) -> dict[str, Any]:
+    """Run the chosen phases (``watch`` samples everyone's CPU meanwhile)."""
+    sampler = asyncio.create_task(watch.run())
+    try:
+        return await _phases(s, only, procs, sources)
+    finally:
+        sampler.cancel()
+
+
+async def _phases(s: Settings, only: list[str], procs: ProcessSet,
                   sources: dict[str, str]) -> dict[str, Any]:
     """Run the chosen phases; returns phase name → results.
 
@@ -128,11 +142,20 @@ async def measure(s: Settings, only: list[str], procs: ProcessSet,
 
 
 def gateway_files(workdir: Path) -> dict[str, int]:
-    """Files the gateways left in the scratch dir (a journal, say): name → bytes."""
+    """Files the gateways left in the scratch dir (a journal, say): name → bytes.
+
+    They are deleted once measured (a full run's journal is ~200 MB); the plans, logs
+    and results stay in the scratch dir.
+    """
     found: dict[str, int] = {}
+    ours = {".log", ".yaml", ".lua", ".json", ".md"}
     for path in sorted(workdir.rglob("*")):
-        if path.is_file() and path.suffix not in (".log", ".yaml", ".lua"):
+        if path.is_file() and path.suffix not in ours:
             found[str(path.relative_to(workdir))] = path.stat().st_size
+            path.unlink()
+    for path in sorted(workdir.rglob("*"), reverse=True):
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
     return found
 
 
@@ -194,9 +217,20 @@ def _run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     return uvloop.run(_interruptible(coro))
 
 
+def render(path: Path) -> int:
+    """Re-render a stored run (after a change to the report's format)."""
+    results = json.loads(path.read_text())
+    report.print_table(report.rows(results), f"Standby vs direct ({results['upstream']})")
+    json_path, md_path = report.write(results, path.with_suffix(""))
+    log(f"wrote {md_path} (and {json_path}, unchanged content)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parse_args(argv)
+    if args.render is not None:
+        return render(args.render)
     s = settings_from(args)
     pin_self(s.load_cpus)
     raise_nofile()
@@ -206,11 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     started, t0 = time.strftime("%Y-%m-%d %H:%M:%S %Z"), time.monotonic()
     facts = machine.facts(ROOT)
     log(f"{command}  (scratch: {workdir}; load average {facts['loadavg_start']})")
-    before = machine.cpu_snapshot()
+    watch = machine.CpuWatch()
     sources: dict[str, str] = {}
     try:
         with ProcessSet(workdir) as procs:
-            measured = _run_async(measure(s, args.only, procs, sources))
+            measured = _run_async(measure(s, args.only, procs, sources, watch))
     except KeyboardInterrupt:
         log("interrupted: every started process was stopped")
         return 130
@@ -219,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "upstream": UPSTREAMS[s.upstream],
         "settings": dataclasses.asdict(s), "machine": facts,
         "loadavg_end": machine.loadavg(),
-        "foreign_cpu": machine.foreign_cpu(before, procs.started | {os.getpgrp()}),
+        "foreign_cpu": watch.foreign(procs.started | {os.getpgrp()}),
         "phases": measured,
         "gateway_files": gateway_files(workdir),
         "source_digests": sources | {"end": machine.source_digest(PACKAGE)},
