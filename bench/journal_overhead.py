@@ -5,7 +5,7 @@
 Two gateways on core 1 (one journaling into SQLite in the scratch directory, one with
 ``journal: {enabled: false}``) in front of the same two simulated upstreams on core 0,
 measured alternately at fixed open-loop rates in one invocation; the report gives each
-side's latency and the per-pair difference (on − off).
+side's latency and the per-pair difference (on - off).
 """
 
 from __future__ import annotations

@@ -7,45 +7,23 @@ everything downstream receives them as plain, immutable configuration.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNIT = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3,
-              "gib": 1024**3, None: 1}
+from standby.plan.values import Clamp, Duration, Loc, Size, Tokens, dotted
 
-
-def parse_duration(value: Any) -> float:
-    """``"3s"``, ``"250ms"``, ``"2m"``, ``"24h"``, ``"1d"`` or a number of seconds → seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 3s, 250ms or 2m")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
-    else:
-        raise ValueError(
-            f"bad duration {value!r}: expected a number with ms, s, m, h or d (e.g. 3s)")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-def parse_size(value: Any) -> int:
-    """``"8MiB"``, ``"512kb"`` or a number of bytes → bytes."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and (m := _SIZE.match(value)):
-        unit = m.group(2).lower() if m.group(2) else None
-        return int(m.group(1)) * _SIZE_UNIT[unit]
-    raise ValueError(f"bad size {value!r}: expected bytes or a number with kb, KiB, MB, MiB…")
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
+# body keys the gateway itself decides; a target's params or clamps may not touch them
+_RESERVED = frozenset({"model", "messages", "stream", "n"})
 
 
 class Record(BaseModel):
@@ -92,19 +70,47 @@ class Breaker(Record):
     failures: int = Field(5, ge=1)  # consecutive failures that open it
     ejection: Duration = 1.0  # first open period
     growth: float = Field(1.5, ge=1.0)  # each re-open multiplies the period by this
-    max_ejection: Duration = 30.0
+    max_ejection: Duration = 4.0  # short: a recovered target is used again within seconds
     forget_after: Duration = 5.0  # healthy (closed) this long: the next ejection starts small
     auth_ejection: Duration = 300.0  # a 401/402/403 key problem keeps the target out this long
 
 
+class Capabilities(Record):
+    """What a provider (or one target) can serve; the router skips targets that cannot."""
+
+    tools: bool = True  # tools / functions, and tool calls in the conversation
+    images: bool = True  # image parts in messages
+    json_schema: bool = True  # response_format {type: json_schema}
+    max_context: Tokens | None = None  # prompt + requested output, in tokens; None: unlimited
+
+
+class CapabilityOverrides(Record):
+    """Per-target changes to its provider's capabilities; a key left out keeps the provider's."""
+
+    tools: bool | None = None
+    images: bool | None = None
+    json_schema: bool | None = None
+    max_context: Tokens | None = None
+
+    def apply(self, base: Capabilities) -> Capabilities:
+        changes = {k: v for k, v in self.model_dump().items() if v is not None}
+        return base.model_copy(update=changes) if changes else base
+
+
 class Provider(Record):
-    kind: Literal["openai", "openai-compatible"] = "openai-compatible"
+    """One upstream API account: its wire, address, key, and what its models can serve."""
+
+    kind: Literal["openai", "openai-compatible", "azure", "anthropic", "gemini"] = (
+        "openai-compatible")
     base_url: str
     api_key: str = ""
     headers: dict[str, str] = Field(default_factory=dict)
-    prefill: bool = False  # accepts a trailing assistant message and continues it
+    prefill: bool | None = None  # continues a trailing assistant message; default by kind
+    api_version: str = ""  # azure: api-version; anthropic: anthropic-version header
+    default_max_tokens: int = Field(4096, ge=1)  # anthropic requires one; used if none given
     timeouts: TimeoutOverrides = TimeoutOverrides()
     max_connections: int = Field(1000, ge=1)
+    capabilities: Capabilities = Capabilities()
 
     @field_validator("base_url")
     @classmethod
@@ -115,8 +121,26 @@ class Provider(Record):
 
 
 class TargetRef(Record):
-    target: str  # "provider/model"; "{model}" in the model passes the asked name through
+    """One target of a route: ``provider/model`` and how requests are shaped for it.
+
+    ``{model}`` in the model passes the asked name through; ``{equivalent}`` is replaced
+    by the plan's ``models`` table entry for the asked model at this provider.
+    """
+
+    target: str
     weight: float = Field(1.0, gt=0)
+    params: dict[str, Any] = Field(default_factory=dict)  # set body keys; null removes one
+    clamp: dict[str, Clamp] = Field(default_factory=dict)  # numeric body keys into [min, max]
+    capabilities: CapabilityOverrides = CapabilityOverrides()
+
+    @field_validator("params", "clamp")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted(_RESERVED.intersection(value))
+        if taken:
+            raise ValueError(f"{', '.join(taken)} cannot be set per target (the gateway sets "
+                             f"{', '.join(sorted(_RESERVED))})")
+        return value
 
 
 def _target_ref(value: Any) -> Any:
@@ -153,6 +177,14 @@ class Route(Record):
         if self.tiers is not None:
             return [list(t) for t in self.tiers]
         return [[t] for t in self.targets or []]
+
+    def located(self) -> Iterator[tuple[Loc, TargetRef]]:
+        """Each target with its place as written: ``("targets", 1)``, ``("tiers", 0, 2)``."""
+        for i, ref in enumerate(self.targets or ()):
+            yield ("targets", i), ref
+        for i, tier in enumerate(self.tiers or ()):
+            for j, ref in enumerate(tier):
+                yield ("tiers", i, j), ref
 
 
 class Server(Record):
@@ -195,17 +227,53 @@ class Plan(Record):
     server: Server = Server()
     journal: Journal = Journal()
 
+    # asked model → {provider name: that provider's equivalent model}, for "{equivalent}"
+    models: dict[str, dict[str, str]] = Field(default_factory=dict)
+
     @model_validator(mode="after")
-    def _targets_exist(self) -> Plan:
-        for name, route in self.routes.items():
-            for tier in route.tier_list():
-                for ref in tier:
-                    provider, sep, model = ref.target.partition("/")
-                    if not sep or not model:
-                        raise ValueError(
-                            f"routes.{name}: target {ref.target!r} must be 'provider/model'")
-                    if provider not in self.providers:
-                        known = ", ".join(sorted(self.providers)) or "none"
-                        raise ValueError(f"routes.{name}: target {ref.target!r} names unknown "
-                                         f"provider {provider!r} (known: {known})")
+    def _cross_check(self, info: ValidationInfo) -> Plan:
+        # The loader passes context {"cross_check": False} and reports ``problems()``
+        # itself, each with its line; everyone else gets them all in one error here.
+        if info.context and info.context.get("cross_check") is False:
+            return self
+        found = self.problems()
+        if found:
+            raise ValueError("; ".join(f"{dotted(loc)}: {message}" for loc, message in found))
         return self
+
+    def problems(self) -> list[tuple[Loc, str]]:
+        """Mistakes across sections (a target naming an unknown provider, …), located."""
+        known = ", ".join(sorted(self.providers)) or "none"
+        found: list[tuple[Loc, str]] = []
+        for asked, row in self.models.items():
+            for provider, model in row.items():
+                loc: Loc = ("models", asked, provider)
+                if provider not in self.providers:
+                    found.append((loc, f"unknown provider {provider!r} (known: {known})"))
+                elif not model.strip():
+                    found.append((loc, "the equivalent model name is empty"))
+        for name, route in self.routes.items():
+            for where, ref in route.located():
+                loc = ("routes", name, *where)
+                provider, sep, model = ref.target.partition("/")
+                if not sep or not model:
+                    found.append((loc, f"target {ref.target!r} must be 'provider/model'"))
+                elif provider not in self.providers:
+                    found.append((loc, f"target {ref.target!r} names unknown provider "
+                                       f"{provider!r} (known: {known})"))
+                elif "{equivalent}" in model and (why := self._no_equivalent(name, provider)):
+                    found.append((loc, f"target {ref.target!r}: {why}"))
+        return found
+
+    def _no_equivalent(self, route: str, provider: str) -> str | None:
+        """Why ``{equivalent}`` at ``provider`` can never resolve on ``route``, if so."""
+        if not self.models:
+            return "'{equivalent}' needs the plan's 'models' table, and there is none"
+        if any(ch in route for ch in "*?["):  # a glob: the asked names are not known here
+            if not any(provider in row for row in self.models.values()):
+                return f"no entry of 'models' names provider {provider!r}"
+            return None
+        if provider not in self.models.get(route, {}):
+            return f"'models' has no equivalent of {route!r} at provider {provider!r}"
+        return None
+
