@@ -1,9 +1,7 @@
-"""Typed records shared by the wire handlers, the router and every provider adapter.
+"""Transport records: a call to one target, its reply, its stream chunks, its deadlines.
 
-Standby keeps the caller's OpenAI-shaped body as a dict and forwards it almost untouched
-(only ``model`` is re-aimed at the target), so the records here carry the body, the raw
-bytes as received (to pass through without re-serialising) and the few fields the router
-must read: the answering model, usage, finish reasons and content deltas.
+The body inside is the caller's OpenAI-shaped dict, forwarded almost untouched (only
+``model`` is re-aimed), with the raw bytes kept to pass through without re-serialising.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from typing import Any
 
 from standby.errors import JournalUnavailable
 from standby.journal.journal import Journal
-from standby.journal.migrate import migrate
 from standby.journal.recovery import load_wal_id, recover_after_replay
 from standby.journal.sql import SQLStore
 from standby.journal.wal import WriteAheadLog
@@ -66,6 +65,8 @@ class JournalService:
         self._task = asyncio.create_task(self._prepare(), name="journal-prepare")
 
     async def _prepare(self) -> None:
+        from standby.journal.migrate import migrate  # alembic is needed once, at start-up
+
         delay = 0.2
         while True:
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -24,10 +24,9 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from standby.errors import PlanError
 from standby.plan.model import Plan
+from standby.plan.values import Loc, dotted
 
 __all__ = ["load_plan", "parse_plan"]
-
-Loc = tuple[str | int, ...]
 
 # One pattern, three alternatives: the `$${` escape, a well-formed reference, and a
 # stray `${` that matches neither (reported rather than silently kept).
@@ -49,10 +48,7 @@ class _Problem:
     @property
     def key(self) -> str:
         """``providers.main.api_key``, ``routes.chat.targets[1]``."""
-        out = ""
-        for part in self.loc:
-            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-        return out
+        return dotted(self.loc)
 
 
 def load_plan(path: str | Path, env: Mapping[str, str]) -> Plan:
@@ -81,12 +77,17 @@ def parse_plan(text: str, *, file: str, env: Mapping[str, str]) -> Plan:
         raise _plan_error(file, [_Problem(_line_of(tree, p.loc), p.loc, p.message)
                                  for p in resolver.problems])
     try:
-        return Plan.model_validate(data)
+        # cross-section checks are left to us, so that each problem gets its own line
+        plan = Plan.model_validate(data, context={"cross_check": False})
     except ValidationError as exc:
         found: list[_Problem] = []
         for err in exc.errors(include_url=False):
-            found.extend(_explain(err, tree, data, resolver.from_env))
+            found.extend(_explain(err, tree, resolver.from_env))
         raise _plan_error(file, found) from None  # the pydantic dump adds nothing for a user
+    crossed = [_Problem(_line_of(tree, loc), loc, message) for loc, message in plan.problems()]
+    if crossed:
+        raise _plan_error(file, crossed)
+    return plan
 
 
 def _read_yaml(text: str, file: str) -> CommentedMap:
@@ -161,15 +162,12 @@ class _Resolver:
         return value
 
 
-def _explain(err: Any, tree: CommentedMap, data: dict[str, Any],
-             from_env: set[Loc]) -> list[_Problem]:
+def _explain(err: Any, tree: CommentedMap, from_env: set[Loc]) -> list[_Problem]:
     """Turn one pydantic error into located, human problems."""
     loc: Loc = tuple(part for part in err["loc"] if part != "[key]")
     kind: str = err["type"]
     if not loc:
-        # Only Plan's cross-reference check fails at the top; find the culprits ourselves.
-        return _unknown_targets(tree, data) or [
-            _Problem(_line_of(tree, ()), (), _PYDANTIC_PREFIX.sub("", err["msg"]))]
+        return [_Problem(_line_of(tree, ()), (), _PYDANTIC_PREFIX.sub("", err["msg"]))]
     if kind == "extra_forbidden":
         return [_Problem(_line_of(tree, loc), loc, _unknown_key(loc))]
     if kind == "missing":
@@ -225,34 +223,6 @@ def _unwrap(annotation: Any) -> Any:
             annotation = options[0]
         else:
             return annotation
-
-
-def _unknown_targets(tree: CommentedMap, data: dict[str, Any]) -> list[_Problem]:
-    """Locate each route target naming a provider the plan does not define."""
-    providers = data["providers"]
-    known = ", ".join(sorted(providers)) or "none"
-    found = []
-    for loc, item in _target_items(data["routes"]):
-        ref = item["target"] if isinstance(item, dict) else item
-        provider, sep, model = ref.partition("/")
-        if not sep or not model:
-            message = f"target {ref!r} must be 'provider/model'"
-        elif provider not in providers:
-            message = f"target {ref!r} names unknown provider {provider!r} (known: {known})"
-        else:
-            continue
-        found.append(_Problem(_line_of(tree, loc), loc, message))
-    return found
-
-
-def _target_items(routes: dict[str, Any]) -> Iterator[tuple[Loc, Any]]:
-    # Plan's cross-check only runs once every field is valid, so the shapes are known here.
-    for name, route in routes.items():
-        for i, item in enumerate(route.get("targets") or ()):
-            yield ("routes", name, "targets", i), item
-        for i, tier in enumerate(route.get("tiers") or ()):
-            for j, item in enumerate(tier):
-                yield ("routes", name, "tiers", i, j), item
 
 
 def _line_of(tree: CommentedMap, loc: Loc) -> int:

@@ -17,6 +17,11 @@ class ChunkStream(Protocol):
 
     async def next(self) -> Chunk | None: ...
 
+    @property
+    def buffered(self) -> bool:
+        """Whether ``next()`` can answer from what was already read, without waiting."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from standby.plan.model import Provider as ProviderConfig
+from standby.providers.anthropic import AnthropicProvider
 from standby.providers.base import Provider
-from standby.providers.openai import OpenAIProvider
+from standby.providers.gemini import GeminiProvider
+from standby.providers.openai import AzureOpenAIProvider, OpenAIProvider
 
 KINDS: dict[str, Callable[[str, ProviderConfig], Provider]] = {
     "openai": OpenAIProvider,
     "openai-compatible": OpenAIProvider,
+    "azure": AzureOpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
 }
 
 

@@ -14,21 +14,27 @@ from typing import Any
 from standby.errors import UpstreamStatus
 
 _CONTEXT_MARKERS = ("context_length", "context length", "maximum context", "too many tokens",
-                    "prompt is too long", "reduce the length")
+                    "prompt is too long", "reduce the length",
+                    "exceeds the maximum number of tokens")  # Gemini's wording
 _POLICY_MARKERS = ("content_policy", "content_filter", "content management policy",
                    "safety system", "flagged")
+# Gemini answers 400 for a bad or expired key and FAILED_PRECONDITION for an account that
+# cannot use the API (billing, region): key problems, so fail over and alert (F18)
+_AUTH_MARKERS = ("api key not valid", "api key expired", "api_key_invalid",
+                 "failed_precondition")
 _AUTH_STATUSES = {401, 402, 403}
 _UNAVAILABLE = {503, 529}
 
 
 def error_fields(body: Mapping[str, Any] | None) -> tuple[str, str, str]:
-    """``(message, code, type)`` of an OpenAI-style ``{"error": {...}}`` body."""
+    """``(message, code, type)`` of an OpenAI-style ``{"error": {...}}`` body; Gemini's
+    (Google's) ``status`` (``RESOURCE_EXHAUSTED``, ``INVALID_ARGUMENT`` …) is its type."""
     if not isinstance(body, Mapping):
         return "", "", ""
     err = body.get("error")
     if isinstance(err, Mapping):
         return (str(err.get("message") or ""), str(err.get("code") or ""),
-                str(err.get("type") or ""))
+                str(err.get("type") or err.get("status") or ""))
     if isinstance(err, str):
         return err, "", ""
     return str(body.get("message") or ""), "", ""
@@ -65,7 +71,8 @@ def classify(status: int, body: Mapping[str, Any] | None, headers: Mapping[str, 
         kind = "rate_limited"
         if code == "insufficient_quota":  # an exhausted account is a key problem, not a storm
             kind = "auth"
-    elif status in _AUTH_STATUSES:
+    elif status in _AUTH_STATUSES or (status == 400
+                                      and any(m in text for m in _AUTH_MARKERS)):
         kind = "auth"
     elif status in _UNAVAILABLE:
         kind = "unavailable"

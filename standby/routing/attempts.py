@@ -2,12 +2,15 @@
 
 ``AttemptPlan`` is shared by the non-streaming loop (``routing.router``) and the stream
 engine (``routing.streams``).  It owns the request's budget and the order of candidates,
-asks the health gate before each try (skipping open breakers, but never leaving a request
-with nothing to try), and turns each failure into the next step with ``outcomes.judge``.
+drops the candidates that cannot serve the request (``screen``: no image input, no tools,
+too small a context — each recorded as a ``skipped_<reason>`` attempt of 0 s), asks the
+health gate before each try (skipping open breakers, but never leaving a request with
+nothing to try), and turns each failure into the next step with ``outcomes.judge``.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,10 +19,14 @@ from typing import Protocol
 from standby.canonical import Deadlines
 from standby.errors import Exhausted, ProviderError, UpstreamStatus
 from standby.plan.model import Retry, Timeouts
+from standby.routing.capabilities import Caps, Needs, refusal, unfit
 from standby.routing.outcomes import Action, Effect, Verdict, judge
 from standby.routing.policy import Target
 
+log = logging.getLogger("standby.routing")
+
 Clock = Callable[[], float]
+SKIPPED = "skipped_"  # outcome prefix of a candidate screened out before any try
 
 
 class HealthGate(Protocol):
@@ -41,6 +48,8 @@ class HealthGate(Protocol):
 
 @dataclass(slots=True)
 class AttemptRecord:
+    """One try (or one screened-out candidate: ``skipped_<reason>``, 0 s) of a target."""
+
     target: str
     outcome: str
     seconds: float
@@ -72,13 +81,40 @@ class AttemptPlan:
     _forced: bool = False  # one try of an ejected target already spent
     _rate_waits: int = 0  # Retry-After waits spent on this request
     _rate_limited: tuple[Target, float] | None = None  # soonest rate-limited target, ready at
+    screened: bool = False  # the candidates were checked against the request's needs
+    _skipped: int = 0  # history records of screened-out candidates (not attempts)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
 
     @property
     def attempts(self) -> int:
-        return len(self.history)
+        """Tries made so far (screened-out candidates are in ``history`` but not counted)."""
+        return len(self.history) - self._skipped
+
+    def screen(self, need: Needs, route: str) -> None:
+        """Drop the candidates that cannot serve ``need``, recording why.
+
+        Raises a 400 ``InvalidRequest`` when no candidate is left: the request itself asks
+        for something no target of the route offers, so no retry could help.
+        """
+        self.screened = True
+        kept: list[Target] = []
+        skipped: list[tuple[str, Caps, str]] = []
+        for target in self.candidates:
+            reason = unfit(target.caps, need)
+            if reason is None:
+                kept.append(target)
+                continue
+            log.debug("route %s: skipping %s (%s)", route, target.key, reason)
+            skipped.append((target.key, target.caps, reason))
+            self.history.append(AttemptRecord(target.key, SKIPPED + reason, 0.0))
+        if not skipped:
+            return
+        self._skipped += len(skipped)
+        if not kept:
+            raise refusal(route, skipped, need)
+        self.candidates = kept
 
     def remaining(self) -> float:
         return self.timeouts.total - (self.clock() - self.started)

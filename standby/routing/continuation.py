@@ -26,7 +26,10 @@ def continuation_body(original: dict[str, Any], sent_text: str, *, prefill: bool
     """The body asking a target to continue ``sent_text``; the original is not changed."""
     messages = list(original.get("messages") or [])
     if sent_text:
-        messages.append({"role": "assistant", "content": sent_text})
+        # vendors refuse a prefill ending in whitespace (Anthropic); the splicer drops the
+        # whitespace the continuation then starts with
+        messages.append({"role": "assistant",
+                         "content": sent_text.rstrip() if prefill else sent_text})
         if not prefill:
             messages.append({"role": "user", "content": INSTRUCTION})
     body = dict(original)
@@ -38,15 +41,21 @@ def continuation_body(original: dict[str, Any], sent_text: str, *, prefill: bool
 class Splicer:
     """Strips the part of a continuation that repeats the end of the text already sent."""
 
-    __slots__ = ("_held", "_settled", "_tail")
+    __slots__ = ("_held", "_settled", "_space", "_tail")
 
     def __init__(self, sent_text: str) -> None:
         self._tail = sent_text[-MAX_OVERLAP:]
         self._held = ""
         self._settled = not self._tail
+        self._space = sent_text[-1:].isspace()  # the client's text already ends in a space
 
     def feed(self, text: str) -> str:
         """Text of the continuation in; the part safe to send out (possibly empty)."""
+        if self._space:
+            text = text.lstrip()
+            if not text:
+                return ""
+            self._space = False
         if self._settled:
             return text
         self._held += text

@@ -1,6 +1,8 @@
 """The router: a request's model → its route → attempts until one target answers.
 
 Non-streaming requests are served here; streams are handed to ``routing.streams``.
+Before the first try, the route's candidates are screened against what the request needs
+(``routing.capabilities``), reading the body only as deep as the route's targets require.
 Everything it needs comes in through the constructor: the plan, the providers by name,
 the health gate, metrics, a clock and a random source.
 """
@@ -19,7 +21,10 @@ from standby.errors import ModelNotFound, ProviderError
 from standby.plan.model import Plan, Timeouts
 from standby.providers.base import Provider
 from standby.routing.attempts import AttemptPlan, AttemptRecord, HealthGate, Step
-from standby.routing.policy import ResolvedRoute, RouteTable, Target, candidate_order
+from standby.routing.capabilities import Depth, needs
+from standby.routing.policy import ResolvedRoute, RouteTable, Target, aim, candidate_order
+
+__all__ = ["Completion", "RouteMetrics", "Router", "aim"]
 
 
 class RouteMetrics(Protocol):
@@ -33,7 +38,8 @@ class RouteMetrics(Protocol):
 class Completion:
     reply: Reply
     target: Target
-    history: list[AttemptRecord]
+    history: list[AttemptRecord]  # tries, and candidates screened out (``skipped_<reason>``)
+    attempts: int = 1  # tries only
 
 
 class Router:
@@ -46,7 +52,7 @@ class Router:
         self.metrics = metrics
         self.clock = clock
         self.rng = rng or random.Random()
-        self.table = RouteTable(plan.routes)
+        self.table = RouteTable(plan.routes, plan.providers, plan.models)
         self._route_timeouts = {name: route.timeouts.apply(plan.timeouts)
                                 for name, route in plan.routes.items()}
         self._provider_timeouts = {name: p.timeouts for name, p in plan.providers.items()}
@@ -59,12 +65,29 @@ class Router:
         if route is None:
             raise ModelNotFound(f"The model `{model}` does not exist or you do not have access "
                                 "to it.", param="model")
+        if not route.tiers:
+            raise ModelNotFound(f"The model `{model}` has no equivalent at any target of route "
+                                f"`{route.name}` (see the plan's models table).", param="model")
         return route
 
-    def attempt_plan(self, route: ResolvedRoute) -> AttemptPlan:
-        return AttemptPlan(candidates=candidate_order(route, self.rng), gate=self.gate,
+    def attempt_plan(self, route: ResolvedRoute,
+                     body: dict[str, Any] | None = None) -> AttemptPlan:
+        """A fresh attempt plan; with ``body``, already screened (may raise a 400)."""
+        plan = AttemptPlan(candidates=candidate_order(route, self.rng), gate=self.gate,
                            timeouts=self._route_timeouts[route.name], retry=self.plan.retry,
                            clock=self.clock, rng=self.rng)
+        if body is not None:
+            self.screen(plan, route, body)
+        return plan
+
+    def screen(self, plan: AttemptPlan, route: ResolvedRoute, body: dict[str, Any]) -> None:
+        """Drop the plan's candidates that cannot serve ``body`` (once per plan).
+
+        Free when every target of the route supports everything (``Depth.NONE``).
+        """
+        if plan.screened or route.depth is Depth.NONE:
+            return
+        plan.screen(needs(body, route.depth), route.name)
 
     def timeouts_for(self, plan: AttemptPlan, target: Target) -> Timeouts:
         return self._provider_timeouts[target.provider].apply(plan.timeouts)
@@ -79,13 +102,14 @@ class Router:
         Pass ``plan`` to read its attempt history after a failure.
         """
         plan = plan or self.attempt_plan(route)
-        step: Step = plan.first()
         try:
+            self.screen(plan, route, body)
+            step: Step = plan.first()
             while True:
                 if step.delay:
                     await asyncio.sleep(step.delay)
                 started = self.clock()
-                call = Call(endpoint=endpoint, body=aim(body, step.target.model))
+                call = Call(endpoint=endpoint, body=aim(body, step.target))
                 try:
                     reply = await self.provider(step.target).send(
                         call, plan.deadlines_for(self.timeouts_for(plan, step.target)))
@@ -98,17 +122,10 @@ class Router:
                 plan.responded(step)
                 plan.succeeded(step, self.clock() - started)
                 self.metrics.request_done(route.name, "ok", self.clock() - plan.started)
-                return Completion(reply=reply, target=step.target, history=plan.history)
+                return Completion(reply=reply, target=step.target, history=plan.history,
+                                  attempts=plan.attempts)
         except BaseException as exc:
             outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
             self.metrics.request_done(route.name, outcome, self.clock() - plan.started)
             raise
 
-
-def aim(body: dict[str, Any], model: str) -> dict[str, Any]:
-    """The body with ``model`` set to the target's model (a shallow copy)."""
-    if body.get("model") == model:
-        return body
-    aimed = dict(body)
-    aimed["model"] = model
-    return aimed

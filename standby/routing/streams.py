@@ -40,7 +40,7 @@ from standby.errors import (
 from standby.journal.journal import JournalSink, NullJournal
 from standby.providers.base import ChunkStream
 from standby.routing.continuation import Splicer, continuation_body
-from standby.routing.policy import ResolvedRoute, Target
+from standby.routing.policy import ResolvedRoute, Target, aim
 
 if TYPE_CHECKING:
     from standby.routing.attempts import Step
@@ -91,6 +91,7 @@ class StreamRun:
     async def start(self) -> Target:
         """Open attempts until one produces content; raise the final error otherwise."""
         try:
+            self.router.screen(self.plan, self.route, self.body)
             step = self.plan.first()
             while True:
                 try:
@@ -111,7 +112,7 @@ class StreamRun:
         timeouts = self.router.timeouts_for(self.plan, step.target)
         deadlines = self.plan.deadlines_for(timeouts)
         provider = self.router.provider(step.target)
-        call = Call(endpoint="chat", body=_aim(body, step.target.model), stream=True,
+        call = Call(endpoint="chat", body=aim(body, step.target), stream=True,
                     continuation=self._splicer is not None)
         try:
             async with asyncio.timeout(deadlines.first_token):
@@ -191,8 +192,13 @@ class StreamRun:
         assert self._step is not None and self._upstream is not None
         idle = self.router.timeouts_for(self.plan, self._step.target).idle
         while True:
-            while self._ready:
-                out = self._emit(self._ready.pop(0))
+            if self._ready:  # everything already read goes out in one send
+                batch = []
+                while self._ready:
+                    batch.append(self._emit(self._ready.pop(0)))
+                    if self._finished and not self.include_usage:
+                        break
+                out = b"".join(batch)
                 if out:
                     yield out
                 if self._finished and not self.include_usage:
@@ -212,12 +218,20 @@ class StreamRun:
                 raise
             if chunk is None:
                 break
-            if self._splicer is not None and chunk.content:
-                chunk.content = self._splicer.feed(chunk.content)
-            self._ready.append(chunk)
+            self._take(chunk)
+            while self._upstream.buffered:  # already decoded: no wait, no timer
+                more = await self._upstream.next()
+                if more is None:
+                    break
+                self._take(more)
         if not self._finished:
             raise StreamBroken(f"{self._step.target.key}: stream ended without finishing")
         self._success()
+
+    def _take(self, chunk: Chunk) -> None:
+        if self._splicer is not None and chunk.content:
+            chunk.content = self._splicer.feed(chunk.content)
+        self._ready.append(chunk)
 
     def _success(self) -> None:
         assert self._step is not None
@@ -329,12 +343,6 @@ class StreamRun:
         upstream, self._upstream = self._upstream, None
         if upstream is not None:
             await upstream.aclose()
-
-
-def _aim(body: dict[str, Any], model: str) -> dict[str, Any]:
-    if body.get("model") == model:
-        return body
-    return {**body, "model": model}
 
 
 def _error_event(error: StandbyError) -> bytes:

@@ -30,8 +30,10 @@ from standby.providers.base import Provider
 from standby.providers.registry import build_provider
 from standby.routing.router import Router
 from standby.web.admin_api import admin_app
+from standby.web.anthropic_api import AnthropicWire
 from standby.web.asgi import ClientKeys, Receive, Scope, Send
 from standby.web.openai_api import OpenAIWire
+from standby.web.responses_api import ResponsesWire
 
 log = logging.getLogger("standby")
 
@@ -65,8 +67,14 @@ class StandbyApp:
         wire = OpenAIWire(self.router, keys, plan.server.max_body,
                           journal=service.journal if service else None,
                           store=plan.journal.store, deferrals=self.deferred)
+        anthropic = AnthropicWire(self.router, keys, plan.server.max_body,
+                                  journal=service.journal if service else None)
+        responses = ResponsesWire(self.router, keys, plan.server.max_body, service=service,
+                                  store=plan.journal.store)
         self._hot: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):
+            self._hot[("POST", f"{prefix}/responses")] = responses.responses
+            self._hot[("POST", f"{prefix}/messages")] = anthropic.messages
             self._hot[("POST", f"{prefix}/chat/completions")] = wire.chat
             self._hot[("POST", f"{prefix}/embeddings")] = wire.embeddings
             self._hot[("GET", f"{prefix}/models")] = wire.models

@@ -131,8 +131,8 @@ BAD = [
      5, "server.port", ["valid integer", "from the environment"]),
     ("section not a mapping", BASE + "retry: [1, 2]\n", {},
      5, "retry", ["should be a mapping"]),
-    ("unknown provider kind", BASE.replace("{base_url", "{kind: azure, base_url"), {},
-     2, "providers.main.kind", ["'openai' or 'openai-compatible'", "got 'azure'"]),
+    ("unknown provider kind", BASE.replace("{base_url", "{kind: bedrock, base_url"), {},
+     2, "providers.main.kind", ["'openai', 'openai-compatible'", "got 'bedrock'"]),
     ("unknown provider in a target",
      BASE + "  other:\n    targets:\n      - main/m\n      - mian/m\n", {},
      8, "routes.other.targets[1]", ["unknown provider 'mian'", "known: main"]),
@@ -264,8 +264,8 @@ def test_examples_in_the_docs_load() -> None:
     doc = Path(__file__).parents[2] / "docs" / "plan.md"
     blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.DOTALL)
     full = [b for b in blocks if re.search(r"^providers:", b, re.MULTILINE)]
-    assert len(full) >= 2
+    assert len(full) >= 4
     env = {"PRIMARY_KEY": "k", "OPENAI_API_KEY": "k", "GROQ_API_KEY": "k",
-           "STANDBY_ADMIN_TOKEN": "t"}
+           "ANTHROPIC_API_KEY": "k", "GEMINI_API_KEY": "k", "STANDBY_ADMIN_TOKEN": "t"}
     for block in full:
         assert parse_plan(block, file="plan.md", env=env).routes

@@ -9,6 +9,7 @@ Used by the end-to-end tests, the demo and the benchmarks::
 
 from standby.providers.sim.answers import WORDS, canned_text
 from standby.providers.sim.faults import KINDS, Fault
-from standby.providers.sim.server import SimProvider, SimRequest, run_sim
+from standby.providers.sim.serve import run_sim
+from standby.providers.sim.server import SimProvider, SimRequest
 
 __all__ = ["KINDS", "WORDS", "Fault", "SimProvider", "SimRequest", "canned_text", "run_sim"]

@@ -1,21 +1,20 @@
 """The simulated provider: an OpenAI-compatible aiohttp server with selectable faults.
 
 Endpoints: ``POST /v1/chat/completions`` (JSON, or SSE with ``"stream": true``),
-``POST /v1/embeddings``, ``GET /v1/models``, ``GET /health``, and the admin endpoints
+``POST /v1/embeddings``, ``GET /v1/models``, ``GET /health``, Anthropic's
+``POST /v1/messages`` (``anthropic_wire``), Gemini's ``POST /v1beta/models/{model}:
+generateContent`` and ``:streamGenerateContent`` (``gemini_wire``), the admin endpoints
 ``POST /_sim/fault`` (a JSON ``Fault``), ``DELETE /_sim/fault`` (``clear``),
 ``GET /_sim/stats``, ``POST /_sim/reset`` (statistics only) and ``POST /_sim/release``.
-Faults apply to chat and embeddings requests only, and only those are recorded in
-``requests``. ``stop()`` aborts held connections; ``release()`` and ``clear()`` let
-them go on (see ``faults``).
+Faults apply to chat (every wire) and embeddings requests only, and only those are
+recorded in ``requests``. ``stop()`` aborts held connections; ``release()`` and
+``clear()`` let them go on (see ``faults``). ``run_sim`` (the process) is in ``serve``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import secrets
-import signal
 import socket
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from standby.providers.sim import answers
+from standby.providers.sim.anthropic_wire import AnthropicWire
 from standby.providers.sim.faults import (
     Fault,
     FaultState,
@@ -35,11 +35,13 @@ from standby.providers.sim.faults import (
     send_body,
     send_stream,
 )
+from standby.providers.sim.gemini_wire import GeminiWire
 
 
 @dataclass(frozen=True, slots=True)
 class SimRequest:
-    """One chat or embeddings request as the provider saw it (header names lower-cased)."""
+    """One chat (any wire) or embeddings request as the provider saw it (header names
+    lower-cased; ``body`` as sent, in its wire's shape)."""
 
     path: str
     body: dict[str, Any]
@@ -49,10 +51,12 @@ class SimRequest:
 
 
 class SimProvider:
-    """An OpenAI-compatible provider on a local port, with every fault of the catalogue.
+    """An OpenAI-compatible provider on a local port, with every fault of the catalogue,
+    also speaking Anthropic's and Gemini's wires (same faults, answers and records).
 
     ``words`` is the length of the canned answer, ``chunk_delay`` the pause before each
-    streamed content chunk, ``accepts_prefill=False`` rejects a final assistant message,
+    streamed content chunk, ``accepts_prefill=False`` rejects a final assistant message
+    (Anthropic's wire ignores it: that API supports prefill),
     ``overlap`` makes continuations repeat that many characters of the prefix. ``keep``
     bounds ``requests`` (oldest dropped first) for long benchmarks; counters stay exact.
     """
@@ -72,7 +76,7 @@ class SimProvider:
         self.base_url = ""
         self.requests: list[SimRequest] = []
         self._faults = FaultState()
-        self._holds = Holds()
+        self.holds = Holds()  # connections held by silent and stall (the wires share it)
         self._counts: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._tag = secrets.token_hex(3)  # ids stay unique across sims and restarts
@@ -89,6 +93,11 @@ class SimProvider:
         await self.stop()
 
     @property
+    def root_url(self) -> str:
+        """``base_url`` without ``/v1``: Anthropic SDKs' base URL (Gemini's: ``+ "/v1beta"``)."""
+        return self.base_url.removesuffix("/v1")
+
+    @property
     def fault(self) -> Fault:
         """The fault set now (``ok`` when none)."""
         return self._faults.fault
@@ -103,7 +112,7 @@ class SimProvider:
             sock.close()
             raise
         sock.setblocking(False)
-        self._holds = Holds()
+        self.holds = Holds()
         self._runner = web.AppRunner(
             self.app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5
         )
@@ -116,7 +125,7 @@ class SimProvider:
 
     async def stop(self) -> None:
         """Close the listener and every connection, held ones included."""
-        self._holds.stop()
+        self.holds.stop()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -132,11 +141,15 @@ class SimProvider:
 
     def release(self) -> int:
         """Let held (silent or stalled) connections go on; returns how many there were."""
-        return self._holds.release()
+        return self.holds.release()
 
     async def wait_held(self, count: int = 1) -> None:
         """Return once at least ``count`` connections are held by silent or stall."""
-        await self._holds.wait(count)
+        await self.holds.wait(count)
+
+    def next_id(self) -> str:
+        """A fresh ``<tag>_<n>`` for reply ids, unique across sims and restarts."""
+        return f"{self._tag}_{next(self._ids)}"
 
     def expected_text(self, words: int | None = None) -> str:
         """The full canned answer (of ``words`` words, default the provider's)."""
@@ -153,7 +166,7 @@ class SimProvider:
                   for r in self.requests[-100:]]
         return {"name": self.name, "count": self._counts.total(), "faults": dict(self._counts),
                 "fault": self.fault.to_json(), "left": self._faults.left,
-                "held": len(self._holds), "requests": recent}
+                "held": len(self.holds), "requests": recent}
 
     def app(self) -> web.Application:
         """The aiohttp application (``start`` runs it)."""
@@ -162,6 +175,7 @@ class SimProvider:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
+        app.add_routes([*AnthropicWire(self).routes(), *GeminiWire(self).routes()])
         for method, path in (("POST", "fault"), ("DELETE", "fault"), ("GET", "stats"),
                              ("POST", "reset"), ("POST", "release")):
             app.router.add_route(method, f"/_sim/{path}", self._admin)
@@ -172,10 +186,11 @@ class SimProvider:
         stream = body.get("stream") is True
         answer = answers.plan_answer(body, self.words, self.overlap)
         prefill = answers.ends_with_prefill(body)
-        fault = self._select(request, body, Shape(stream, answer.tool is not None, prefill))
-        if isinstance(fault, web.Response):
-            return fault
-        if not await before_answer(request, fault, self._holds, stream):
+        try:
+            fault = self.select(request, body, Shape(stream, answer.tool is not None, prefill))
+        except ValueError as exc:
+            return _invalid(str(exc))
+        if not await before_answer(request, fault, self.holds, stream):
             return web.Response()
         prompt = answers.prompt_tokens(body)
         if fault.kind in answers.ERROR_KINDS:
@@ -190,24 +205,25 @@ class SimProvider:
         n = body["n"] if isinstance(body.get("n"), int) and 1 <= body["n"] <= 128 else 1
         if not stream:
             reply = answers.completion(answer, meta, n=n, prompt=prompt)
-            return await send_body(request, orjson.dumps(reply), fault, self._holds)
+            return await send_body(request, orjson.dumps(reply), fault, self.holds)
         options = body.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True
         events = answers.stream_events(answer, meta, n=n, prompt=prompt, usage=usage)
-        return await send_stream(request, events, fault, self._holds, self.chunk_delay)
+        return await send_stream(request, events, fault, self.holds, self.chunk_delay)
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body, valid = await _read_json(request)
-        fault = self._select(request, body, Shape())
-        if isinstance(fault, web.Response):
-            return fault
-        if not await before_answer(request, fault, self._holds, stream=False):
+        try:
+            fault = self.select(request, body, Shape())
+        except ValueError as exc:
+            return _invalid(str(exc))
+        if not await before_answer(request, fault, self.holds, stream=False):
             return web.Response()
         if fault.kind in answers.ERROR_KINDS:
             return _error(fault, False, 0)
         if not valid or body.get("input") is None:
             return _invalid("the body must be a JSON object with an input", "input")
-        return await send_body(request, orjson.dumps(answers.embeddings(body)), fault, self._holds)
+        return await send_body(request, orjson.dumps(answers.embeddings(body)), fault, self.holds)
 
     async def _models(self, request: web.Request) -> web.Response:
         owner = f"sim-{self.name}"
@@ -235,15 +251,9 @@ class SimProvider:
             return _json(self.stats())
         return _json({"fault": self.fault.to_json()})
 
-    def _select(
-        self, request: web.Request, body: dict[str, Any], shape: Shape
-    ) -> Fault | web.Response:
-        """Pick and record this request's fault (a 400 for a bad header override)."""
-        try:
-            override = Fault.from_headers(request.headers)
-        except ValueError as exc:
-            return _invalid(str(exc))
-        selection = self._faults.select(shape, override)
+    def select(self, request: web.Request, body: dict[str, Any], shape: Shape) -> Fault:
+        """Pick and record this request's fault; ``ValueError`` for a bad ``x-sim-*`` header."""
+        selection = self._faults.select(shape, Fault.from_headers(request.headers))
         headers = {key.lower(): value for key, value in request.headers.items()}
         record = SimRequest(request.path, body, selection.label, time.monotonic(), headers)
         self.requests.append(record)
@@ -276,27 +286,3 @@ def _error(fault: Fault, stream: bool, prompt: int) -> web.Response:
                                 prompt=prompt)
     return web.Response(body=reply.body, status=reply.status, content_type=reply.content_type,
                         headers=dict(reply.headers))
-
-
-def run_sim(host: str, port: int, name: str, words: int, chunk_delay: float) -> None:
-    """Serve a simulated provider until Ctrl-C or SIGTERM (uvloop when installed)."""
-
-    async def serve() -> None:
-        sim = SimProvider(name, words=words, chunk_delay=chunk_delay)
-        await sim.start(host, port)
-        print(sim.base_url, flush=True)
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await sim.stop()
-
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve())
-    else:
-        uvloop.run(serve())

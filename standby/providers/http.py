@@ -1,0 +1,262 @@
+"""What every HTTP/JSON provider adapter shares: the pooled session, deadlines, the
+mapping of aiohttp/asyncio failures into ``standby.errors`` (raised ``from`` the
+original, at this edge), error statuses, reply checks, and the SSE chunk reader.
+
+A vendor adapter subclasses ``HTTPProvider`` and says only what differs: the URL and
+body of a call (``request``), how a reply becomes OpenAI's shape (``reply``), and how a
+stream event does (``translator``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+
+from standby.canonical import Call, Chunk, Deadlines, Reply
+from standby.errors import (
+    ConnectFailed,
+    DeadlineExceeded,
+    MalformedReply,
+    ProviderError,
+    ResetBeforeHeaders,
+    StreamBroken,
+)
+from standby.plan.model import Provider as ProviderConfig
+from standby.providers.sse import SSEDecoder, is_done
+from standby.providers.statuses import classify
+
+log = logging.getLogger("standby.providers")
+
+_ERROR_BODY_LIMIT = 256 * 1024
+# One stream event's parsed JSON → the OpenAI chunks it stands for (raw bytes, dict)
+Translator = Callable[[dict[str, Any]], list[tuple[bytes, dict[str, Any]]]]
+
+
+class HTTPProvider:
+    """One upstream account over HTTP/JSON. Subclasses fill in the vendor's shapes."""
+
+    default_prefill = False  # whether the vendor continues a trailing assistant message
+
+    def __init__(self, name: str, config: ProviderConfig, headers: dict[str, str]) -> None:
+        self.name = name
+        self.prefill = self.default_prefill if config.prefill is None else config.prefill
+        self._config = config
+        self._headers = {"Content-Type": "application/json", **headers, **config.headers}
+        self._session: aiohttp.ClientSession | None = None
+        self._secret = config.api_key.encode() if len(config.api_key) >= 8 else b""
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"<{type(self).__name__} {self.name} {self._config.base_url}>"
+
+    # -- what a vendor adapter says ------------------------------------------------------
+    def request(self, call: Call) -> tuple[str, bytes]:
+        """The URL and JSON body of one call."""
+        raise NotImplementedError  # pragma: no cover - every adapter defines it
+
+    def reply(self, call: Call, raw: bytes, data: dict[str, Any]) -> Reply:
+        """A checked 2xx reply → an OpenAI-shaped ``Reply``."""
+        raise NotImplementedError  # pragma: no cover - every adapter defines it
+
+    def translator(self, call: Call) -> Translator | None:
+        """How to turn this call's stream events into OpenAI chunks (None: already are)."""
+        return None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._config.max_connections, keepalive_timeout=60, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, auto_decompress=True,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @contextlib.asynccontextmanager
+    async def _mapped(self, phase: str) -> AsyncIterator[None]:
+        """Translate aiohttp/asyncio failures into the Standby tree."""
+        target = self.name
+        try:
+            yield
+        except ProviderError:
+            raise
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise DeadlineExceeded(f"{target}: connect timed out", phase="connect",
+                                   target=target) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectFailed(f"{target}: cannot connect ({exc.os_error})",
+                                target=target) from exc
+        except TimeoutError as exc:
+            raise DeadlineExceeded(f"{target}: no {phase.replace('_', ' ')} in time", phase=phase,
+                                   target=target) from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
+            raise StreamBroken(f"{target}: reply cut ({type(exc).__name__})",
+                               target=target) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ResetBeforeHeaders(f"{target}: connection lost ({type(exc).__name__})",
+                                     target=target) from exc
+
+    async def _post(self, call: Call, deadlines: Deadlines) -> aiohttp.ClientResponse:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect)
+        url, payload = self.request(call)
+        return await self._client().post(url, data=payload, timeout=timeout)
+
+    async def send(self, call: Call, deadlines: Deadlines) -> Reply:
+        async with self._mapped("first_token"), asyncio.timeout(deadlines.first_token):
+            resp = await self._post(call, deadlines)
+        try:
+            async with self._mapped("idle"), asyncio.timeout(deadlines.idle):
+                if resp.status >= 400:
+                    await self._raise_status(resp)
+                raw = await resp.read()
+            return self.reply(call, raw, self._parse_ok(resp, raw))
+        finally:
+            resp.release()
+
+    async def open_stream(self, call: Call, deadlines: Deadlines) -> SSEChunkStream:
+        async with self._mapped("first_token"), asyncio.timeout(deadlines.first_token):
+            resp = await self._post(call, deadlines)
+            if resp.status >= 400:
+                try:
+                    await self._raise_status(resp)
+                finally:
+                    resp.release()
+            ctype = resp.headers.get("Content-Type", "")
+            if "text/event-stream" not in ctype:
+                try:
+                    raw = await resp.read()
+                finally:
+                    resp.release()
+                self._parse_ok(resp, raw)  # raises on an error body or HTML
+                raise MalformedReply(f"{self.name}: expected an event stream, got {ctype!r}",
+                                     target=self.name)
+        return SSEChunkStream(self.name, resp, self.translator(call))
+
+    async def _raise_status(self, resp: aiohttp.ClientResponse) -> None:
+        raw = await resp.content.read(_ERROR_BODY_LIMIT)
+        if self._secret and self._secret in raw:  # some providers echo the key they refused
+            raw = raw.replace(self._secret, b"***")
+        body: dict[str, Any] | None
+        try:
+            parsed = orjson.loads(raw) if raw else None
+            body = parsed if isinstance(parsed, dict) else None
+        except orjson.JSONDecodeError:
+            body = None
+        raise classify(resp.status, body, resp.headers, target=self.name)
+
+    def _parse_ok(self, resp: aiohttp.ClientResponse, raw: bytes) -> dict[str, Any]:
+        ctype = resp.headers.get("Content-Type", "")
+        if "html" in ctype or raw.lstrip()[:1] == b"<":
+            raise MalformedReply(f"{self.name}: answered with an HTML page, not JSON",
+                                 target=self.name)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedReply(f"{self.name}: reply is not JSON", target=self.name) from exc
+        if not isinstance(data, dict):
+            raise MalformedReply(f"{self.name}: reply is not a JSON object", target=self.name)
+        if data.get("error") or data.get("type") == "error":
+            raise MalformedReply(f"{self.name}: HTTP {resp.status} carrying an error body",
+                                 target=self.name)
+        return data
+
+
+class SSEChunkStream:
+    """Chunks of one upstream SSE stream; malformed events are skipped and logged.
+
+    Each read from the socket is decoded at once into chunks, so ``buffered`` tells
+    exactly whether ``next()`` can answer without waiting on the network.
+    """
+
+    __slots__ = ("_decoder", "_done", "_eof", "_error", "_finished", "_out", "_resp",
+                 "_translate", "target")
+
+    def __init__(self, target: str, resp: aiohttp.ClientResponse,
+                 translate: Translator | None = None) -> None:
+        self.target = target
+        self._resp = resp
+        self._translate = translate
+        self._out: deque[Chunk] = deque()  # decoded chunks not yet handed out
+        self._decoder = SSEDecoder()
+        self._eof = False
+        self._done = False  # [DONE] seen
+        self._error: StreamBroken | None = None  # an error event, after the chunks before it
+        self._finished = False
+
+    @property
+    def buffered(self) -> bool:
+        return bool(self._out) or self._done or self._error is not None
+
+    async def next(self) -> Chunk | None:
+        while True:
+            if self._out:
+                return self._out.popleft()
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return None
+            if self._eof:
+                if self._finished:
+                    return None  # ended without [DONE] but complete: finalise (F12)
+                raise StreamBroken(f"{self.target}: stream ended before the answer finished",
+                                   target=self.target)
+            try:
+                data_in = await self._resp.content.readany()
+            except (aiohttp.ClientError, OSError) as exc:
+                raise StreamBroken(f"{self.target}: stream cut ({type(exc).__name__})",
+                                   target=self.target) from exc
+            if not data_in:
+                self._eof = True
+                self._absorb(self._decoder.flush())
+            else:
+                self._absorb(self._decoder.feed(data_in))
+
+    def _absorb(self, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            if self._done or self._error is not None:
+                return
+            if is_done(payload):
+                self._done = True
+                return
+            try:
+                data = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                log.warning("skipped a malformed stream event from %s (%d bytes)",
+                            self.target, len(payload))
+                continue
+            if not isinstance(data, dict):
+                continue
+            if data.get("error"):
+                self._error = StreamBroken(f"{self.target}: error event in the stream",
+                                           target=self.target)
+                return
+            if self._translate is None:  # the fast path: already OpenAI's shape
+                chunk = Chunk.parse(payload, data)
+                self._finished = self._finished or bool(chunk.finish_reason)
+                self._out.append(chunk)
+                continue
+            try:
+                translated = self._translate(data)
+            except StreamBroken as exc:
+                self._error = exc
+                return
+            for raw, item in translated:
+                chunk = Chunk.parse(raw, item)
+                self._finished = self._finished or bool(chunk.finish_reason)
+                self._out.append(chunk)
+
+    async def aclose(self) -> None:
+        # release() pools the connection only when the body was read to its end
+        self._resp.release()

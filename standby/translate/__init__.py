@@ -1,0 +1,1 @@
+"""Vendor JSON ↔ the canonical conversation (``standby.canonical.chat``)."""
