@@ -163,7 +163,8 @@ _PHRASES = {
 def refusal(route: str, skipped: Sequence[tuple[str, Caps, str]], need: Needs) -> InvalidRequest:
     """The 400 for a request no target of ``route`` can serve.
 
-    ``skipped`` holds ``(target key, its caps, reason)`` for every target of the route.
+    ``skipped`` holds ``(target key, its caps, reason)`` for every target of the route
+    (at least one).
     """
     said: list[str] = []
     for key, caps, reason in skipped:
@@ -173,7 +174,7 @@ def refusal(route: str, skipped: Sequence[tuple[str, Caps, str]], need: Needs) -
         else:
             said.append(f"{key} {_PHRASES[reason][0]}")
     reasons = {reason for _, _, reason in skipped}
-    first = skipped[0][2] if skipped else "no_tools"
+    first = skipped[0][2]
     param = "messages" if first == "context_too_small" else _PHRASES[first][1]
     code = ("context_length_exceeded" if reasons == {"context_too_small"}
             else "unsupported_capability")

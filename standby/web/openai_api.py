@@ -112,7 +112,7 @@ class OpenAIWire:
             provider=done.target.provider, model=model, response=done.reply.raw,
             usage=done.reply.usage, attempts=_attempts(done.history))
         await respond(send, 200, done.reply.raw,
-                      headers=_standby_headers(done.target, model, len(done.history), route))
+                      headers=_standby_headers(done.target, model, done.attempts, route))
 
     async def _fail(self, rid: str, plan: AttemptPlan | None, error: StandbyError,
                     send: Send) -> None:

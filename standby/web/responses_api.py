@@ -181,7 +181,7 @@ class ResponsesWire:
                                provider=done.target.provider, model=model, response=answer,
                                usage=done.reply.usage, attempts=_attempts(done.history))
         await respond(send, 200, orjson.dumps(answer),
-                      headers=_standby_headers(done.target, model, len(done.history)))
+                      headers=_standby_headers(done.target, model, done.attempts))
 
     async def _history(self, previous: Any) -> list[Message]:
         """The turns of a ``previous_response_id`` chain, oldest first."""
