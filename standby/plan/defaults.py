@@ -25,7 +25,7 @@ class _Known:
 
     name: str
     env_var: str
-    kind: Literal["openai", "openai-compatible"]
+    kind: Literal["openai", "openai-compatible", "anthropic", "gemini"]
     base_url: str
     backup_model: str  # what this provider answers with when it stands in for another
 
@@ -33,10 +33,10 @@ class _Known:
 # Order matters: the first one present is the primary, the rest are backups in this order.
 KNOWN_PROVIDERS: tuple[_Known, ...] = (
     _Known("openai", "OPENAI_API_KEY", "openai", "https://api.openai.com/v1", "gpt-4o-mini"),
-    _Known("anthropic", "ANTHROPIC_API_KEY", "openai-compatible",
-           "https://api.anthropic.com/v1/", "claude-haiku-4-5"),
-    _Known("gemini", "GEMINI_API_KEY", "openai-compatible",
-           "https://generativelanguage.googleapis.com/v1beta/openai", "gemini-2.5-flash"),
+    _Known("anthropic", "ANTHROPIC_API_KEY", "anthropic",
+           "https://api.anthropic.com/v1", "claude-haiku-4-5"),
+    _Known("gemini", "GEMINI_API_KEY", "gemini",
+           "https://generativelanguage.googleapis.com/v1beta", "gemini-2.5-flash"),
     _Known("groq", "GROQ_API_KEY", "openai-compatible",
            "https://api.groq.com/openai/v1", "llama-3.3-70b-versatile"),
     _Known("mistral", "MISTRAL_API_KEY", "openai-compatible",

@@ -50,7 +50,7 @@ def test_all_providers() -> None:
     plan, lines = default_plan(ALL_KEYS)
     assert list(plan.providers) == [k.name for k in KNOWN_PROVIDERS]
     assert plan.providers["openai"].kind == "openai"
-    assert plan.providers["anthropic"].kind == "openai-compatible"
+    assert plan.providers["anthropic"].kind == "anthropic"  # the native adapter
     assert plan.providers["anthropic"].base_url == "https://api.anthropic.com/v1"
     assert plan.providers["groq"].api_key == ALL_KEYS["GROQ_API_KEY"]
     assert targets(plan, "gpt-4o")[0] == "openai/gpt-4o"
