@@ -17,7 +17,7 @@ _CONTEXT_MARKERS = ("context_length", "context length", "maximum context", "too 
                     "prompt is too long", "reduce the length",
                     "exceeds the maximum number of tokens")  # Gemini's wording
 _POLICY_MARKERS = ("content_policy", "content_filter", "content management policy",
-                   "safety system", "flagged")
+                   "safety system", "flagged", "usage policy", "usage policies")
 # Gemini answers 400 for a bad or expired key and FAILED_PRECONDITION for an account that
 # cannot use the API (billing, region): key problems, so fail over and alert (F18)
 _AUTH_MARKERS = ("api key not valid", "api key expired", "api_key_invalid",
@@ -69,8 +69,8 @@ def classify(status: int, body: Mapping[str, Any] | None, headers: Mapping[str, 
     text = f"{message} {code} {etype}".lower()
     if status == 429:
         kind = "rate_limited"
-        if code == "insufficient_quota":  # an exhausted account is a key problem, not a storm
-            kind = "auth"
+        if code == "insufficient_quota" or "spend_limit" in str(body or ""):
+            kind = "auth"  # an exhausted account or spend limit is a key problem, not a storm
     elif status in _AUTH_STATUSES or (status == 400
                                       and any(m in text for m in _AUTH_MARKERS)):
         kind = "auth"

@@ -51,16 +51,27 @@ def _block(part: Part) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "url", "url": part.url or ""}}
 
 
-def _arguments(text: str) -> Any:
+def _arguments(text: str) -> dict[str, Any]:
+    """Tool-call JSON text → Claude's ``input`` object."""
     try:
-        return orjson.loads(text) if text else {}
+        value = orjson.loads(text) if text else {}
     except orjson.JSONDecodeError:
-        return {"_raw": text}  # a malformed call still round-trips as something visible
+        value = None
+    # Claude takes objects only; anything else still goes through, visibly
+    return value if isinstance(value, dict) else {"_raw": text}
 
 
 def finish_from_stop(stop: Any) -> FinishReason | None:
     """A ``stop_reason`` → a finish reason (an unknown one is a plain stop)."""
     return STOP_TO_FINISH.get(stop, "stop") if isinstance(stop, str) and stop else None
+
+
+def stop_reason(finish: FinishReason | None, tool_calls: bool) -> str:
+    """A finish reason → Claude's ``stop_reason``.  Some OpenAI-compatible servers finish
+    a tool call with ``stop``; Claude's clients run tools only on ``tool_use``."""
+    if tool_calls and finish in (None, "stop"):
+        return "tool_use"
+    return FINISH_TO_STOP.get(finish or "stop", "end_turn")
 
 
 def _blocks(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
@@ -219,6 +230,10 @@ def _parts_from_blocks(content: Any) -> tuple[list[Part], list[ToolCall], list[M
     return parts, calls, results
 
 
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     """A ``POST /v1/messages`` body → the canonical request (the system prompt becomes a
     leading system message; tool results become tool messages before the user's text)."""
@@ -249,8 +264,9 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     metadata = body.get("metadata")
     return ChatRequest(
         model=str(body.get("model") or ""), messages=tuple(messages), tools=tools,
-        tool_choice=tool_choice, temperature=body.get("temperature"), top_p=body.get("top_p"),
-        max_tokens=body.get("max_tokens"), stop=tuple(body.get("stop_sequences") or ()),
+        tool_choice=tool_choice, temperature=_number(body.get("temperature")),
+        top_p=_number(body.get("top_p")), max_tokens=body.get("max_tokens"),
+        stop=tuple(s for s in body.get("stop_sequences") or () if isinstance(s, str)),
         stream=bool(body.get("stream")), include_usage=bool(body.get("stream")),
         user=metadata.get("user_id") if isinstance(metadata, dict) else None,
         extra={"parallel_tool_calls": False} if single and tools else {})
@@ -258,7 +274,8 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
 
 def usage_to_anthropic(usage: Usage) -> dict[str, Any]:
     """Canonical usage → Claude's: ``input_tokens`` without the cache reads."""
-    out: dict[str, Any] = {"input_tokens": usage.prompt_tokens - (usage.cached_tokens or 0),
+    out: dict[str, Any] = {"input_tokens": max(0, usage.prompt_tokens
+                                               - (usage.cached_tokens or 0)),
                            "output_tokens": usage.completion_tokens}
     if usage.cached_tokens is not None:
         out["cache_read_input_tokens"] = usage.cached_tokens
@@ -276,5 +293,5 @@ def response_to_anthropic(response: ChatResponse, *, id: str, model: str) -> dic
     out_usage = usage_to_anthropic(response.usage or Usage())
     return {"id": id, "type": "message", "role": "assistant", "model": model,
             "content": content,
-            "stop_reason": FINISH_TO_STOP.get(response.finish_reason or "stop", "end_turn"),
+            "stop_reason": stop_reason(response.finish_reason, bool(response.message.tool_calls)),
             "stop_sequence": None, "usage": out_usage}

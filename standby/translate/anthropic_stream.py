@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from standby.canonical.chat import Delta, Usage
-from standby.translate.anthropic import FINISH_TO_STOP, finish_from_stop, usage_to_anthropic
+from standby.canonical.chat import Delta, FinishReason, Usage
+from standby.translate.anthropic import finish_from_stop, stop_reason, usage_to_anthropic
 
 
 class StreamError(Exception):
@@ -105,7 +105,8 @@ class EventEncoder:
         self._open: tuple[str, int] | None = None  # ("text" | "tool", tool index)
         self._block = -1
         self._started = False
-        self._stop: str | None = None
+        self._finish: FinishReason | None = None
+        self._tool_calls = False  # a tool_use block was sent
         self._usage: Usage | None = None
 
     def start(self) -> bytes:
@@ -125,6 +126,7 @@ class EventEncoder:
         yield from self._close()
         self._block += 1
         self._open = (kind, tool)
+        self._tool_calls = self._tool_calls or kind == "tool"
         yield _sse("content_block_start", {"type": "content_block_start", "index": self._block,
                                            "content_block": block})
 
@@ -147,7 +149,7 @@ class EventEncoder:
                     "type": "content_block_delta", "index": self._block,
                     "delta": {"type": "input_json_delta", "partial_json": delta.arguments}}))
         if delta.finish_reason:
-            self._stop = FINISH_TO_STOP.get(delta.finish_reason, "end_turn")
+            self._finish = delta.finish_reason
         if delta.usage is not None:
             self._usage = delta.usage
         return b"".join(out)
@@ -159,7 +161,8 @@ class EventEncoder:
         usage = usage_to_anthropic(self._usage) if self._usage else {"output_tokens": 0}
         out.append(_sse("message_delta", {
             "type": "message_delta",
-            "delta": {"stop_reason": self._stop or "end_turn", "stop_sequence": None},
+            "delta": {"stop_reason": stop_reason(self._finish, self._tool_calls),
+                      "stop_sequence": None},
             "usage": usage}))
         out.append(_sse("message_stop", {"type": "message_stop"}))
         return b"".join(out)

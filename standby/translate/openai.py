@@ -119,6 +119,15 @@ def _format(raw: Any) -> ResponseFormat | None:
     return ResponseFormat("text")
 
 
+def _number(value: Any) -> float | None:
+    # a mistyped sampling value is the target's to refuse, not a crash of ours
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _tools(body: dict[str, Any]) -> tuple[Tool, ...]:
     """``tools`` (or the legacy ``functions``) → canonical tools."""
     functions = [t.get("function") for t in body.get("tools") or [] if isinstance(t, dict)]
@@ -139,8 +148,8 @@ def request_from_openai(body: dict[str, Any]) -> ChatRequest:
         messages=tuple(_message(m) for m in body.get("messages") or [] if isinstance(m, dict)),
         tools=_tools(body), tool_choice=_tool_choice(choice),
         response_format=_format(body.get("response_format")),
-        temperature=body.get("temperature"), top_p=body.get("top_p"),
-        max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
+        temperature=_number(body.get("temperature")), top_p=_number(body.get("top_p")),
+        max_tokens=_count(body.get("max_completion_tokens")) or _count(body.get("max_tokens")),
         stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
         stream=bool(body.get("stream")),
         include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
@@ -169,6 +178,8 @@ def message_to_openai(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.role}
     if message.role == "assistant":
         out["content"] = message.text or None
+    elif message.role == "tool":  # OpenAI's tool results are text only
+        out["content"] = message.text
     else:
         out["content"] = _content_out(message.parts)
     if message.tool_calls:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from standby.canonical.chat import ChatRequest
 from standby.errors import Exhausted, InvalidRequest, StandbyError
 from standby.journal.events import new_request_id
 from standby.journal.journal import JournalSink, NullJournal
@@ -66,7 +67,7 @@ class AnthropicWire:
             self.keys.check(scope)
             raw = await read_body(scope, receive, self.max_body)
             body = _parse(raw)
-            canonical = request_from_anthropic(body)
+            canonical = _canonical(body)
             openai_body = request_to_openai(canonical)
             route = self.router.resolve(canonical.model)
             rid = new_request_id()
@@ -90,7 +91,7 @@ class AnthropicWire:
                                model=model, response=answer, usage=done.reply.usage,
                                attempts=_attempts(done.history))
         await respond(send, 200, orjson.dumps(answer),
-                      headers=_standby_headers(done.target, model, len(done.history), route))
+                      headers=_standby_headers(done.target, model, done.attempts, route))
 
     async def _stream(self, rid: str, body: dict[str, Any], route: ResolvedRoute,
                       send: Send) -> None:
@@ -176,6 +177,13 @@ def _parse(raw: bytes) -> dict[str, Any]:
             raise InvalidRequest(f"messages.{index}.role: Input should be 'user' or "
                                  "'assistant'")
     return body
+
+
+def _canonical(body: dict[str, Any]) -> ChatRequest:
+    try:
+        return request_from_anthropic(body)
+    except (AttributeError, TypeError, ValueError) as exc:  # a block of the wrong shape
+        raise InvalidRequest(f"messages: a content block is malformed ({exc})") from None
 
 
 def _message_id(source: str) -> str:

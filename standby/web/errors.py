@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from standby.errors import ClientError, Exhausted, StandbyError, UpstreamStatus
+from standby.providers.statuses import error_fields
 
 
 def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,
@@ -27,9 +26,12 @@ def render(error: StandbyError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
                           type="server_error", code="upstream_unavailable")
         return 503, body, [(b"retry-after", str(seconds).encode())]
     if isinstance(error, UpstreamStatus):
-        # a final provider verdict (content policy, invalid request): the provider's reason
-        upstream: dict[str, Any] | None = error.body
-        if upstream and isinstance(upstream.get("error"), dict):
-            return error.status, orjson.dumps(upstream), []
-        return error.status, error_body(error.message, code=error.kind), []
+        # a final provider verdict (content policy, invalid request): the provider's reason,
+        # in OpenAI's shape whatever the vendor (Anthropic and Gemini bodies differ)
+        message, code, etype = error_fields(error.body)
+        upstream = error.body.get("error") if isinstance(error.body, dict) else None
+        param = upstream.get("param") if isinstance(upstream, dict) else None
+        return error.status, error_body(message or error.message, type=etype or
+                                        "invalid_request_error", param=param,
+                                        code=code or error.kind), []
     return 500, error_body(str(error), type="server_error"), []

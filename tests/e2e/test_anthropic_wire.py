@@ -19,6 +19,7 @@ import pytest
 from anthropic.types import MessageParam, ToolParam
 
 from standby.providers.sim import Fault, SimProvider
+from standby.routing.continuation import INSTRUCTION
 from standby.testing import running_gateway
 from tests.conftest import two_target_plan
 
@@ -94,10 +95,15 @@ async def test_tools_system_prompt_and_tool_result_turn(primary: SimProvider,
         "parameters": WEATHER_TOOL["input_schema"]}}]
 
 
-async def test_stream_cut_mid_answer_is_one_message(primary: SimProvider,
-                                                    backup: SimProvider) -> None:
+@pytest.mark.parametrize("backup_kind", ["openai-compatible", "anthropic"])
+async def test_stream_cut_mid_answer_is_one_message(primary: SimProvider, backup: SimProvider,
+                                                    backup_kind: str) -> None:
     primary.set_fault(Fault("cut_stream", after=3))
-    async with claude(two_target_plan(primary, backup)) as client, \
+    plan = two_target_plan(primary, backup)
+    if backup_kind == "anthropic":  # Claude's own wire continues with a prefill
+        plan["providers"]["backup"] = {"kind": "anthropic", "api_key": "sk-backup-secret",
+                                       "base_url": backup.root_url + "/v1"}
+    async with claude(plan) as client, \
             client.messages.stream(model=MODEL, max_tokens=256, messages=HI) as stream:
         text = "".join([piece async for piece in stream.text_stream])
         final = await stream.get_final_message()
@@ -105,10 +111,12 @@ async def test_stream_cut_mid_answer_is_one_message(primary: SimProvider,
     assert [block.type for block in final.content] == ["text"]
     assert final.content[0].type == "text" and final.content[0].text == text
     assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
-    assert primary.requests and backup.requests[-1].body["messages"][-1] == {
-        "role": "user", "content": "Your previous answer was cut off. Continue it exactly "
-        "where it stopped, starting with the very next characters. Do not repeat any of it, "
-        "do not apologise or comment."}
+    last = backup.requests[-1].body["messages"][-1]
+    if backup_kind == "anthropic":
+        assert last == {"role": "assistant", "content": [
+            {"type": "text", "text": "Standby keeps answering"}]}
+    else:
+        assert last == {"role": "user", "content": INSTRUCTION}
 
 
 @pytest.mark.parametrize("fault", [Fault("error", status=503), Fault("tool_call_cut", after=3)],
@@ -125,6 +133,7 @@ async def test_streamed_tool_call(primary: SimProvider, backup: SimProvider,
     assert call.type == "tool_use"
     assert (call.id, call.name, call.input) == ("call_sim_1", "get_weather", ARGUMENTS)
     assert final.stop_reason == "tool_use"
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (1, 6)
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
     assert kinds.count("message_start") == 1 and kinds.count("content_block_start") == 1
 
@@ -136,6 +145,10 @@ async def test_errors_come_in_anthropic_shape(primary: SimProvider,
             await client.messages.create(model="no-such-model", max_tokens=16, messages=HI)
         with pytest.raises(anthropic.BadRequestError) as bad:
             await client.messages.create(model=MODEL, max_tokens=0, messages=HI)
+        malformed: Any = [{"role": "user", "content": [{"type": "image", "source": "x"}]}]
+        with pytest.raises(anthropic.BadRequestError) as shapeless:
+            await client.messages.create(model=MODEL, max_tokens=16, messages=malformed)
+        attempted = len(primary.requests) + len(backup.requests)
         primary.set_fault(Fault("error", status=503))
         backup.set_fault(Fault("error", status=503))
         with pytest.raises(anthropic.APIStatusError) as down:
@@ -149,6 +162,8 @@ async def test_errors_come_in_anthropic_shape(primary: SimProvider,
     assert "no-such-model" in missing.value.message
     assert bad.value.status_code == 400 and _error_type(bad.value) == "invalid_request_error"
     assert "max_tokens" in bad.value.message
+    assert _error_type(shapeless.value) == "invalid_request_error"
+    assert attempted == 0, "bad requests are refused before any attempt"
     for error in (down.value, down_streaming.value):
         assert error.status_code == 529 and _error_type(error) == "overloaded_error"
         assert int(error.response.headers["retry-after"]) >= 1

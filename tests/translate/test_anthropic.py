@@ -10,7 +10,8 @@ Known lossy spots (canonical → Anthropic → canonical):
   extras other than ``parallel_tool_calls`` and whitespace-only stop sequences are lost;
 * tool-call arguments come back as the same JSON value, re-serialised (not byte-equal);
 * usage keeps prompt, completion and cached tokens, not reasoning tokens;
-* the finish reason ``error`` has no Claude name and reads back as ``stop``;
+* the finish reason ``error`` has no Claude name and reads back as ``stop``; ``stop``
+  with tool calls is sent as ``tool_use`` (Claude's clients run tools only on that);
 * a final assistant prefill loses its trailing whitespace (Claude refuses it).
 """
 
@@ -177,6 +178,16 @@ def test_openai_stream_encodes_as_claude_events() -> None:
     assert got[-2]["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
 
 
+def test_a_tool_call_finished_with_stop_is_tool_use_for_claude() -> None:
+    encoder = EventEncoder(id="msg_t", model="m")
+    encoder.feed(Delta(tool_index=0, tool_id="call_1", tool_name="f", arguments="{}"))
+    encoder.feed(Delta(finish_reason="stop"))
+    encoder.feed(Delta(usage=Usage(12, 3, 2)))
+    assert events(encoder.finish())[-2] == {
+        "type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+        "usage": {"input_tokens": 10, "output_tokens": 3, "cache_read_input_tokens": 2}}
+
+
 def test_error_bodies_classify_and_render_in_claude_shape() -> None:
     data = fixture("anthropic_errors")
     for case in data["errors"]:
@@ -262,7 +273,8 @@ def test_response_round_trip(response: ChatResponse) -> None:
     back = response_from_anthropic(orjson.loads(orjson.dumps(out)))
     assert back.message.text == response.message.text
     assert view((back.message,)) == view((response.message,))
-    assert back.finish_reason == response.finish_reason
+    calls, finish = response.message.tool_calls, response.finish_reason
+    assert back.finish_reason == ("tool_calls" if calls and finish == "stop" else finish)
     usage = response.usage or Usage()
     assert back.usage == Usage(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
 

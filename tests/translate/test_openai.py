@@ -3,9 +3,10 @@
 with exact expectations, and round-trip properties over generated canonical records.
 
 Known lossy spots (canonical → OpenAI → canonical): an assistant message keeps its text
-joined in one part (images in assistant turns are dropped); all-text content becomes one
-string; ``max_completion_tokens`` is sent back as ``max_tokens``; the finish reason
-``error`` has no OpenAI name and reads back as ``stop``; only choice 0 of a stream.
+joined in one part (images in assistant turns and tool results are dropped); all-text
+content becomes one string; ``max_completion_tokens`` is sent back as ``max_tokens``; the
+finish reason ``error`` has no OpenAI name and reads back as ``stop``; only choice 0 of a
+stream.
 """
 
 from __future__ import annotations
