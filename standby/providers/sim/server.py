@@ -172,6 +172,7 @@ class SimProvider:
         """The aiohttp application (``start`` runs it)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
@@ -180,6 +181,15 @@ class SimProvider:
                              ("POST", "reset"), ("POST", "release")):
             app.router.add_route(method, f"/_sim/{path}", self._admin)
         return app
+
+    async def _azure(self, request: web.Request) -> web.StreamResponse:
+        """Azure OpenAI's deployment URL: ``api-version`` and an ``api-key`` are required."""
+        if not request.query.get("api-version"):
+            return _invalid("Missing required query parameter: api-version")
+        if not request.headers.get("api-key"):
+            return web.json_response({"error": {"code": "401", "message": "Access denied due "
+                                                "to missing subscription key."}}, status=401)
+        return await self._chat(request)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body, valid = await _read_json(request)
