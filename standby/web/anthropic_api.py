@@ -31,12 +31,19 @@ from standby.translate.openai import (
     response_from_openai,
 )
 from standby.web import errors
-from standby.web.asgi import ClientGone, ClientKeys, Receive, Scope, Send, read_body, respond
+from standby.web.asgi import (
+    ClientGone,
+    ClientKeys,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    respond,
+    stream_response,
+)
 
 log = logging.getLogger("standby.web")
 
-_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                 402: "billing_error", 403: "permission_error", 404: "not_found_error",
                 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
@@ -102,21 +109,9 @@ class AnthropicWire:
             await self._fail(rid, run.plan, error, send)
             return
         headers = _standby_headers(target, target.model, run.plan.attempts + 1, route)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": _SSE_HEADERS + headers})
         encoder = EventEncoder(id=_message_id(run.stream_id), model=target.model)
-        events = run.events()
-        try:
-            # once the client is gone uvicorn drops what we send; the answer is still
-            # finished upstream and journaled whole (F21)
-            async for data in events:
-                await send({"type": "http.response.body", "body": _translate(encoder, data),
-                            "more_body": True})
-        except OSError:
-            log.info("client left a stream on route %s", route.name)
-        finally:
-            await events.aclose()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await stream_response(send, headers, run.events(),
+                              translate=lambda data: _translate(encoder, data))
 
     async def _fail(self, rid: str, plan: AttemptPlan | None, error: StandbyError,
                     send: Send) -> None:

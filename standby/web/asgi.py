@@ -7,7 +7,8 @@ objects: on the path every request takes, each avoided allocation is throughput.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from standby.errors import BodyTooLarge, InvalidRequest, Unauthorized
@@ -19,6 +20,7 @@ Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 JSON = b"application/json"
+log = logging.getLogger("standby.web")
 
 
 class ClientGone(Exception):
@@ -105,3 +107,29 @@ def _presented_key(scope: Scope) -> bytes | None:
 def hash_key(key: str) -> str:
     """The form a client key takes in a plan: ``sha256:<hex>``."""
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+
+async def stream_response(send: Send, headers: Headers, events: AsyncGenerator[bytes, None],
+                          *, translate: Callable[[bytes], bytes] | None = None,
+                          prelude: bytes = b"") -> None:
+    """Send a 200 event stream: ``prelude``, then each of ``events`` (translated).
+
+    Once the client is gone uvicorn drops what is sent; the stream engine still finishes
+    the answer upstream and journals it whole (F21), so a disconnect is only logged.
+    """
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+    try:
+        if prelude:
+            await send({"type": "http.response.body", "body": prelude, "more_body": True})
+        async for data in events:
+            body = translate(data) if translate is not None else data
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+    except OSError:
+        log.info("a client left its stream")
+    finally:
+        await events.aclose()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -23,7 +23,16 @@ from standby.routing.policy import ResolvedRoute, Target
 from standby.routing.router import Router
 from standby.routing.streams import StreamRun
 from standby.web import errors
-from standby.web.asgi import ClientGone, ClientKeys, Receive, Scope, Send, read_body, respond
+from standby.web.asgi import (
+    ClientGone,
+    ClientKeys,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    respond,
+    stream_response,
+)
 
 log = logging.getLogger("standby.web")
 
@@ -33,10 +42,6 @@ class Deferrals(Protocol):
 
     async def maybe_defer(self, rid: str, scope: Scope, body: dict[str, Any],
                           route: ResolvedRoute, send: Send) -> bool: ...
-
-_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
-
 
 class OpenAIWire:
     """Handlers for ``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models``."""
@@ -143,20 +148,8 @@ class OpenAIWire:
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
-        headers = _SSE_HEADERS + _standby_headers(target, target.model, run.plan.attempts + 1,
-                                                  route)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        events = run.events()
-        try:
-            # once the client is gone uvicorn drops what we send; the answer is still
-            # finished upstream and journaled whole (F21)
-            async for data in events:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-        except OSError:
-            log.info("client left a stream on route %s", route.name)
-        finally:
-            await events.aclose()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await stream_response(send, _standby_headers(target, target.model,
+                                                     run.plan.attempts + 1, route), run.events())
 
 
 def _attempts(history: list[AttemptRecord]) -> list[tuple[str, str, float]]:

@@ -41,14 +41,21 @@ from standby.translate.responses import (
 )
 from standby.translate.responses_stream import EventEncoder
 from standby.web import errors
-from standby.web.asgi import ClientGone, ClientKeys, Receive, Scope, Send, read_body, respond
+from standby.web.asgi import (
+    ClientGone,
+    ClientKeys,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    respond,
+    stream_response,
+)
 
 log = logging.getLogger("standby.web")
 
 MAX_CHAIN = 100  # earlier turns a previous_response_id may bring along
 FLUSH_WAIT = 2.0  # seconds for the journal database to catch up before a chain is read
-_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 
 class ResponseNotFound(ClientError):
@@ -214,24 +221,17 @@ class ResponsesWire:
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
-        headers = _SSE_HEADERS + _standby_headers(target, target.model, run.plan.attempts + 1)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
         encoder = EventEncoder(id=sink.response_id, model=target.model, request=sink.body,
                                created_at=sink.created_at)
-        events = run.events()
-        try:
-            await send({"type": "http.response.body", "body": encoder.start(),
-                        "more_body": True})
-            async for data in events:
-                if run.target is not None:
-                    encoder.model = run.target.model  # after a continuation: who finished
-                await send({"type": "http.response.body", "body": _translate(encoder, data),
-                            "more_body": True})
-        except OSError:
-            log.info("client left a responses stream on route %s", route.name)
-        finally:
-            await events.aclose()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        def translate(data: bytes) -> bytes:
+            if run.target is not None:
+                encoder.model = run.target.model  # after a continuation: who finished
+            return _translate(encoder, data)
+
+        await stream_response(send, _standby_headers(target, target.model,
+                                                     run.plan.attempts + 1),
+                              run.events(), translate=translate, prelude=encoder.start())
 
     async def _fail(self, rid: str, plan: AttemptPlan | None, error: StandbyError,
                     send: Send) -> None:
