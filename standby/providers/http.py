@@ -9,6 +9,7 @@ stream event does (``translator``).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -39,7 +40,7 @@ _ERROR_BODY_LIMIT = 256 * 1024
 Translator = Callable[[dict[str, Any]], list[tuple[bytes, dict[str, Any]]]]
 
 
-class HTTPProvider:
+class HTTPProvider(abc.ABC):
     """One upstream account over HTTP/JSON. Subclasses fill in the vendor's shapes."""
 
     default_prefill = False  # whether the vendor continues a trailing assistant message
@@ -56,13 +57,13 @@ class HTTPProvider:
         return f"<{type(self).__name__} {self.name} {self._config.base_url}>"
 
     # -- what a vendor adapter says ------------------------------------------------------
+    @abc.abstractmethod
     def request(self, call: Call) -> tuple[str, bytes]:
         """The URL and JSON body of one call."""
-        raise NotImplementedError  # pragma: no cover - every adapter defines it
 
+    @abc.abstractmethod
     def reply(self, call: Call, raw: bytes, data: dict[str, Any]) -> Reply:
         """A checked 2xx reply → an OpenAI-shaped ``Reply``."""
-        raise NotImplementedError  # pragma: no cover - every adapter defines it
 
     def translator(self, call: Call) -> Translator | None:
         """How to turn this call's stream events into OpenAI chunks (None: already are)."""

@@ -40,6 +40,7 @@ from standby.errors import (
 from standby.journal.journal import JournalSink, NullJournal
 from standby.providers.base import ChunkStream
 from standby.routing.continuation import Splicer, continuation_body
+from standby.routing.delivered import Delivered
 from standby.routing.policy import ResolvedRoute, Target, aim
 
 if TYPE_CHECKING:
@@ -59,10 +60,7 @@ class StreamRun:
         self.router = router
         self.journal: JournalSink = journal or NullJournal()
         self.rid = rid
-        self._usage: dict[str, Any] | None = None
-        self._finish_reason: str | None = None
-        self._tool_calls: dict[int, dict[str, Any]] = {}
-        self._created = 0
+        self.delivered = Delivered()
         self.body = body
         self.route = route
         self.plan = router.attempt_plan(route)
@@ -71,8 +69,6 @@ class StreamRun:
         n = body.get("n")
         self.choices = n if isinstance(n, int) and n > 1 else 1
         self._finishes = 0
-        self._sent: list[str] = []  # content the client has received, in pieces
-        self.stream_id = ""
         self.target: Target | None = None
         self._step: Step | None = None
         self._upstream: ChunkStream | None = None
@@ -85,7 +81,11 @@ class StreamRun:
 
     @property
     def sent_text(self) -> str:
-        return "".join(self._sent)
+        return self.delivered.text
+
+    @property
+    def stream_id(self) -> str:
+        return self.delivered.id
 
     # -- phase 1 -------------------------------------------------------------------------
     async def start(self) -> Target:
@@ -136,9 +136,9 @@ class StreamRun:
             raise
         if not self.stream_id:
             first = self._ready[0].data
-            self.stream_id = str(first.get("id") or f"chatcmpl-{uuid.uuid4().hex}")
+            self.delivered.id = str(first.get("id") or f"chatcmpl-{uuid.uuid4().hex}")
             created = first.get("created")
-            self._created = created if isinstance(created, int) else int(time.time())
+            self.delivered.created = created if isinstance(created, int) else int(time.time())
         self.router.metrics.first_token(self.route.name, self.router.clock() - self.plan.started)
 
     def _next_after(self, step: Step, error: ProviderError) -> Step:
@@ -243,10 +243,10 @@ class StreamRun:
             return b""
         out = b"".join(self._render(held) for held in self._tools)
         for held in self._tools:
-            self._collect_tool_calls(held)
+            self.delivered.add_tool_calls(held)
         self._tools.clear()
         if chunk.finish_reason:
-            self._finish_reason = chunk.finish_reason
+            self.delivered.finish_reason = chunk.finish_reason
             self._finishes += 1
             self._finished = self._finishes >= self.choices
             if self._splicer is not None and (rest := self._splicer.flush()):
@@ -258,10 +258,10 @@ class StreamRun:
                     or chunk.tool_calls):
                 return out  # held back by the splicer
         if chunk.content:
-            self._sent.append(chunk.content)
+            self.delivered.text_parts.append(chunk.content)
             self.journal.delta(self.rid, chunk.content)  # on disk before the client has it
         if chunk.usage:
-            self._usage = chunk.usage
+            self.delivered.usage = chunk.usage
         return out + self._render(chunk)
 
     def _render(self, chunk: Chunk) -> bytes:
@@ -283,7 +283,7 @@ class StreamRun:
         return b"data: " + orjson.dumps(data) + b"\n\n"
 
     def _rewrite_text(self, text: str) -> bytes:
-        self._sent.append(text)
+        self.delivered.text_parts.append(text)
         self.journal.delta(self.rid, text)
         data = {"id": self.stream_id, "object": "chat.completion.chunk",
                 "model": self.target.model if self.target else "",
@@ -308,36 +308,16 @@ class StreamRun:
             except ProviderError as again:
                 step = self._next_after(step, again)
 
-    def _collect_tool_calls(self, chunk: Chunk) -> None:
-        for call in chunk.tool_calls:
-            entry = self._tool_calls.setdefault(
-                call.index, {"id": call.id, "type": "function",
-                             "function": {"name": call.name or "", "arguments": ""}})
-            if call.id:
-                entry["id"] = call.id
-            if call.name:
-                entry["function"]["name"] = call.name
-            entry["function"]["arguments"] += call.arguments
-
     def _attempts(self) -> list[tuple[str, str, float]]:
         return [(r.target, r.outcome, round(r.seconds, 6)) for r in self.plan.history]
 
     def _journal_completed(self) -> None:
-        """The whole answer as one chat.completion object, for the journal."""
         target = self.target
-        message: dict[str, Any] = {"role": "assistant", "content": self.sent_text or None}
-        if self._tool_calls:
-            message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         model = target.model if target else ""
-        response = {"id": self.stream_id, "object": "chat.completion",
-                    "created": self._created, "model": model,
-                    "choices": [{"index": 0, "message": message,
-                                 "finish_reason": self._finish_reason}],
-                    "usage": self._usage}
         self.journal.completed(self.rid, completion_id=self.stream_id,
                                provider=target.provider if target else "", model=model,
-                               response=response, usage=self._usage,
-                               attempts=self._attempts())
+                               response=self.delivered.completion(model),
+                               usage=self.delivered.usage, attempts=self._attempts())
 
     async def _drop_upstream(self) -> None:
         upstream, self._upstream = self._upstream, None
