@@ -16,7 +16,25 @@ from standby.plan.load import load_plan
 from standby.plan.model import Plan
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The CLI, with the journal commands imported only when one of them runs (they pull
+    in SQLAlchemy and rich, which ``serve`` with the journal off never needs)."""
+
+    lazy = {"export": "export_command", "backup": "backup_command", "journal": "journal_group"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            from standby import journal_cli
+
+            command: click.Command = getattr(journal_cli, self.lazy[name])
+            return command
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="standby")
 def main() -> None:
     """Standby keeps your AI features answering when an LLM provider goes down.
@@ -129,15 +147,7 @@ def key_hash(key: str) -> None:
 
 
 
-
 __all__ = ["main"]
-
-# Journal operations: standby export | backup | journal tail (standby/journal_cli.py).
-from standby.journal_cli import backup_command, export_command, journal_group  # noqa: E402
-
-main.add_command(export_command)
-main.add_command(backup_command)
-main.add_command(journal_group)
 
 
 if __name__ == "__main__":  # pragma: no cover
