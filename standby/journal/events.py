@@ -53,5 +53,14 @@ def decode(line: bytes) -> dict[str, Any]:
 
 
 def raw_json(data: bytes | None) -> orjson.Fragment | None:
-    """Embed already-serialised JSON (a request or response body) as is."""
-    return orjson.Fragment(data) if data else None
+    """Embed already-serialised, valid JSON (a request or response body) as is.
+
+    A WAL event is one line, so line breaks go: in valid JSON they can only be whitespace
+    between tokens (never inside a string, where they must be escaped), so replacing them
+    with spaces keeps the document the same.
+    """
+    if not data:
+        return None
+    if b"\n" in data or b"\r" in data:
+        data = data.replace(b"\r", b" ").replace(b"\n", b" ")
+    return orjson.Fragment(data)

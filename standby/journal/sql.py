@@ -154,10 +154,13 @@ class SQLStore(StoreQueries):
         return int(result.rowcount)
 
     async def prune(self, older_than: float) -> int:
-        """Delete requests received before ``older_than``, a chunk per transaction."""
+        """Delete requests received before ``older_than``, a chunk per transaction.
+
+        Deferred requests still waiting are kept: their deadline is their own."""
         t, total = requests, 0
         while True:
-            chunk = sa.select(t.c.rid).where(t.c.received_at < older_than).limit(_PRUNE_CHUNK)
+            chunk = sa.select(t.c.rid).where(t.c.received_at < older_than,
+                                             t.c.state != ev.DEFERRED_STATE).limit(_PRUNE_CHUNK)
             async with self.engine.begin() as conn:
                 result = await conn.execute(sa.delete(t).where(t.c.rid.in_(chunk)))
             total += int(result.rowcount)

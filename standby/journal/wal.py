@@ -106,13 +106,18 @@ class WriteAheadLog:
                 with open(self._path(segment), "rb") as handle:
                     handle.seek(position.offset)
                     data = handle.read(max_bytes)
+                    while b"\n" not in data and len(data) >= max_bytes:
+                        more = handle.read(max_bytes)  # one event larger than a read
+                        if not more:
+                            break
+                        data += more
             except FileNotFoundError:
                 continue
             cut = data.rfind(b"\n") + 1
             if cut:
-                lines = data[:cut].splitlines()
+                lines = data[:cut].split(b"\n")[:-1]
                 return lines, Position(segment, position.offset + cut)
-            if segment == self._segment or len(data) >= max_bytes:
+            if segment == self._segment:
                 return [], position  # the line is still being written
             # a finished segment ending in a torn line: skip to the next segment
         return [], position
