@@ -57,6 +57,12 @@ class RegistryGate:
         return {key: {"waiting": w.waiting, "silent": w.silent(now)}
                 for key, w in self._watches.items()}
 
+    def abandoned(self, key: str, token: object, now: float) -> None:
+        self._end(key, token)
+        admission = _admission(token)
+        if admission is not None:
+            self.registry.get(key).breaker.release(admission)
+
     def succeeded(self, key: str, token: object, now: float, seconds: float) -> None:
         health = self.registry.get(key)
         self._end(key, token)

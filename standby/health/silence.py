@@ -17,11 +17,12 @@ import itertools
 
 
 class SilenceWatch:
-    __slots__ = ("_factor", "_floor", "_ids", "_quorum", "_samples", "_size", "_threshold",
-                 "_waiting", "_writes")
+    __slots__ = ("_factor", "_floor", "_ids", "_max_wait", "_quorum", "_samples", "_size",
+                 "_threshold", "_waiting", "_writes")
 
     def __init__(self, *, floor: float = 0.5, factor: float = 10.0, quorum: int = 3,
-                 samples: int = 64) -> None:
+                 samples: int = 64, max_wait: float = 600.0) -> None:
+        self._max_wait = max_wait
         self._floor = floor
         self._factor = factor
         self._quorum = quorum
@@ -58,6 +59,11 @@ class SilenceWatch:
         self._waiting.pop(ticket, None)
 
     def silent(self, now: float) -> bool:
+        # a ticket nobody ended (a bug elsewhere) must not make a target silent for ever
+        for ticket, start in list(self._waiting.items())[:8]:
+            if now - start <= self._max_wait:
+                break
+            del self._waiting[ticket]
         if self._threshold is None or len(self._waiting) < self._quorum:
             return False
         for index, start in enumerate(self._waiting.values()):

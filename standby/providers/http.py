@@ -24,6 +24,7 @@ from standby.canonical import Call, Chunk, Deadlines, Reply
 from standby.errors import (
     ConnectFailed,
     DeadlineExceeded,
+    InvalidRequest,
     MalformedReply,
     ProviderError,
     ResetBeforeHeaders,
@@ -111,7 +112,12 @@ class HTTPProvider(abc.ABC):
 
     async def _post(self, call: Call, deadlines: Deadlines) -> aiohttp.ClientResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect)
-        url, payload = self.request(call)
+        try:
+            url, payload = self.request(call)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # a body OpenAI's shape tolerates but this vendor's translation cannot take
+            raise InvalidRequest(f"The request cannot be sent to {self.name}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
         return await self._client().post(url, data=payload, timeout=timeout)
 
     async def send(self, call: Call, deadlines: Deadlines) -> Reply:
@@ -146,7 +152,12 @@ class HTTPProvider(abc.ABC):
         return SSEChunkStream(self.name, resp, self.translator(call))
 
     async def _raise_status(self, resp: aiohttp.ClientResponse) -> None:
-        raw = await resp.content.read(_ERROR_BODY_LIMIT)
+        raw = b""  # the whole body up to the limit: read(n) stops at what is buffered
+        while len(raw) < _ERROR_BODY_LIMIT:
+            part = await resp.content.read(_ERROR_BODY_LIMIT - len(raw))
+            if not part:
+                break
+            raw += part
         if self._secret and self._secret in raw:  # some providers echo the key they refused
             raw = raw.replace(self._secret, b"***")
         body: dict[str, Any] | None

@@ -42,6 +42,10 @@ class HealthGate(Protocol):
 
     def succeeded(self, key: str, token: object, now: float, seconds: float) -> None: ...
 
+    def abandoned(self, key: str, token: object, now: float) -> None:
+        """An admitted try will not happen or report (cancelled, or no longer needed)."""
+        ...
+
     def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
                seconds: float) -> None: ...
 
@@ -77,10 +81,10 @@ class AttemptPlan:
     last_error: ProviderError | None = None
     _failed_providers: set[str] = field(default_factory=set)
     _same_tries: int = 0
-    _current: Step | None = None
     _forced: bool = False  # one try of an ejected target already spent
     _rate_waits: int = 0  # Retry-After waits spent on this request
     _rate_limited: tuple[Target, float] | None = None  # soonest rate-limited target, ready at
+    _current: Step | None = None  # admitted and not yet reported
     screened: bool = False  # the candidates were checked against the request's needs
     _skipped: int = 0  # history records of screened-out candidates (not attempts)
 
@@ -129,17 +133,31 @@ class AttemptPlan:
         step = self._pick()
         if step is None:
             raise self.exhausted()
+        self._current = step
         return step
+
+    def abandon(self) -> None:
+        """The admitted step will not be tried or will not report: free what it holds."""
+        step, self._current = self._current, None
+        if step is not None:
+            self.gate.abandoned(step.target.key, step.token, self.clock())
 
     def responded(self, step: Step) -> None:
         self.gate.responded(step.target.key, step.token, self.clock())
 
     def succeeded(self, step: Step, seconds: float) -> None:
+        self._current = None
         self.history.append(AttemptRecord(step.target.key, "ok", seconds))
         self.gate.succeeded(step.target.key, step.token, self.clock(), seconds)
 
     def failed(self, step: Step, error: ProviderError, seconds: float) -> Step:
         """Record a failure and return the next step, or raise the error / ``Exhausted``."""
+        self._current = None
+        nxt = self._after_failure(step, error, seconds)
+        self._current = nxt
+        return nxt
+
+    def _after_failure(self, step: Step, error: ProviderError, seconds: float) -> Step:
         error.target = error.target or step.target.key
         verdict = judge(error, same_target_tries=self._same_tries,
                         max_same_target=self.retry.same_target)

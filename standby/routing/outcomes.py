@@ -68,7 +68,9 @@ def judge(error: ProviderError, *, same_target_tries: int, max_same_target: int)
     if isinstance(error, ResetBeforeHeaders):  # F05: often a stale pooled connection
         return Verdict(Action.RETRY_SAME if can_retry else Action.FAILOVER, Effect.FAILURE, "reset")
     if isinstance(error, DeadlineExceeded):  # F07, F08, F10: never retry a silent target
-        effect = Effect.FAILURE if error.phase == "idle" else Effect.TRIP
+        # silence past the deadline ejects at once (the plan's first_token says how long a
+        # healthy target may take to start answering); a stalled stream only counts
+        effect = Effect.TRIP if error.phase in ("connect", "first_token") else Effect.FAILURE
         return Verdict(Action.FAILOVER, effect, f"timeout_{error.phase}")
     if isinstance(error, ConnectFailed):  # F06
         return Verdict(Action.FAILOVER, Effect.FAILURE, "connect_failed")

@@ -125,6 +125,7 @@ class Router:
                 return Completion(reply=reply, target=step.target, history=plan.history,
                                   attempts=plan.attempts)
         except BaseException as exc:
+            plan.abandon()
             outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
             self.metrics.request_done(route.name, outcome, self.clock() - plan.started)
             raise

@@ -100,6 +100,7 @@ class StreamRun:
                 except ProviderError as error:
                     step = self._next_after(step, error)
         except BaseException:
+            self.plan.abandon()
             self.router.metrics.request_done(self.route.name, "error",
                                              self.router.clock() - self.plan.started)
             raise
@@ -184,6 +185,7 @@ class StreamRun:
                         return
                     self.router.metrics.continuation(self.route.name, "ok")
         finally:
+            self.plan.abandon()  # a try cut short by cancellation frees what it holds
             await self._drop_upstream()
             self.router.metrics.request_done(self.route.name, outcome,
                                              self.router.clock() - self.plan.started)
@@ -205,7 +207,9 @@ class StreamRun:
                     self._success()
                     return
             try:
-                async with asyncio.timeout(min(idle, max(0.001, self.plan.remaining()))):
+                # once content flows only the idle deadline applies: ``total`` bounds the
+                # attempts and failovers, not a healthy answer that streams for long
+                async with asyncio.timeout(idle):
                     chunk = await self._upstream.next()
             except TimeoutError as exc:
                 if self._finished:
@@ -295,6 +299,7 @@ class StreamRun:
         await self._drop_upstream()
         step = self._next_after(self._step, error)
         if self.choices > 1:  # n parallel answers cannot be spliced one by one
+            self.plan.abandon()
             raise StreamBroken(f"{error.message}; a stream of {self.choices} choices cannot be "
                                "continued")
         while True:

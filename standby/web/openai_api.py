@@ -176,6 +176,11 @@ def _check_chat(body: dict[str, Any]) -> None:
         raise InvalidRequest("Invalid 'metadata': expected an object of at most 16 string keys "
                              "(up to 64 characters) and string values (up to 512 characters).",
                              param="metadata")
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, str) and not (
+            isinstance(stop, list) and all(isinstance(item, str) for item in stop)):
+        raise InvalidRequest("Invalid type for 'stop': expected a string or an array of "
+                             "strings.", param="stop")
     n = body.get("n")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128):
         raise InvalidRequest("Invalid value for 'n': expected an integer from 1 to 128.",

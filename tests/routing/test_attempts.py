@@ -32,6 +32,9 @@ class Gate:
     def responded(self, key: str, token: object, now: float) -> None:
         pass
 
+    def abandoned(self, key: str, token: object, now: float) -> None:
+        self.log.append((key, "abandoned"))
+
     def succeeded(self, key: str, token: object, now: float, seconds: float) -> None:
         self.log.append((key, "ok"))
 
