@@ -27,7 +27,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
 import orjson
@@ -40,7 +40,7 @@ from standby.journal.deferred_policy import Scope, completion_id
 from standby.journal.journal import JournalSink
 from standby.journal.store import DeferredRow, JournalStore
 from standby.plan.model import Journal as JournalConfig
-from standby.routing.attempts import AttemptPlan, AttemptRecord
+from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
 
@@ -231,7 +231,7 @@ class DeferredRunner:
         self.service.journal.completed(
             row.rid, completion_id=cid, provider=done.target.provider,
             model=done.reply.model or done.target.model, response=response,
-            usage=done.reply.usage, attempts=_attempts(done.history))
+            usage=done.reply.usage, attempts=journal_attempts(done.history))
         self._settle(row)
         log.info("deferred %s completed by %s after %d tries", row.rid, done.target.key,
                  row.tries + 1)
@@ -257,7 +257,7 @@ class DeferredRunner:
             "invalid_request_error", "param": None, "code": code}
         self.service.journal.failed(row.rid, status=status,
                                     response=orjson.dumps({"error": error}),
-                                    attempts=_attempts(plan.history if plan else []))
+                                    attempts=journal_attempts(plan.history if plan else []))
         self._settle(row)
         if row.callback:
             notice = orjson.dumps({"id": completion_id(row.rid),
@@ -278,6 +278,3 @@ class DeferredRunner:
                 await task
         await self.callbacks.aclose()
 
-
-def _attempts(history: Sequence[AttemptRecord]) -> list[tuple[str, str, float]]:
-    return [(record.target, record.outcome, round(record.seconds, 6)) for record in history]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -57,6 +57,11 @@ class AttemptRecord:
     target: str
     outcome: str
     seconds: float
+
+
+def journal_attempts(history: Sequence[AttemptRecord]) -> list[tuple[str, str, float]]:
+    """The attempt history as the journal stores it: ``(target, outcome, seconds)``."""
+    return [(r.target, r.outcome, round(r.seconds, 6)) for r in history]
 
 
 @dataclass(slots=True)

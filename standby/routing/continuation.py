@@ -51,21 +51,24 @@ class Splicer:
 
     def feed(self, text: str) -> str:
         """Text of the continuation in; the part safe to send out (possibly empty)."""
-        if self._space:
-            text = text.lstrip()
-            if not text:
-                return ""
-            self._space = False
         if self._settled:
-            return text
+            return self._trim(text)
         self._held += text
         if self._could_still_overlap():
             return ""
-        return self._settle()
+        return self._trim(self._settle())
 
     def flush(self) -> str:
         """The stream ended: whatever is still held back, minus any overlap."""
-        return "" if self._settled else self._settle()
+        return "" if self._settled else self._trim(self._settle())
+
+    def _trim(self, text: str) -> str:
+        # the client's text ends in whitespace (a trimmed prefill asked the model to go on
+        # from before it): drop the whitespace the continuation starts with
+        if self._space and text:
+            text = text.lstrip()
+            self._space = not text
+        return text
 
     def _could_still_overlap(self) -> bool:
         # the held text is itself a piece of the tail that may grow into an overlap

@@ -39,6 +39,7 @@ from standby.errors import (
 )
 from standby.journal.journal import JournalSink, NullJournal
 from standby.providers.base import ChunkStream
+from standby.routing.attempts import journal_attempts
 from standby.routing.continuation import Splicer, continuation_body
 from standby.routing.delivered import Delivered
 from standby.routing.policy import ResolvedRoute, Target, aim
@@ -180,7 +181,7 @@ class StreamRun:
                         self.router.metrics.continuation(self.route.name, "failed")
                         event = _error_event(final)
                         self.journal.failed(self.rid, status=502, response=event[6:-2],
-                                            attempts=self._attempts())
+                                            attempts=journal_attempts(self.plan.history))
                         yield event
                         return
                     self.router.metrics.continuation(self.route.name, "ok")
@@ -313,16 +314,14 @@ class StreamRun:
             except ProviderError as again:
                 step = self._next_after(step, again)
 
-    def _attempts(self) -> list[tuple[str, str, float]]:
-        return [(r.target, r.outcome, round(r.seconds, 6)) for r in self.plan.history]
-
     def _journal_completed(self) -> None:
         target = self.target
         model = target.model if target else ""
         self.journal.completed(self.rid, completion_id=self.stream_id,
                                provider=target.provider if target else "", model=model,
                                response=self.delivered.completion(model),
-                               usage=self.delivered.usage, attempts=self._attempts())
+                               usage=self.delivered.usage,
+                               attempts=journal_attempts(self.plan.history))
 
     async def _drop_upstream(self) -> None:
         upstream, self._upstream = self._upstream, None

@@ -19,7 +19,7 @@ from standby.canonical.chat import ChatRequest
 from standby.errors import Exhausted, InvalidRequest, StandbyError
 from standby.journal.events import new_request_id
 from standby.journal.journal import JournalSink, NullJournal
-from standby.routing.attempts import AttemptPlan, AttemptRecord
+from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute, Target
 from standby.routing.router import Router
 from standby.routing.streams import StreamRun
@@ -96,7 +96,7 @@ class AnthropicWire:
         answer = response_to_anthropic(response, id=_message_id(response.id), model=model)
         self.journal.completed(rid, completion_id=answer["id"], provider=done.target.provider,
                                model=model, response=answer, usage=done.reply.usage,
-                               attempts=_attempts(done.history))
+                               attempts=journal_attempts(done.history))
         await respond(send, 200, orjson.dumps(answer),
                       headers=_standby_headers(done.target, model, done.attempts, route))
 
@@ -126,7 +126,7 @@ class AnthropicWire:
         body = anthropic_error(status, message)
         if rid:
             self.journal.failed(rid, status=status, response=body,
-                                attempts=_attempts(plan.history if plan else []))
+                                attempts=journal_attempts(plan.history if plan else []))
         await respond(send, status, body, headers=headers)
 
 
@@ -185,9 +185,6 @@ def _message_id(source: str) -> str:
     """Anthropic ids start with ``msg_``; other vendors' ids are replaced."""
     return source if source.startswith("msg_") else f"msg_{uuid.uuid4().hex[:24]}"
 
-
-def _attempts(history: list[AttemptRecord]) -> list[tuple[str, str, float]]:
-    return [(r.target, r.outcome, round(r.seconds, 6)) for r in history]
 
 
 def _standby_headers(target: Target, model: str, attempts: int,

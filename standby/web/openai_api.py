@@ -18,7 +18,7 @@ from standby.canonical import Endpoint
 from standby.errors import ClientError, Exhausted, InvalidRequest, StandbyError
 from standby.journal.events import new_request_id
 from standby.journal.journal import JournalSink, NullJournal
-from standby.routing.attempts import AttemptPlan, AttemptRecord
+from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute, Target
 from standby.routing.router import Router
 from standby.routing.streams import StreamRun
@@ -115,7 +115,7 @@ class OpenAIWire:
         self.journal.completed(
             rid, completion_id=str(done.reply.data.get("id") or rid),
             provider=done.target.provider, model=model, response=done.reply.raw,
-            usage=done.reply.usage, attempts=_attempts(done.history))
+            usage=done.reply.usage, attempts=journal_attempts(done.history))
         await respond(send, 200, done.reply.raw,
                       headers=_standby_headers(done.target, model, done.attempts, route))
 
@@ -126,7 +126,7 @@ class OpenAIWire:
             log.warning("request failed: %s", error)
         if rid:
             self.journal.failed(rid, status=status, response=body,
-                                attempts=_attempts(plan.history if plan else []))
+                                attempts=journal_attempts(plan.history if plan else []))
         await respond(send, status, body, headers=headers)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -151,9 +151,6 @@ class OpenAIWire:
         await stream_response(send, _standby_headers(target, target.model,
                                                      run.plan.attempts + 1, route), run.events())
 
-
-def _attempts(history: list[AttemptRecord]) -> list[tuple[str, str, float]]:
-    return [(record.target, record.outcome, round(record.seconds, 6)) for record in history]
 
 
 def _check_chat(body: dict[str, Any]) -> None:

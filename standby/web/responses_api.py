@@ -28,7 +28,7 @@ from standby.journal.events import new_request_id
 from standby.journal.journal import JournalSink, NullJournal
 from standby.journal.schema import requests
 from standby.journal.service import JournalService
-from standby.routing.attempts import AttemptPlan, AttemptRecord
+from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute, Target
 from standby.routing.router import Router
 from standby.routing.streams import StreamRun
@@ -186,7 +186,7 @@ class ResponsesWire:
         answer = sink.answer(done.reply.data, model)
         self.journal.completed(rid, completion_id=sink.response_id,
                                provider=done.target.provider, model=model, response=answer,
-                               usage=done.reply.usage, attempts=_attempts(done.history))
+                               usage=done.reply.usage, attempts=journal_attempts(done.history))
         await respond(send, 200, orjson.dumps(answer),
                       headers=_standby_headers(done.target, model, done.attempts))
 
@@ -245,7 +245,7 @@ class ResponsesWire:
             log.warning("responses request failed: %s", error)
         if rid:
             self.journal.failed(rid, status=status, response=body,
-                                attempts=_attempts(plan.history if plan else []))
+                                attempts=journal_attempts(plan.history if plan else []))
         await respond(send, status, body, headers=headers)
 
 
@@ -289,9 +289,6 @@ def _parse(raw: bytes) -> dict[str, Any]:
                                  param=key)
     return body
 
-
-def _attempts(history: list[AttemptRecord]) -> list[tuple[str, str, float]]:
-    return [(r.target, r.outcome, round(r.seconds, 6)) for r in history]
 
 
 def _standby_headers(target: Target, model: str, attempts: int) -> list[tuple[bytes, bytes]]:

@@ -39,10 +39,14 @@ def test_any_echo_of_the_tail_is_removed(sent: str, rest: str, overlap: int,
         i += c
     pieces.append(cont[i:])
     out = splice(sent, pieces)
-    # the result never loses text, and the echo never reaches the client twice
+    # the result never loses text, and the echo never reaches the client twice (whitespace
+    # aside: after a text ending in a space, the continuation's leading space is dropped)
+    def bare(text: str) -> str:
+        return "".join(text.split())
+
     assert cont.endswith(out)
     assert len(out) <= len(rest) + overlap
-    assert out == rest or (sent + out).endswith(sent[-overlap:] + rest)
+    assert bare(out) == bare(rest) or bare(sent + out).endswith(bare(sent[-overlap:] + rest))
 
 
 def test_bodies_for_both_modes() -> None:
@@ -54,3 +58,9 @@ def test_bodies_for_both_modes() -> None:
     assert ins["messages"][-2:] == [{"role": "assistant", "content": "partial"},
                                     {"role": "user", "content": INSTRUCTION}]
     assert len(original["messages"]) == 1
+
+
+def test_a_space_the_client_already_has_is_not_repeated() -> None:
+    assert splice("Hello there ", [" world"]) == "world"
+    assert splice("Hello there ", ["  ", " world"]) == "world"
+    assert splice("Hello there", [" world"]) == " world"
