@@ -46,6 +46,8 @@ from standby.routing.router import Router
 
 __all__ = ["DeferredRunner", "DeferredService", "completion_id", "verify_signature"]
 
+_LEASE = 300.0  # seconds a claimed try is ours; longer than any sane request budget
+
 log = logging.getLogger("standby.deferred")
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -199,6 +201,9 @@ class DeferredRunner:
         body = row.request
         plan: AttemptPlan | None = None
         try:
+            # several replicas may share one journal: only the one holding the claim tries
+            if not await self.service.store.claim_deferred(row.rid, self.clock(), _LEASE):
+                return
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                 self._fail(row, 500, "The deferred request's body was not kept.",
                            "deferred_body_missing")

@@ -188,6 +188,20 @@ class StoreQueries:
                             request=_object(r.request_json) or {}, tries=r.deferred_tries)
                 for r in rows]
 
+    async def claim_deferred(self, rid: str, now: float, lease: float) -> bool:
+        """Take a due deferred request for one try, so no other replica tries it meanwhile.
+
+        A compare-and-set on ``next_try_at``: only one claimant's update matches. The
+        lease lapses by itself if the claimant dies; ``note_deferred_try`` or the final
+        event replaces it.
+        """
+        async with self.engine.begin() as conn:
+            result = await conn.execute(sa.update(_t).where(
+                _t.c.rid == rid, _t.c.state == ev.DEFERRED_STATE,
+                sa.or_(_t.c.next_try_at.is_(None), _t.c.next_try_at <= now),
+            ).values(next_try_at=now + lease))
+        return int(result.rowcount) == 1
+
     async def note_deferred_try(self, rid: str, next_at: float) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(sa.update(_t).where(_t.c.rid == rid).values(

@@ -129,6 +129,9 @@ class Service:
     async def pending_deferred(self, now: float, limit: int = 10) -> list[DeferredRow]:
         return sorted(self.rows.values(), key=lambda r: r.received_at)[:limit]
 
+    async def claim_deferred(self, rid: str, now: float, lease: float) -> bool:
+        return rid in self.rows  # one runner here: a row still deferred is always free
+
     async def note_deferred_try(self, rid: str, next_at: float) -> None:
         self.tries.append((rid, next_at))
         old = self.rows[rid]
