@@ -57,6 +57,11 @@ class RegistryGate:
         return {key: {"waiting": w.waiting, "silent": w.silent(now)}
                 for key, w in self._watches.items()}
 
+    def trial_deadline(self, key: str, token: object) -> float | None:
+        if isinstance(token, _Token) and token.admission is not None and token.admission.trial:
+            return self._watch(key).threshold
+        return None
+
     def abandoned(self, key: str, token: object, now: float) -> None:
         self._end(key, token)
         admission = _admission(token)
@@ -106,3 +111,30 @@ class RegistryGate:
 
 def _admission(token: object) -> Admission | None:
     return token.admission if isinstance(token, _Token) else None
+
+
+class OpenGate:
+    """A gate that admits every target and remembers nothing: no breakers, no holds.
+
+    For embedding the router where health is tracked elsewhere, and for tests of the
+    attempt loop alone.
+    """
+
+    def admit(self, key: str, now: float) -> object | None:
+        return object()
+
+    def responded(self, key: str, token: object, now: float) -> None:
+        return None
+
+    def succeeded(self, key: str, token: object, now: float, seconds: float) -> None:
+        return None
+
+    def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
+               seconds: float) -> None:
+        return None
+
+    def abandoned(self, key: str, token: object, now: float) -> None:
+        return None
+
+    def trial_deadline(self, key: str, token: object) -> float | None:
+        return None

@@ -72,6 +72,11 @@ class SilenceWatch:
         return False  # pragma: no cover - the loop always reaches the quorum-th entry
 
     @property
+    def threshold(self) -> float | None:
+        """How long a first byte may take before it is overdue (None: nothing learnt yet)."""
+        return self._threshold
+
+    @property
     def waiting(self) -> int:
         return len(self._waiting)
 

@@ -46,6 +46,10 @@ class HealthGate(Protocol):
         """An admitted try will not happen or report (cancelled, or no longer needed)."""
         ...
 
+    def trial_deadline(self, key: str, token: object) -> float | None:
+        """For a half-open trial: how long a healthy first byte may take (None: no limit)."""
+        ...
+
     def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
                seconds: float) -> None: ...
 
@@ -128,10 +132,19 @@ class AttemptPlan:
     def remaining(self) -> float:
         return self.timeouts.total - (self.clock() - self.started)
 
-    def deadlines_for(self, t: Timeouts) -> Deadlines:
-        """Per-attempt deadlines (``t``: this target's timeouts), clipped to the budget."""
+    def deadlines_for(self, t: Timeouts, step: Step | None = None) -> Deadlines:
+        """Per-attempt deadlines (``t``: this target's timeouts), clipped to the budget.
+
+        A half-open trial gets a first-token deadline near what the target usually needs
+        (the gate says): a trial against a still-silent target then costs its caller
+        about a second, not the whole ``first_token``.
+        """
         left = max(0.001, self.remaining())
-        return Deadlines(connect=min(t.connect, left), first_token=min(t.first_token, left),
+        first_token = t.first_token
+        if step is not None and (usual := self.gate.trial_deadline(step.target.key,
+                                                                   step.token)) is not None:
+            first_token = min(first_token, max(usual, 1.0))
+        return Deadlines(connect=min(t.connect, left), first_token=min(first_token, left),
                          idle=min(t.idle, left))
 
     def first(self) -> Step:

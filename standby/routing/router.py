@@ -112,7 +112,7 @@ class Router:
                 call = Call(endpoint=endpoint, body=aim(body, step.target))
                 try:
                     reply = await self.provider(step.target).send(
-                        call, plan.deadlines_for(self.timeouts_for(plan, step.target)))
+                        call, plan.deadlines_for(self.timeouts_for(plan, step.target), step))
                 except ProviderError as error:
                     previous = step.target
                     step = plan.failed(step, error, self.clock() - started)

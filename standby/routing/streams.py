@@ -112,7 +112,7 @@ class StreamRun:
         self._step, self.target = step, step.target
         self._attempt_started = self.router.clock()
         timeouts = self.router.timeouts_for(self.plan, step.target)
-        deadlines = self.plan.deadlines_for(timeouts)
+        deadlines = self.plan.deadlines_for(timeouts, step)
         provider = self.router.provider(step.target)
         call = Call(endpoint="chat", body=aim(body, step.target), stream=True,
                     continuation=self._splicer is not None)

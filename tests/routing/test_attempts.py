@@ -8,7 +8,7 @@ import pytest
 
 from standby.errors import ConnectFailed, Exhausted, ProviderError, UpstreamStatus
 from standby.plan.model import Retry, Timeouts
-from standby.routing.attempts import AttemptPlan
+from standby.routing.attempts import AttemptPlan, Step
 from standby.routing.outcomes import Verdict
 from standby.routing.policy import Target
 
@@ -34,6 +34,9 @@ class Gate:
 
     def abandoned(self, key: str, token: object, now: float) -> None:
         self.log.append((key, "abandoned"))
+
+    def trial_deadline(self, key: str, token: object) -> float | None:
+        return 0.2 if token == "trial" else None
 
     def succeeded(self, key: str, token: object, now: float, seconds: float) -> None:
         self.log.append((key, "ok"))
@@ -117,3 +120,10 @@ def test_deadlines_are_clipped_to_the_remaining_budget() -> None:
     clock.now += 9.5
     d = p.deadlines_for(Timeouts(connect=3, first_token=5, idle=5, total=10))
     assert d.connect == pytest.approx(0.5) and d.first_token == pytest.approx(0.5)
+
+
+def test_a_half_open_trial_waits_about_as_long_as_the_target_usually_needs() -> None:
+    p = plan(Gate(), Clock(), A1)
+    t = Timeouts(connect=3, first_token=30, idle=5, total=100)
+    assert p.deadlines_for(t, Step(A1, "trial")).first_token == 1.0  # floor of a second
+    assert p.deadlines_for(t, Step(A1, object())).first_token == 10  # the budget left

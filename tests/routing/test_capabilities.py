@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from standby.errors import InvalidRequest
+from standby.health.gate import OpenGate
 from standby.plan.model import Retry, Timeouts
 from standby.routing.attempts import AttemptPlan, AttemptRecord
 from standby.routing.capabilities import (
@@ -122,17 +123,6 @@ def test_unfit(caps: Caps, need: Needs, reason: str | None) -> None:
 def test_depth_for(caps: list[Caps], depth: Depth) -> None:
     assert depth_for(caps) is depth
 
-
-class OpenGate:
-    def admit(self, key: str, now: float) -> object | None:
-        return object()
-
-    def responded(self, key: str, token: object, now: float) -> None: ...
-
-    def succeeded(self, key: str, token: object, now: float, seconds: float) -> None: ...
-
-    def failed(self, key: str, token: object, now: float, verdict: object, error: object,
-               seconds: float) -> None: ...
 
 
 def attempt_plan(*targets: Target) -> AttemptPlan:
