@@ -20,7 +20,7 @@ from standby.errors import Exhausted, InvalidRequest, StandbyError
 from standby.journal.events import new_request_id
 from standby.journal.journal import JournalSink, NullJournal
 from standby.routing.attempts import AttemptPlan, journal_attempts
-from standby.routing.policy import ResolvedRoute, Target
+from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
 from standby.routing.streams import StreamRun
 from standby.translate.anthropic import request_from_anthropic, response_to_anthropic
@@ -39,6 +39,7 @@ from standby.web.asgi import (
     Send,
     read_body,
     respond,
+    standby_headers,
     stream_response,
 )
 
@@ -98,7 +99,8 @@ class AnthropicWire:
                                model=model, response=answer, usage=done.reply.usage,
                                attempts=journal_attempts(done.history))
         await respond(send, 200, orjson.dumps(answer),
-                      headers=_standby_headers(done.target, model, done.attempts, route))
+                      headers=standby_headers(done.target.provider, model, done.attempts,
+                                              route.name))
 
     async def _stream(self, rid: str, body: dict[str, Any], route: ResolvedRoute,
                       send: Send) -> None:
@@ -108,7 +110,8 @@ class AnthropicWire:
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
-        headers = _standby_headers(target, target.model, run.plan.attempts + 1, route)
+        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1,
+                                  route.name)
         encoder = EventEncoder(id=_message_id(run.stream_id), model=target.model)
         await stream_response(send, headers, run.events(),
                               translate=lambda data: _translate(encoder, data))
@@ -186,10 +189,3 @@ def _message_id(source: str) -> str:
     return source if source.startswith("msg_") else f"msg_{uuid.uuid4().hex[:24]}"
 
 
-
-def _standby_headers(target: Target, model: str, attempts: int,
-                     route: ResolvedRoute) -> list[tuple[bytes, bytes]]:
-    return [(b"x-standby-provider", target.provider.encode()),
-            (b"x-standby-model", model.encode()),
-            (b"x-standby-attempts", str(attempts).encode()),
-            (b"x-standby-route", route.name.encode())]

@@ -109,6 +109,16 @@ def hash_key(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+def standby_headers(provider: str, model: str, attempts: int,
+                    route: str | None = None) -> Headers:
+    """Who answered: the headers every wire puts on its answers."""
+    headers = [(b"x-standby-provider", provider.encode()), (b"x-standby-model", model.encode()),
+               (b"x-standby-attempts", str(attempts).encode())]
+    if route is not None:
+        headers.append((b"x-standby-route", route.encode()))
+    return headers
+
+
 SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
                         (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 

@@ -19,7 +19,7 @@ from standby.errors import ClientError, Exhausted, InvalidRequest, StandbyError
 from standby.journal.events import new_request_id
 from standby.journal.journal import JournalSink, NullJournal
 from standby.routing.attempts import AttemptPlan, journal_attempts
-from standby.routing.policy import ResolvedRoute, Target
+from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
 from standby.routing.streams import StreamRun
 from standby.web import errors
@@ -31,6 +31,7 @@ from standby.web.asgi import (
     Send,
     read_body,
     respond,
+    standby_headers,
     stream_response,
 )
 
@@ -117,7 +118,8 @@ class OpenAIWire:
             provider=done.target.provider, model=model, response=done.reply.raw,
             usage=done.reply.usage, attempts=journal_attempts(done.history))
         await respond(send, 200, done.reply.raw,
-                      headers=_standby_headers(done.target, model, done.attempts, route))
+                      headers=standby_headers(done.target.provider, model, done.attempts,
+                                              route.name))
 
     async def _fail(self, rid: str, plan: AttemptPlan | None, error: StandbyError,
                     send: Send) -> None:
@@ -148,8 +150,9 @@ class OpenAIWire:
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
-        await stream_response(send, _standby_headers(target, target.model,
-                                                     run.plan.attempts + 1, route), run.events())
+        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1,
+                                  route.name)
+        await stream_response(send, headers, run.events())
 
 
 
@@ -183,10 +186,3 @@ def _check_chat(body: dict[str, Any]) -> None:
         raise InvalidRequest("Invalid value for 'n': expected an integer from 1 to 128.",
                              param="n")
 
-
-def _standby_headers(target: Target, model: str, attempts: int,
-                     route: ResolvedRoute) -> list[tuple[bytes, bytes]]:
-    return [(b"x-standby-provider", target.provider.encode()),
-            (b"x-standby-model", model.encode()),
-            (b"x-standby-attempts", str(attempts).encode()),
-            (b"x-standby-route", route.name.encode())]

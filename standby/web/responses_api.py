@@ -29,7 +29,7 @@ from standby.journal.journal import JournalSink, NullJournal
 from standby.journal.schema import requests
 from standby.journal.service import JournalService
 from standby.routing.attempts import AttemptPlan, journal_attempts
-from standby.routing.policy import ResolvedRoute, Target
+from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
 from standby.routing.streams import StreamRun
 from standby.translate.openai import delta_from_openai, request_to_openai, response_from_openai
@@ -49,6 +49,7 @@ from standby.web.asgi import (
     Send,
     read_body,
     respond,
+    standby_headers,
     stream_response,
 )
 
@@ -188,7 +189,7 @@ class ResponsesWire:
                                provider=done.target.provider, model=model, response=answer,
                                usage=done.reply.usage, attempts=journal_attempts(done.history))
         await respond(send, 200, orjson.dumps(answer),
-                      headers=_standby_headers(done.target, model, done.attempts))
+                      headers=standby_headers(done.target.provider, model, done.attempts))
 
     async def _history(self, previous: Any) -> list[Message]:
         """The turns of a ``previous_response_id`` chain, oldest first."""
@@ -229,9 +230,9 @@ class ResponsesWire:
                 encoder.model = run.target.model  # after a continuation: who finished
             return _translate(encoder, data)
 
-        await stream_response(send, _standby_headers(target, target.model,
-                                                     run.plan.attempts + 1),
-                              run.events(), translate=translate, prelude=encoder.start())
+        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1)
+        await stream_response(send, headers, run.events(), translate=translate,
+                              prelude=encoder.start())
 
     async def _fail(self, rid: str, plan: AttemptPlan | None, error: StandbyError,
                     send: Send) -> None:
@@ -290,8 +291,3 @@ def _parse(raw: bytes) -> dict[str, Any]:
     return body
 
 
-
-def _standby_headers(target: Target, model: str, attempts: int) -> list[tuple[bytes, bytes]]:
-    return [(b"x-standby-provider", target.provider.encode()),
-            (b"x-standby-model", model.encode()),
-            (b"x-standby-attempts", str(attempts).encode())]
