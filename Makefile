@@ -22,6 +22,7 @@ test: setup
 	$(BIN)/pytest -q
 
 lint: setup
+	$(BIN)/ruff format --check standby tests bench
 	$(BIN)/ruff check standby tests bench
 	$(BIN)/mypy standby
 

@@ -79,9 +79,13 @@ async def chat(session: aiohttp.ClientSession, url: str, scheduled: float) -> Re
         return Result(_failure(exc, False), _ms(scheduled))
 
 
-async def stream(session: aiohttp.ClientSession, url: str, scheduled: float,
-                 expected: str | None = None,
-                 counters: StreamCounters | None = None) -> Result:
+async def stream(
+    session: aiohttp.ClientSession,
+    url: str,
+    scheduled: float,
+    expected: str | None = None,
+    counters: StreamCounters | None = None,
+) -> Result:
     """A streaming chat completion: TTFB, TTFT (first non-empty ``delta.content``), text."""
     counts = counters if counters is not None else StreamCounters()
     counts.started += 1
@@ -150,7 +154,15 @@ def tally(results: list[Result]) -> dict[str, int]:
 
 def new_session(limit: int, timeout_s: float) -> aiohttp.ClientSession:
     """A client session with a connection pool of ``limit`` (0 = unlimited), keep-alive."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, force_close=False,
-                                     enable_cleanup_closed=False, ttl_dns_cache=None)
-    return aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",),
-                                 timeout=aiohttp.ClientTimeout(total=timeout_s))
+    connector = aiohttp.TCPConnector(
+        limit=limit,
+        limit_per_host=0,
+        force_close=False,
+        enable_cleanup_closed=False,
+        ttl_dns_cache=None,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        skip_auto_headers=("User-Agent",),
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+    )

@@ -46,8 +46,14 @@ async def start(procs: ProcessSet, workdir: Path) -> dict[str, str]:
             plan += "journal: {enabled: false}\n"
         (side_dir / "plan.yaml").write_text(plan)
         port = free_port()
-        argv = [str(STANDBY_BIN), "serve", "--plan", str(side_dir / "plan.yaml"),
-                "--port", str(port)]
+        argv = [
+            str(STANDBY_BIN),
+            "serve",
+            "--plan",
+            str(side_dir / "plan.yaml"),
+            "--port",
+            str(port),
+        ]
         proc = procs.start(side, argv, cpus="1")
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         await wait_until(functools.partial(_post_ok, url), 30, side, proc)
@@ -55,21 +61,27 @@ async def start(procs: ProcessSet, workdir: Path) -> dict[str, str]:
     return urls
 
 
-async def measure(urls: dict[str, str], rates: list[tuple[float, float]],
-                  reps: int) -> dict[str, Any]:
+async def measure(
+    urls: dict[str, str], rates: list[tuple[float, float]], reps: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with client.new_session(1000, 30.0) as session:
         for url in urls.values():  # warm-up, not recorded
-            await open_loop(lambda t, u=url: client.chat(session, u, t), 200, 2.0,
-                            request_timeout=30.0)
+            await open_loop(
+                lambda t, u=url: client.chat(session, u, t), 200, 2.0, request_timeout=30.0
+            )
         for rate, duration in rates:
             pairs = []
             for rep in range(reps):
                 pair = {}
                 for side in SIDES if rep % 2 == 0 else SIDES[::-1]:
                     url = urls[side]
-                    run = await open_loop(lambda t, u=url: client.chat(session, u, t), rate,
-                                          duration, request_timeout=30.0)
+                    run = await open_loop(
+                        lambda t, u=url: client.chat(session, u, t),
+                        rate,
+                        duration,
+                        request_timeout=30.0,
+                    )
                     pair[side] = run.to_json()
                     await asyncio.sleep(0.3)
                 pairs.append(pair)
@@ -77,28 +89,40 @@ async def measure(urls: dict[str, str], rates: list[tuple[float, float]],
             for q in ("p50", "p99"):
                 on = [p["journal_on"]["latency_ok_ms"][q] for p in pairs]
                 off = [p["journal_off"]["latency_ok_ms"][q] for p in pairs]
-                row[q] = {"on": statistics.median(on), "off": statistics.median(off),
-                          "difference": statistics.median(a - b for a, b in zip(on, off,
-                                                                                strict=True))}
-            row["failed"] = {side: sum(p[side]["sent"] - p[side]["ok"] for p in pairs)
-                             for side in SIDES}
+                row[q] = {
+                    "on": statistics.median(on),
+                    "off": statistics.median(off),
+                    "difference": statistics.median(a - b for a, b in zip(on, off, strict=True)),
+                }
+            row["failed"] = {
+                side: sum(p[side]["sent"] - p[side]["ok"] for p in pairs) for side in SIDES
+            }
             out[f"{rate:g}"] = row
     return out
 
 
 def render(results: dict[str, Any]) -> str:
-    lines = [f"# Journal on vs off — {results['started']}", "",
-             f"- command: `{results['command']}`", f"- load average at start "
-             f"{results['loadavg']}", "- gateways pinned to core 1, upstreams and load on core 0",
-             "", "| rate | quantile | journal on | journal off | difference (median of pairs) |",
-             "|---|---|---:|---:|---:|"]
+    lines = [
+        f"# Journal on vs off — {results['started']}",
+        "",
+        f"- command: `{results['command']}`",
+        f"- load average at start {results['loadavg']}",
+        "- gateways pinned to core 1, upstreams and load on core 0",
+        "",
+        "| rate | quantile | journal on | journal off | difference (median of pairs) |",
+        "|---|---|---:|---:|---:|",
+    ]
     for rate, row in results["rates"].items():
         for q in ("p50", "p99"):
             r = row[q]
-            lines.append(f"| {rate} req/s | {q} | {r['on']:.2f} ms | {r['off']:.2f} ms | "
-                         f"{r['difference']:+.2f} ms |")
-        lines.append(f"| {rate} req/s | failed | {row['failed']['journal_on']} | "
-                     f"{row['failed']['journal_off']} | |")
+            lines.append(
+                f"| {rate} req/s | {q} | {r['on']:.2f} ms | {r['off']:.2f} ms | "
+                f"{r['difference']:+.2f} ms |"
+            )
+        lines.append(
+            f"| {rate} req/s | failed | {row['failed']['journal_on']} | "
+            f"{row['failed']['journal_off']} | |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -120,8 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             urls = await start(procs, workdir)
             return await measure(urls, rates, reps)
 
-    results = {"command": "python -m bench.journal_overhead " + " ".join(argv or sys.argv[1:]),
-               "started": started, "loadavg": loadavg, "rates": asyncio.run(run())}
+    results = {
+        "command": "python -m bench.journal_overhead " + " ".join(argv or sys.argv[1:]),
+        "started": started,
+        "loadavg": loadavg,
+        "rates": asyncio.run(run()),
+    }
     text = render(results)
     print(text)
     if args.out:

@@ -48,10 +48,15 @@ class LoadRun:
             key = r.served_by or "?"
             served[key] = served.get(key, 0) + 1
         data: dict[str, Any] = {
-            "rate": self.rate, "duration_s": self.duration, "elapsed_s": self.elapsed_s,
-            "sent": len(self.results) + self.unfinished, "ok": len(ok),
-            "shed": self.shed, "unfinished": self.unfinished,
-            "outcomes": tally(self.results), "served_by": dict(sorted(served.items())),
+            "rate": self.rate,
+            "duration_s": self.duration,
+            "elapsed_s": self.elapsed_s,
+            "sent": len(self.results) + self.unfinished,
+            "ok": len(ok),
+            "shed": self.shed,
+            "unfinished": self.unfinished,
+            "outcomes": tally(self.results),
+            "served_by": dict(sorted(served.items())),
             "latency_ok_ms": summarize([r.latency_ms for r in ok]),
             "latency_all_ms": summarize([r.latency_ms for r in self.results]),
             "send_lag_ms": summarize(self.send_lag_ms),
@@ -63,8 +68,14 @@ class LoadRun:
         return data
 
 
-async def open_loop(fire: Fire, rate: float, duration: float, *, max_inflight: int = 1000,
-                    request_timeout: float = 30.0) -> LoadRun:
+async def open_loop(
+    fire: Fire,
+    rate: float,
+    duration: float,
+    *,
+    max_inflight: int = 1000,
+    request_timeout: float = 30.0,
+) -> LoadRun:
     """Call ``fire(scheduled_time)`` ``rate`` times a second for ``duration`` seconds."""
     if rate <= 0 or duration <= 0:
         raise ValueError("rate and duration must be positive")

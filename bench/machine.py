@@ -48,11 +48,20 @@ def _version(argv: list[str]) -> str | None:
 def git_revision(root: Path) -> str | None:
     """``HEAD``'s short hash, with ``+dirty`` when the tree has changes."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=False)
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     return None
 
@@ -75,9 +84,13 @@ def source_digest(package: Path) -> str:
 def facts(root: Path) -> dict[str, Any]:
     """What this run ran on."""
     return {
-        "nproc": os.cpu_count(), "cpu_model": cpu_model(), "kernel": platform.release(),
-        "python": sys.version.split()[0], "loadavg_start": loadavg(),
-        "wrk": _version(["wrk", "-v"]), "node": _version(["node", "--version"]),
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "loadavg_start": loadavg(),
+        "wrk": _version(["wrk", "-v"]),
+        "node": _version(["node", "--version"]),
         "git": git_revision(root),
     }
 
@@ -90,10 +103,9 @@ def cpu_snapshot() -> dict[int, tuple[str, float, int]]:
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
             stat = Path(f"/proc/{entry}/stat").read_text()
-            name = stat[stat.index("(") + 1: stat.rindex(")")]
-            fields = stat[stat.rindex(")") + 2:].split()
-            snap[int(entry)] = (name, (int(fields[11]) + int(fields[12])) / CLK_TCK,
-                                int(fields[2]))
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            snap[int(entry)] = (name, (int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[2]))
     return snap
 
 

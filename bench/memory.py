@@ -38,26 +38,42 @@ def _fd_count(pid: int) -> int:
         return -1
 
 
-async def _sample(pid: int, counters: StreamCounters, start: float, every: float,
-                  into: list[Sample], stop: asyncio.Event) -> None:
+async def _sample(
+    pid: int,
+    counters: StreamCounters,
+    start: float,
+    every: float,
+    into: list[Sample],
+    stop: asyncio.Event,
+) -> None:
     while not stop.is_set():
         with contextlib.suppress(OSError, RuntimeError):
-            into.append(Sample(time.perf_counter() - start, rss_kib(pid), counters.open_now,
-                               _fd_count(pid)))
+            into.append(
+                Sample(time.perf_counter() - start, rss_kib(pid), counters.open_now, _fd_count(pid))
+            )
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
 
 
-async def many_streams(url: str, streams: int, ramp_s: float, expected: str | None,
-                       watch_pid: int | None, stream_timeout: float = 60.0,
-                       every: float = 0.2) -> dict[str, Any]:
+async def many_streams(
+    url: str,
+    streams: int,
+    ramp_s: float,
+    expected: str | None,
+    watch_pid: int | None,
+    stream_timeout: float = 60.0,
+    every: float = 0.2,
+) -> dict[str, Any]:
     """Open ``streams`` streams over ``ramp_s`` s; return outcomes, timings and RSS."""
     counters = StreamCounters()
     samples: list[Sample] = []
     stop = asyncio.Event()
     start = time.perf_counter()
-    sampler = (asyncio.create_task(_sample(watch_pid, counters, start, every, samples, stop))
-               if watch_pid is not None else None)
+    sampler = (
+        asyncio.create_task(_sample(watch_pid, counters, start, every, samples, stop))
+        if watch_pid is not None
+        else None
+    )
     results: list[Result] = []
     async with new_session(0, stream_timeout) as session:
 
@@ -83,8 +99,12 @@ async def many_streams(url: str, streams: int, ramp_s: float, expected: str | No
         await sampler
     ok = [r for r in results if r.outcome == "ok"]
     data: dict[str, Any] = {
-        "streams": streams, "ramp_s": ramp_s, "elapsed_s": elapsed,
-        "completed_ok": len(ok), "unfinished": len(pending), "outcomes": tally(results),
+        "streams": streams,
+        "ramp_s": ramp_s,
+        "elapsed_s": elapsed,
+        "completed_ok": len(ok),
+        "unfinished": len(pending),
+        "outcomes": tally(results),
         "peak_open": counters.peak_open,
         "ttft_ms": summarize([r.ttft_ms for r in ok if r.ttft_ms is not None]),
         "stream_ms": summarize([r.latency_ms for r in ok]),

@@ -31,8 +31,10 @@ SIDES = ("direct", "standby")
 
 def urls(stack: Stack) -> dict[str, str]:
     """The chat completions URL of each side."""
-    return {"direct": f"{stack.direct}/chat/completions",
-            "standby": f"{stack.gateway_url}/chat/completions"}
+    return {
+        "direct": f"{stack.direct}/chat/completions",
+        "standby": f"{stack.gateway_url}/chat/completions",
+    }
 
 
 async def paired(reps: int, measure: Measure, targets: dict[str, str]) -> list[dict[str, Any]]:
@@ -47,15 +49,20 @@ async def paired(reps: int, measure: Measure, targets: dict[str, str]) -> list[d
     return pairs
 
 
-def combine(pairs: list[dict[str, Any]], key: str,
-            quantiles: tuple[str, ...] = ("p50", "p99")) -> dict[str, Any]:
+def combine(
+    pairs: list[dict[str, Any]], key: str, quantiles: tuple[str, ...] = ("p50", "p99")
+) -> dict[str, Any]:
     """Median per side and median per-pair ``standby - direct`` of ``pairs[*][side][key]``."""
     out: dict[str, Any] = {}
     for q in quantiles:
         values = {side: [p[side][key][q] for p in pairs] for side in SIDES}
-        out[q] = {"direct": median(values["direct"]), "standby": median(values["standby"]),
-                  "added": median([diff(s, d) for s, d in
-                                   zip(values["standby"], values["direct"], strict=True)])}
+        out[q] = {
+            "direct": median(values["direct"]),
+            "standby": median(values["standby"]),
+            "added": median(
+                [diff(s, d) for s, d in zip(values["standby"], values["direct"], strict=True)]
+            ),
+        }
     return out
 
 
@@ -85,15 +92,20 @@ async def latency(stack: Stack, s: Settings, session: aiohttp.ClientSession) -> 
     out: dict[str, Any] = {}
     for rate, duration in s.rates:
 
-        async def measure(side: str, url: str, rate: float = rate,
-                          duration: float = duration) -> dict[str, Any]:
-            run = await open_loop(lambda t: client.chat(session, url, t), rate, duration,
-                                  request_timeout=s.timeout)
+        async def measure(
+            side: str, url: str, rate: float = rate, duration: float = duration
+        ) -> dict[str, Any]:
+            run = await open_loop(
+                lambda t: client.chat(session, url, t), rate, duration, request_timeout=s.timeout
+            )
             return run.to_json()
 
         pairs = await paired(s.reps, measure, urls(stack))
-        out[f"{rate:g}"] = {"latency_ms": combine(pairs, "latency_ok_ms"),
-                            "failures": failures(pairs), "pairs": pairs}
+        out[f"{rate:g}"] = {
+            "latency_ms": combine(pairs, "latency_ok_ms"),
+            "failures": failures(pairs),
+            "pairs": pairs,
+        }
     return out
 
 
@@ -104,8 +116,9 @@ async def saturation(stack: Stack, s: Settings) -> dict[str, Any]:
     async def measure(side: str, url: str) -> dict[str, Any]:
         before = {k: sum(cpu_seconds(p) for p in pids) for k, pids in watched.items()}
         started = time.perf_counter()
-        result = await saturate(url, s.sat_connections, s.sat_duration,
-                                stack.gateway.log.parent, s.engine)
+        result = await saturate(
+            url, s.sat_connections, s.sat_duration, stack.gateway.log.parent, s.engine
+        )
         elapsed = time.perf_counter() - started
         used = {k: sum(cpu_seconds(p) for p in pids) - before[k] for k, pids in watched.items()}
         result["cpu_pct"] = {k: round(100 * v / elapsed, 1) for k, v in used.items()}
@@ -117,38 +130,57 @@ async def saturation(stack: Stack, s: Settings) -> dict[str, Any]:
     pairs = await paired(s.reps, measure, urls(stack))
     rps = {side: [p[side]["ok_rps"] for p in pairs] for side in SIDES}
     return {
-        "engine": pairs[0]["direct"]["engine"], "connections": s.sat_connections,
-        "ok_rps": {"direct": median(rps["direct"]), "standby": median(rps["standby"]),
-                   "ratio": median([ratio(b, a) for a, b in
-                                    zip(rps["direct"], rps["standby"], strict=True)])},
+        "engine": pairs[0]["direct"]["engine"],
+        "connections": s.sat_connections,
+        "ok_rps": {
+            "direct": median(rps["direct"]),
+            "standby": median(rps["standby"]),
+            "ratio": median(
+                [ratio(b, a) for a, b in zip(rps["direct"], rps["standby"], strict=True)]
+            ),
+        },
         "latency_ms": combine(pairs, "latency_ms"),
         "gateway_cpu_pct": median([p["standby"]["cpu_pct"]["gateway"] for p in pairs]),
-        "upstream_cpu_pct": {side: median([p[side]["cpu_pct"]["upstreams"] for p in pairs])
-                             for side in SIDES},
+        "upstream_cpu_pct": {
+            side: median([p[side]["cpu_pct"]["upstreams"] for p in pairs]) for side in SIDES
+        },
         "gateway_cpu_us_per_request": median(
-            [p["standby"].get("gateway_cpu_us_per_request") for p in pairs]),
-        "errors": {side: sum(p[side]["non_2xx"] + p[side]["socket_errors"] for p in pairs)
-                   for side in SIDES},
+            [p["standby"].get("gateway_cpu_us_per_request") for p in pairs]
+        ),
+        "errors": {
+            side: sum(p[side]["non_2xx"] + p[side]["socket_errors"] for p in pairs)
+            for side in SIDES
+        },
         "pairs": pairs,
     }
 
 
-async def streaming(stack: Stack, s: Settings, session: aiohttp.ClientSession,
-                    expected: str) -> dict[str, Any]:
+async def streaming(
+    stack: Stack, s: Settings, session: aiohttp.ClientSession, expected: str
+) -> dict[str, Any]:
     """Open-loop streams: TTFT (to the first non-empty content), TTFB, whole stream."""
 
     async def measure(side: str, url: str) -> dict[str, Any]:
-        run = await open_loop(lambda t: client.stream(session, url, t, expected),
-                              s.stream_rate, s.stream_duration, request_timeout=s.timeout)
+        run = await open_loop(
+            lambda t: client.stream(session, url, t, expected),
+            s.stream_rate,
+            s.stream_duration,
+            request_timeout=s.timeout,
+        )
         return run.to_json()
 
     pairs = await paired(s.reps, measure, urls(stack))
     if any("ttft_ms" not in p[side] for p in pairs for side in SIDES):
         raise RuntimeError(f"no successful stream on one side: {pairs}")
-    return {"rate": s.stream_rate, "chunk_delay_s": s.stream_chunk_delay,
-            "ttft_ms": combine(pairs, "ttft_ms"), "ttfb_ms": combine(pairs, "ttfb_ms"),
-            "stream_ms": combine(pairs, "latency_ok_ms"), "failures": failures(pairs),
-            "pairs": pairs}
+    return {
+        "rate": s.stream_rate,
+        "chunk_delay_s": s.stream_chunk_delay,
+        "ttft_ms": combine(pairs, "ttft_ms"),
+        "ttfb_ms": combine(pairs, "ttfb_ms"),
+        "stream_ms": combine(pairs, "latency_ok_ms"),
+        "failures": failures(pairs),
+        "pairs": pairs,
+    }
 
 
 async def memory(stack: Stack, s: Settings) -> dict[str, Any]:
@@ -157,8 +189,9 @@ async def memory(stack: Stack, s: Settings) -> dict[str, Any]:
     fresh = rss_kib(pid)
     async with client.new_session(16, s.timeout) as session:
         target = urls(stack)["standby"]
-        await open_loop(lambda t: client.chat(session, target, t), 200, 1.0,
-                        request_timeout=s.timeout)
+        await open_loop(
+            lambda t: client.chat(session, target, t), 200, 1.0, request_timeout=s.timeout
+        )
     await asyncio.sleep(1.0)
     idle = rss_kib(pid)
     n, ramp = s.memory_streams, s.memory_ramp
@@ -179,9 +212,14 @@ async def memory(stack: Stack, s: Settings) -> dict[str, Any]:
     rss = standby["rss"]
     at_open = rss["rss_at_max_open_kib"]
     return {
-        "streams": n, "chunk_delay_s": s.memory_chunk_delay, "ramp_s": ramp,
-        "rss_fresh_kib": fresh, "rss_idle_kib": idle, "rss_open_kib": at_open,
+        "streams": n,
+        "chunk_delay_s": s.memory_chunk_delay,
+        "ramp_s": ramp,
+        "rss_fresh_kib": fresh,
+        "rss_idle_kib": idle,
+        "rss_open_kib": at_open,
         "rss_added_kib": diff(at_open, idle),
         "kib_per_stream": None if at_open is None else (at_open - idle) / n,
-        "direct": direct, "standby": standby,
+        "direct": direct,
+        "standby": standby,
     }

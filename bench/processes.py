@@ -74,8 +74,9 @@ class ProcessSet:
     procs: list[Proc] = field(default_factory=list)
     started: set[int] = field(default_factory=set)  # every process group ever started
 
-    def start(self, name: str, argv: list[str], cpus: str | None = None,
-              cwd: Path | None = None) -> Proc:
+    def start(
+        self, name: str, argv: list[str], cpus: str | None = None, cwd: Path | None = None
+    ) -> Proc:
         """Start ``argv`` in a new session, pinned with ``taskset -c cpus`` when given.
 
         The working directory defaults to the scratch ``workdir``, so whatever the process
@@ -88,9 +89,15 @@ class ProcessSet:
             argv = [taskset, "-c", cpus, *argv]
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:
-            popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=cwd or self.workdir,
-                                     start_new_session=True, preexec_fn=raise_nofile)
+            popen = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd or self.workdir,
+                start_new_session=True,
+                preexec_fn=raise_nofile,
+            )
         proc = Proc(name, popen, log, argv)
         self.procs.append(proc)
         self.started.add(popen.pid)
@@ -118,8 +125,12 @@ class ProcessSet:
     def __enter__(self) -> ProcessSet:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -128,8 +139,9 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-async def wait_until(check: Callable[[], bool], within: float, what: str,
-                     proc: Proc | None = None) -> None:
+async def wait_until(
+    check: Callable[[], bool], within: float, what: str, proc: Proc | None = None
+) -> None:
     """Poll ``check()`` every 0.1 s until it is true; raise after ``within`` seconds."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -163,7 +175,7 @@ def _status_kib(pid: int, key: str) -> int:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by ``pid`` (all its threads)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 

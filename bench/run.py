@@ -34,8 +34,10 @@ from bench.stack import ROOT, StackSpec, start_stack, stop_stack
 
 PACKAGE = ROOT / "standby"
 
-UPSTREAMS = {"sim": "standby sim (Python, aiohttp)",
-             "node": "../shared/harness/mock_upstream.js (Node)"}
+UPSTREAMS = {
+    "sim": "standby sim (Python, aiohttp)",
+    "node": "../shared/harness/mock_upstream.js (Node)",
+}
 
 
 def log(message: str) -> None:
@@ -45,23 +47,39 @@ def log(message: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="short phases (~1 min in all)")
-    parser.add_argument("--only", default=",".join(PHASES),
-                        help=f"comma-separated subset of {','.join(PHASES)}")
-    parser.add_argument("--upstream", choices=("sim", "node"), default="sim",
-                        help="mock upstream: standby sim (default) or the harness's Node mock")
+    parser.add_argument(
+        "--only", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}"
+    )
+    parser.add_argument(
+        "--upstream",
+        choices=("sim", "node"),
+        default="sim",
+        help="mock upstream: standby sim (default) or the harness's Node mock",
+    )
     parser.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
     parser.add_argument("--reps", type=int, help="direct/standby pairs per measurement")
-    parser.add_argument("--engine", choices=("auto", "wrk", "aiohttp"), default="auto",
-                        help="saturation client (auto: wrk when installed)")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "wrk", "aiohttp"),
+        default="auto",
+        help="saturation client (auto: wrk when installed)",
+    )
     parser.add_argument("--gateway-cpus", default="1", help="taskset list for the gateway")
-    parser.add_argument("--load-cpus", default="0",
-                        help="taskset list for upstreams, load generator and wrk")
-    parser.add_argument("--render", type=Path, metavar="JSON",
-                        help="measure nothing: print the table of a results .json and "
-                             "rewrite the .md next to it")
+    parser.add_argument(
+        "--load-cpus", default="0", help="taskset list for upstreams, load generator and wrk"
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: print the table of a results .json and rewrite the .md next to it",
+    )
     args = parser.parse_args(argv)
     chosen = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = sorted(set(chosen) - set(PHASES))
@@ -73,9 +91,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Phase sizes from the command line."""
-    overrides: dict[str, object] = {"upstream": args.upstream, "engine": args.engine,
-                                    "gateway_cpus": args.gateway_cpus,
-                                    "load_cpus": args.load_cpus}
+    overrides: dict[str, object] = {
+        "upstream": args.upstream,
+        "engine": args.engine,
+        "gateway_cpus": args.gateway_cpus,
+        "load_cpus": args.load_cpus,
+    }
     if args.reps is not None:
         overrides["reps"] = max(1, args.reps)
     return Settings.quick(**overrides) if args.quick else Settings(**overrides)  # type: ignore[arg-type]
@@ -90,8 +111,13 @@ def pin_self(cpus: str) -> None:
     os.sched_setaffinity(0, chosen)
 
 
-async def measure(s: Settings, only: list[str], procs: ProcessSet,
-                  sources: dict[str, str], watch: machine.CpuWatch) -> dict[str, Any]:
+async def measure(
+    s: Settings,
+    only: list[str],
+    procs: ProcessSet,
+    sources: dict[str, str],
+    watch: machine.CpuWatch,
+) -> dict[str, Any]:
     """Run the chosen phases (``watch`` samples everyone's CPU meanwhile)."""
     sampler = asyncio.create_task(watch.run())
     try:
@@ -100,8 +126,9 @@ async def measure(s: Settings, only: list[str], procs: ProcessSet,
         sampler.cancel()
 
 
-async def _phases(s: Settings, only: list[str], procs: ProcessSet,
-                  sources: dict[str, str]) -> dict[str, Any]:
+async def _phases(
+    s: Settings, only: list[str], procs: ProcessSet, sources: dict[str, str]
+) -> dict[str, Any]:
     """Run the chosen phases; returns phase name → results.
 
     ``sources`` gets the digest of the gateway's source as each test bed starts.
@@ -109,11 +136,14 @@ async def _phases(s: Settings, only: list[str], procs: ProcessSet,
     results: dict[str, Any] = {}
     fast = [p for p in ("latency", "saturation", "stream") if p in only]
     if fast:
-        log(f"starting {s.upstream} upstreams and the gateway (stream chunk delay "
-            f"{s.stream_chunk_delay * 1000:g} ms)")
+        log(
+            f"starting {s.upstream} upstreams and the gateway (stream chunk delay "
+            f"{s.stream_chunk_delay * 1000:g} ms)"
+        )
         sources["fast"] = machine.source_digest(PACKAGE)
-        stack = await start_stack(procs, StackSpec(s.upstream, s.stream_chunk_delay,
-                                             s.gateway_cpus, s.load_cpus), "fast")
+        stack = await start_stack(
+            procs, StackSpec(s.upstream, s.stream_chunk_delay, s.gateway_cpus, s.load_cpus), "fast"
+        )
         async with new_session(1000, s.timeout) as session:
             log("warm-up (not recorded)")
             await phases.warm_up(stack, s, session)
@@ -121,21 +151,28 @@ async def _phases(s: Settings, only: list[str], procs: ProcessSet,
                 log(f"latency: open loop at {[r for r, _ in s.rates]} req/s, {s.reps} pair(s)")
                 results["latency"] = await phases.latency(stack, s, session)
             if "saturation" in fast:
-                log(f"saturation: {s.sat_connections} connections, {s.sat_duration:g} s x "
-                    f"{s.reps} pair(s)")
+                log(
+                    f"saturation: {s.sat_connections} connections, {s.sat_duration:g} s x "
+                    f"{s.reps} pair(s)"
+                )
                 results["saturation"] = await phases.saturation(stack, s)
             if "stream" in fast:
-                log(f"stream: {s.stream_rate:g} streams/s for {s.stream_duration:g} s x "
-                    f"{s.reps} pair(s)")
+                log(
+                    f"stream: {s.stream_rate:g} streams/s for {s.stream_duration:g} s x "
+                    f"{s.reps} pair(s)"
+                )
                 expected = await phases.reference_text(session, stack)
                 results["stream"] = await phases.streaming(stack, s, session, expected)
         stop_stack(procs, stack)
     if "memory" in only:
-        log(f"memory: fresh gateway, {s.memory_streams} streams of 20 chunks "
-            f"{s.memory_chunk_delay:g} s apart, direct then standby")
+        log(
+            f"memory: fresh gateway, {s.memory_streams} streams of 20 chunks "
+            f"{s.memory_chunk_delay:g} s apart, direct then standby"
+        )
         sources["slow"] = machine.source_digest(PACKAGE)
-        stack = await start_stack(procs, StackSpec(s.upstream, s.memory_chunk_delay,
-                                             s.gateway_cpus, s.load_cpus), "slow")
+        stack = await start_stack(
+            procs, StackSpec(s.upstream, s.memory_chunk_delay, s.gateway_cpus, s.load_cpus), "slow"
+        )
         results["memory"] = await phases.memory(stack, s)
         stop_stack(procs, stack)
     return results
@@ -163,21 +200,30 @@ def notes(results: dict[str, Any]) -> list[str]:
     """Warnings about the run's validity."""
     out: list[str] = []
     if len(set(results["source_digests"].values())) > 1:
-        out.append(f"the gateway's source changed during the run "
-                   f"({results['source_digests']}): phases may have run different code")
+        out.append(
+            f"the gateway's source changed during the run "
+            f"({results['source_digests']}): phases may have run different code"
+        )
     if results["machine"]["loadavg_start"][0] > 0.5:
-        out.append(f"load average was {results['machine']['loadavg_start'][0]} at start: "
-                   "the machine was busy, expect noise")
+        out.append(
+            f"load average was {results['machine']['loadavg_start'][0]} at start: "
+            "the machine was busy, expect noise"
+        )
     sat = results["phases"].get("saturation")
     if sat and sat["gateway_cpu_pct"] < 85:
-        out.append(f"the gateway used only {sat['gateway_cpu_pct']:.0f} % of its core at "
-                   "saturation: the upstream or the load generator may be the bottleneck")
+        out.append(
+            f"the gateway used only {sat['gateway_cpu_pct']:.0f} % of its core at "
+            "saturation: the upstream or the load generator may be the bottleneck"
+        )
     for rate, block in results["phases"].get("latency", {}).items():
-        lag = max(p[side]["send_lag_ms"]["p99"] or 0 for p in block["pairs"]
-                  for side in phases.SIDES)
+        lag = max(
+            p[side]["send_lag_ms"]["p99"] or 0 for p in block["pairs"] for side in phases.SIDES
+        )
         if lag > 5:
-            out.append(f"at {rate} req/s the generator sent up to {lag:.1f} ms late (p99); "
-                       "that lateness is counted in the latency (open loop)")
+            out.append(
+                f"at {rate} req/s the generator sent up to {lag:.1f} ms late (p99); "
+                "that lateness is counted in the latency (open loop)"
+            )
     return out
 
 
@@ -249,9 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted: every started process was stopped")
         return 130
     results: dict[str, Any] = {
-        "command": command, "started": started, "elapsed_s": time.monotonic() - t0,
+        "command": command,
+        "started": started,
+        "elapsed_s": time.monotonic() - t0,
         "upstream": UPSTREAMS[s.upstream],
-        "settings": dataclasses.asdict(s), "machine": facts,
+        "settings": dataclasses.asdict(s),
+        "machine": facts,
         "loadavg_end": machine.loadavg(),
         "foreign_cpu": watch.foreign(procs.started | {os.getpgrp()}),
         "phases": measured,

@@ -33,8 +33,9 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
-async def run_wrk(url: str, connections: int, duration: float, workdir: Path,
-                  cpus: str | None = "0") -> dict[str, Any]:
+async def run_wrk(
+    url: str, connections: int, duration: float, workdir: Path, cpus: str | None = "0"
+) -> dict[str, Any]:
     """Run wrk against ``url`` (``…/chat/completions``) and parse its summary.
 
     wrk is killed if this is cancelled (Ctrl-C) or overruns ``duration + 30`` s.
@@ -44,12 +45,23 @@ async def run_wrk(url: str, connections: int, duration: float, workdir: Path,
         raise RuntimeError("wrk is not installed")
     script = workdir / "post.lua"
     script.write_text(LUA.format(body=CHAT_BODY.decode()))
-    argv = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
-            "--timeout", "10s", "-s", str(script), url]
+    argv = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         async with asyncio.timeout(duration + 30):
             out, err = await proc.communicate()
@@ -71,13 +83,17 @@ def parse_wrk(text: str) -> dict[str, Any]:
     seconds = float(found.group(2)) * _UNITS[found.group(3)] / 1000.0
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     bad = int(non2xx.group(1)) if non2xx else 0
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                     text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     socket_errors = sum(int(x) for x in sock.groups()) if sock else 0
     latency = {f"p{q}": _wrk_ms(text, q) for q in ("50", "90", "99")}
-    return {"requests": requests, "duration_s": seconds, "non_2xx": bad,
-            "socket_errors": socket_errors, "ok_rps": (requests - bad) / seconds,
-            "latency_ms": latency}
+    return {
+        "requests": requests,
+        "duration_s": seconds,
+        "non_2xx": bad,
+        "socket_errors": socket_errors,
+        "ok_rps": (requests - bad) / seconds,
+        "latency_ms": latency,
+    }
 
 
 def _wrk_ms(text: str, quantile: str) -> float | None:
@@ -108,14 +124,21 @@ async def run_aiohttp(url: str, connections: int, duration: float) -> dict[str, 
             task.cancel()
         elapsed = time.perf_counter() - started
     summary = summarize(latencies)
-    return {"engine": "aiohttp", "connections": connections, "duration_s": elapsed,
-            "requests": len(latencies) + failures, "non_2xx": failures, "socket_errors": 0,
-            "ok_rps": len(latencies) / elapsed,
-            "latency_ms": {k: summary[k] for k in ("p50", "p90", "p99")}}
+    return {
+        "engine": "aiohttp",
+        "connections": connections,
+        "duration_s": elapsed,
+        "requests": len(latencies) + failures,
+        "non_2xx": failures,
+        "socket_errors": 0,
+        "ok_rps": len(latencies) / elapsed,
+        "latency_ms": {k: summary[k] for k in ("p50", "p90", "p99")},
+    }
 
 
-async def saturate(url: str, connections: int, duration: float, workdir: Path,
-                   engine: str = "auto") -> dict[str, Any]:
+async def saturate(
+    url: str, connections: int, duration: float, workdir: Path, engine: str = "auto"
+) -> dict[str, Any]:
     """Saturation with ``engine`` (``wrk``, ``aiohttp`` or ``auto`` = wrk when present)."""
     if engine == "wrk" or (engine == "auto" and wrk_path() is not None):
         return await run_wrk(url, connections, duration, workdir)

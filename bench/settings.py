@@ -32,8 +32,12 @@ class Settings:
     def quick(cls, **overrides: object) -> Settings:
         """Short phases (~1 minute in all): one rep, a few seconds each, 3 s streams."""
         values: dict[str, object] = {
-            "reps": 1, "rates": ((50, 3.0), (500, 3.0)), "sat_duration": 2.0,
-            "stream_duration": 3.0, "memory_chunk_delay": 0.15, "memory_ramp": 1.0,
+            "reps": 1,
+            "rates": ((50, 3.0), (500, 3.0)),
+            "sat_duration": 2.0,
+            "stream_duration": 3.0,
+            "memory_chunk_delay": 0.15,
+            "memory_ramp": 1.0,
             "warmup": 1.0,
         }
         values.update(overrides)

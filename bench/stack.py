@@ -32,8 +32,9 @@ routes:
   {model}: {{targets: ["primary/{model}", "backup/{model}"]}}
 """
 
-CHAT_BODY = (b'{"model":"gpt-4o-mini","messages":[{"role":"user",'
-             b'"content":"Say something reassuring."}]}')
+CHAT_BODY = (
+    b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say something reassuring."}]}'
+)
 
 
 @dataclass(frozen=True)
@@ -68,17 +69,40 @@ class Stack:
 def upstream_argv(spec: StackSpec, name: str, port: int) -> list[str]:
     """The command line of one upstream."""
     if spec.upstream == "sim":
-        return [str(spec.standby_bin), "sim", "--host", "127.0.0.1", "--port", str(port),
-                "--name", name, "--words", str(CHUNKS), "--chunk-delay", str(spec.chunk_delay)]
+        return [
+            str(spec.standby_bin),
+            "sim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--name",
+            name,
+            "--words",
+            str(CHUNKS),
+            "--chunk-delay",
+            str(spec.chunk_delay),
+        ]
     if spec.upstream == "node":
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("--upstream node needs node on PATH")
         if not spec.node_mock.is_file():
             raise RuntimeError(f"no Node mock at {spec.node_mock}")
-        return [node, str(spec.node_mock), "--host", "127.0.0.1", "--port", str(port),
-                "--name", name, "--chunks", str(CHUNKS),
-                "--chunk-delay-ms", str(round(spec.chunk_delay * 1000))]
+        return [
+            node,
+            str(spec.node_mock),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--name",
+            name,
+            "--chunks",
+            str(CHUNKS),
+            "--chunk-delay-ms",
+            str(round(spec.chunk_delay * 1000)),
+        ]
     raise ValueError(f"unknown upstream {spec.upstream!r} (sim or node)")
 
 
@@ -88,19 +112,29 @@ async def start_stack(procs: ProcessSet, spec: StackSpec, tag: str) -> Stack:
     bases = {name: f"http://127.0.0.1:{ports[name]}/v1" for name in ports}
     upstreams = []
     for name in ("primary", "backup"):
-        proc = procs.start(f"{tag}-{name}", upstream_argv(spec, name, ports[name]),
-                           cpus=spec.load_cpus)
+        proc = procs.start(
+            f"{tag}-{name}", upstream_argv(spec, name, ports[name]), cpus=spec.load_cpus
+        )
         upstreams.append(proc)
     for proc, name in zip(upstreams, ("primary", "backup"), strict=True):
         models = f"{bases[name]}/models"
         await wait_until(functools.partial(_get_ok, models), 20, f"upstream {name}", proc)
     plan = procs.workdir / f"{tag}-plan.yaml"
     plan.write_text(PLAN.format(primary=bases["primary"], backup=bases["backup"], model=MODEL))
-    argv = [str(spec.standby_bin), "serve", "--plan", str(plan), "--host", "127.0.0.1",
-            "--port", str(ports["gateway"])]
+    argv = [
+        str(spec.standby_bin),
+        "serve",
+        "--plan",
+        str(plan),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ports["gateway"]),
+    ]
     gateway = procs.start(f"{tag}-gateway", argv, cpus=spec.gateway_cpus)
-    await wait_until(lambda: _post_ok(f"{bases['gateway']}/chat/completions"), 30, "the gateway",
-               gateway)
+    await wait_until(
+        lambda: _post_ok(f"{bases['gateway']}/chat/completions"), 30, "the gateway", gateway
+    )
     return Stack(spec, upstreams[0], upstreams[1], gateway, bases["primary"], bases["gateway"])
 
 
@@ -116,7 +150,8 @@ def _get_ok(url: str) -> bool:
 
 
 def _post_ok(url: str) -> bool:
-    request = urllib.request.Request(url, data=CHAT_BODY, method="POST",
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        url, data=CHAT_BODY, method="POST", headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as resp:
         return bool(resp.status == 200)

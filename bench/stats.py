@@ -26,9 +26,14 @@ def summarize(values: Sequence[float]) -> Summary:
     """Count, mean, p50, p90, p99 and max of ``values``."""
     if not values:
         return {"n": 0, "mean": None, "p50": None, "p90": None, "p99": None, "max": None}
-    return {"n": len(values), "mean": statistics.fmean(values),
-            "p50": percentile(values, 50), "p90": percentile(values, 90),
-            "p99": percentile(values, 99), "max": max(values)}
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": max(values),
+    }
 
 
 def median(values: Sequence[float | None]) -> float | None:

@@ -63,13 +63,22 @@ def _is_loopback(host: str) -> bool:
 
 
 @main.command()
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
-              help="The downtime plan (YAML). Without it, a plan is built from the provider "
-                   "keys in the environment (OPENAI_API_KEY first).")
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The downtime plan (YAML). Without it, a plan is built from the provider "
+    "keys in the environment (OPENAI_API_KEY first).",
+)
 @click.option("--host", default=None, help="Address to bind (default: the plan's, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to bind (default: the plan's, 8080).")
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 def serve(plan_path: str | None, host: str | None, port: int | None, log_level: str) -> None:
     """Run the gateway: an OpenAI-compatible API in front of the plan's providers."""
     from standby.web.serve import run_server
@@ -80,7 +89,8 @@ def serve(plan_path: str | None, host: str | None, port: int | None, log_level: 
     if not _is_loopback(host) and not plan.server.client_keys:
         raise click.ClickException(
             f"refusing to bind {host} without client keys: anyone could spend your provider "
-            "credit. Add server.client_keys to the plan (see `standby key hash`).")
+            "credit. Add server.client_keys to the plan (see `standby key hash`)."
+        )
     for line in described:
         click.echo(line, err=True)
     data_dir = Path(plan_path).resolve().parent if plan_path else Path.cwd()
@@ -108,8 +118,13 @@ def plan_check(path: str) -> None:
 @click.option("--port", type=int, default=9000, show_default=True)
 @click.option("--name", default="sim", show_default=True, help="Name shown in answers.")
 @click.option("--words", type=int, default=20, show_default=True, help="Words per answer.")
-@click.option("--chunk-delay", type=float, default=0.0, show_default=True,
-              help="Seconds between streamed words.")
+@click.option(
+    "--chunk-delay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds between streamed words.",
+)
 def sim(host: str, port: int, name: str, words: int, chunk_delay: float) -> None:
     """Run a simulated OpenAI-compatible provider with switchable faults.
 
@@ -123,8 +138,9 @@ def sim(host: str, port: int, name: str, words: int, chunk_delay: float) -> None
 
 @main.command()
 @click.option("--port", type=int, default=8080, show_default=True, help="Gateway port.")
-@click.option("--once", is_flag=True, help="Run the scripted outage, then exit (no server "
-              "left running).")
+@click.option(
+    "--once", is_flag=True, help="Run the scripted outage, then exit (no server left running)."
+)
 def demo(port: int, once: bool) -> None:
     """Two simulated providers behind the gateway, a scripted outage, the live failover."""
     from standby.demo import run_demo
@@ -144,7 +160,6 @@ def key_hash(key: str) -> None:
     from standby.web.asgi import hash_key
 
     click.echo(hash_key(key))
-
 
 
 __all__ = ["main"]

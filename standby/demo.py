@@ -46,8 +46,10 @@ def run_demo(port: int, keep_serving: bool) -> int:
     """
     console = Console(highlight=False)
     if importlib.util.find_spec("openai") is None:
-        console.print("[red]standby demo drives the gateway with the official openai SDK, "
-                      "which is not installed here:[/] pip install openai")
+        console.print(
+            "[red]standby demo drives the gateway with the official openai SDK, "
+            "which is not installed here:[/] pip install openai"
+        )
         return 1
     if not console.is_terminal:  # CI logs: wide enough for the summary table on one line each
         console.width = max(console.width, 100)
@@ -188,16 +190,19 @@ def _phase_view(phase: script.Phase, result: script.PhaseResult, *, live: bool) 
     share = f" of {finished} ({result.answered / finished:.0%})" if finished else ""
     flying = f", {result.sent - finished} in flight" if result.sent > finished else ""
     grid.add_row("requests sent", str(result.sent))
-    grid.add_row("answered completely", Text(f"{result.answered}{share}{flying}",
-                                             style="green" if not result.failed else "red"))
+    grid.add_row(
+        "answered completely",
+        Text(f"{result.answered}{share}{flying}", style="green" if not result.failed else "red"),
+    )
     grid.add_row("answered by", _who(result.by))
     if result.by["primary→backup"]:
         grid.add_row("continued mid-stream", f"{result.by['primary→backup']} answers")
     grid.add_row("primary received", f"{result.primary_hits} of {result.sent} requests")
     grid.add_row("primary breaker", _states(result.states))
     grid.add_row("slowest answer", f"{result.slowest:.2f} s")
-    grid.add_row("broken streams",
-                 Text(str(result.broken), style="red" if result.broken else "green"))
+    grid.add_row(
+        "broken streams", Text(str(result.broken), style="red" if result.broken else "green")
+    )
     if result.error:
         grid.add_row("first failure", Text(result.error[:200], style="red"))
     parts: list[RenderableType] = [grid]
@@ -207,28 +212,48 @@ def _phase_view(phase: script.Phase, result: script.PhaseResult, *, live: bool) 
         for who, text in sample.parts:
             spliced.append(text, style=f"bold {COLOURS.get(who, 'yellow')}")
         first = len(sample.parts[0][1].split())
-        legend = Text.assemble("words 1-", str(first), " from ", ("primary", "cyan"), ", ",
-                               str(first + 1), "-", str(len(sample.text.split())), " from ",
-                               ("backup", "magenta"), ": complete, in one stream with ",
-                               "one id" if sample.ids == 1 else f"{sample.ids} ids (!)")
+        legend = Text.assemble(
+            "words 1-",
+            str(first),
+            " from ",
+            ("primary", "cyan"),
+            ", ",
+            str(first + 1),
+            "-",
+            str(len(sample.text.split())),
+            " from ",
+            ("backup", "magenta"),
+            ": complete, in one stream with ",
+            "one id" if sample.ids == 1 else f"{sample.ids} ids (!)",
+        )
         parts += [Text("\nOne answer cut mid-stream, as the client received it:"), spliced, legend]
     if live and result.last is not None:
-        parts.append(Text(f"\nlast answer from {result.last.answered_by} in "
-                          f"{result.last.seconds:.2f} s: {result.last.text[:60]}…", style="dim"))
+        parts.append(
+            Text(
+                f"\nlast answer from {result.last.answered_by} in "
+                f"{result.last.seconds:.2f} s: {result.last.text[:60]}…",
+                style="dim",
+            )
+        )
     if result.logs:
         parts.append(Text("\ngateway log: " + "\n             ".join(result.logs), style="dim"))
-    clock = f"{result.seconds:.1f} s" + (f" / {phase.seconds:.0f} s" if live and
-                                         not phase.until_back else "")
+    clock = f"{result.seconds:.1f} s" + (
+        f" / {phase.seconds:.0f} s" if live and not phase.until_back else ""
+    )
     return Panel(Group(*parts), title=f"[bold]{phase.title}", subtitle=clock, expand=False)
 
 
 def _recovery_line(result: script.PhaseResult) -> Text:
     closed = result.state == "closed"
     mark = ("✓", "green") if closed else ("!", "yellow")
-    return Text.assemble((f"{mark[0]} ", mark[1]), "Primary fixed; its breaker ",
-                         _states(result.states),
-                         f" in {result.seconds:.1f} s; {result.answered} of {result.sent} "
-                         "requests answered meanwhile by ", _who(result.by))
+    return Text.assemble(
+        (f"{mark[0]} ", mark[1]),
+        "Primary fixed; its breaker ",
+        _states(result.states),
+        f" in {result.seconds:.1f} s; {result.answered} of {result.sent} "
+        "requests answered meanwhile by ",
+        _who(result.by),
+    )
 
 
 def _summary(results: list[script.PhaseResult]) -> Table:
@@ -239,8 +264,11 @@ def _summary(results: list[script.PhaseResult]) -> Table:
 
     total = script.PhaseResult("Total", "")
     for r in results:
-        total.sent, total.answered, total.broken = (total.sent + r.sent, total.answered +
-                                                    r.answered, total.broken + r.broken)
+        total.sent, total.answered, total.broken = (
+            total.sent + r.sent,
+            total.answered + r.answered,
+            total.broken + r.broken,
+        )
         total.by.update(r.by)
     table = Table(title="Summary", title_style="bold", show_footer=True)
     columns = ("Phase", "Sent", "Answered", "By primary", "By backup", "Spliced", "Broken")
@@ -262,30 +290,49 @@ def _summary(results: list[script.PhaseResult]) -> Table:
 def _intro(root: str, primary: SimProvider, backup: SimProvider) -> Panel:
     lines = Text.assemble(
         "Two simulated providers and the Standby gateway, all in this process:\n",
-        ("  primary ", "cyan"), primary.base_url, "\n", ("  backup  ", "magenta"),
-        backup.base_url, "\n", ("  Standby ", "bold"), f"{root}/v1\n",
+        ("  primary ", "cyan"),
+        primary.base_url,
+        "\n",
+        ("  backup  ", "magenta"),
+        backup.base_url,
+        "\n",
+        ("  Standby ", "bold"),
+        f"{root}/v1\n",
         f"Route {script.ROUTE}: primary, then backup. Deadlines: connect 1 s, first token 2 s, "
         "idle 2 s. Breaker: opens after 3 failures, ejects for 2 s (growing to 4 s).\n",
         "A client using the official openai SDK streams answers through Standby while the "
-        "primary breaks in several ways.")
+        "primary breaks in several ways.",
+    )
     return Panel(lines, title="[bold]Standby demo", expand=False)
 
 
 def _banner(root: str, primary_url: str) -> Group:
-    curl = (f"curl -N {root}/v1/chat/completions \\\n"
-            "  -H 'Content-Type: application/json' \\\n"
-            f"  -d '{{\"model\": \"{script.ROUTE}\", \"stream\": true, "
-            '"messages": [{"role": "user", "content": "Hello"}]}\'')
-    python = ("from openai import OpenAI\n"
-              f'client = OpenAI(base_url="{root}/v1", api_key="demo")\n'
-              f'reply = client.chat.completions.create(model="{script.ROUTE}",\n'
-              '    messages=[{"role": "user", "content": "Hello"}])\n'
-              "print(reply.choices[0].message.content)")
-    fault = (f"curl -X POST {primary_url.removesuffix('/v1')}/_sim/fault "
-             "-d '{\"kind\": \"error\", \"status\": 503}'")
+    curl = (
+        f"curl -N {root}/v1/chat/completions \\\n"
+        "  -H 'Content-Type: application/json' \\\n"
+        f'  -d \'{{"model": "{script.ROUTE}", "stream": true, '
+        '"messages": [{"role": "user", "content": "Hello"}]}\''
+    )
+    python = (
+        "from openai import OpenAI\n"
+        f'client = OpenAI(base_url="{root}/v1", api_key="demo")\n'
+        f'reply = client.chat.completions.create(model="{script.ROUTE}",\n'
+        '    messages=[{"role": "user", "content": "Hello"}])\n'
+        "print(reply.choices[0].message.content)"
+    )
+    fault = (
+        f"curl -X POST {primary_url.removesuffix('/v1')}/_sim/fault "
+        '-d \'{"kind": "error", "status": 503}\''
+    )
     return Group(
         Text(f"\nStandby is running at {root}/v1 — try:\n", style="bold green"),
-        Text(curl), Text("\nor with Python:\n"), Text(python),
-        Text(f"\nBreak the primary yourself:  {fault}\n"
-             f"Watch the breakers:          curl {root}/standby/health\n"
-             "Press Ctrl-C to stop.", style="dim"))
+        Text(curl),
+        Text("\nor with Python:\n"),
+        Text(python),
+        Text(
+            f"\nBreak the primary yourself:  {fault}\n"
+            f"Watch the breakers:          curl {root}/standby/health\n"
+            "Press Ctrl-C to stop.",
+            style="dim",
+        ),
+    )

@@ -193,8 +193,15 @@ class Interrupted(Exception):
 class Scenario:
     """Runs phases against the gateway at ``root_url``, breaking ``primary``."""
 
-    def __init__(self, root_url: str, primary: SimProvider, client: openai.AsyncOpenAI,
-                 session: aiohttp.ClientSession, stop: asyncio.Event, tap: LogTap) -> None:
+    def __init__(
+        self,
+        root_url: str,
+        primary: SimProvider,
+        client: openai.AsyncOpenAI,
+        session: aiohttp.ClientSession,
+        stop: asyncio.Event,
+        tap: LogTap,
+    ) -> None:
         self.root_url, self.primary, self.client = root_url, primary, client
         self.session, self.stop, self.tap = session, stop, tap
         self.expected = primary.expected_text()
@@ -220,8 +227,10 @@ class Scenario:
         try:
             async with asyncio.timeout(REQUEST_LIMIT):
                 raw = await self.client.chat.completions.with_raw_response.create(
-                    model=ROUTE, stream=True,
-                    messages=[{"role": "user", "content": "Say something reassuring."}])
+                    model=ROUTE,
+                    stream=True,
+                    messages=[{"role": "user", "content": "Say something reassuring."}],
+                )
                 provider = raw.headers.get("x-standby-provider", "")
                 async for chunk in raw.parse():
                     ids.add(chunk.id)

@@ -16,7 +16,8 @@
     │   └── StreamBroken          the stream died after it had started
     ├── Exhausted                 no target could serve the request (503 to the caller)
     ├── JournalUnavailable        the journal database is down or too far behind to read
-    └── BackupError               the journal could not be backed up (says why, what to do)
+    ├── BackupError               the journal could not be backed up (says why, what to do)
+    └── StartupError              the gateway cannot start (busy port, bad journal URL, …)
 
 Third-party errors (aiohttp, asyncio) are mapped into this tree at the edge by the
 adapters (``standby.providers.openai``), raised ``from`` the original.  The attempt loop
@@ -162,3 +163,7 @@ class JournalUnavailable(StandbyError):
 
 class BackupError(StandbyError):
     """The journal could not be backed up; ``str()`` says why and what to do."""
+
+
+class StartupError(StandbyError):
+    """The gateway (or the sim) cannot start; ``str()`` is one line saying why and what to do."""

@@ -42,11 +42,30 @@ from standby.plan.model import Journal
 __all__ = ["backup_command", "export_command", "journal_group"]
 
 T = TypeVar("T")
-_PLAN_HELP = ("The downtime plan (YAML) whose journal to read. Without it: standby.db in the "
-              "current directory, where `standby serve` without a plan journals.")
-_FIELDS = ("rid", "received_at", "endpoint", "route", "model_asked", "stream", "state", "status",
-           "completion_id", "provider", "model", "finished_at", "attempts", "request",
-           "response", "content_sent", "usage", "metadata")
+_PLAN_HELP = (
+    "The downtime plan (YAML) whose journal to read. Without it: standby.db in the "
+    "current directory, where `standby serve` without a plan journals."
+)
+_FIELDS = (
+    "rid",
+    "received_at",
+    "endpoint",
+    "route",
+    "model_asked",
+    "stream",
+    "state",
+    "status",
+    "completion_id",
+    "provider",
+    "model",
+    "finished_at",
+    "attempts",
+    "request",
+    "response",
+    "content_sent",
+    "usage",
+    "metadata",
+)
 
 
 def _plan_url(plan_path: str | None) -> str:
@@ -64,10 +83,15 @@ def _plan_url(plan_path: str | None) -> str:
         parsed = make_url(url)
     except ArgumentError:
         raise click.ClickException("the plan's journal.url is not a database URL") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database and \
-            parsed.database != ":memory:" and not Path(parsed.database).is_file():
-        raise click.ClickException(f"no journal database at {public_url(url)} (has the "
-                                   "gateway run with this plan?)")
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database
+        and parsed.database != ":memory:"
+        and not Path(parsed.database).is_file()
+    ):
+        raise click.ClickException(
+            f"no journal database at {public_url(url)} (has the gateway run with this plan?)"
+        )
     return url
 
 
@@ -105,30 +129,59 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise click.exceptions.Exit(130) from None
 
 
-plan_option = click.option("--plan", "plan_path", type=click.Path(dir_okay=False),
-                           default=None, help=_PLAN_HELP)
+plan_option = click.option(
+    "--plan", "plan_path", type=click.Path(dir_okay=False), default=None, help=_PLAN_HELP
+)
 
 
 @click.command("export")
 @plan_option
-@click.option("--since", metavar="WHEN", help="Requests received at or after WHEN: a duration "
-              "ago (24h, 7d, 90m), unix seconds or ISO 8601 (2026-11-27T09:00, UTC unless an "
-              "offset is given).")
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Requests received at or after WHEN: a duration "
+    "ago (24h, 7d, 90m), unix seconds or ISO 8601 (2026-11-27T09:00, UTC unless an "
+    "offset is given).",
+)
 @click.option("--until", metavar="WHEN", help="Requests received before WHEN (same forms).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True,
-              help="jsonl: every request, all fields, one JSON object a line.  openai-chat: "
-              "completed chat requests as {\"messages\": [...]} lines (the chat fine-tuning "
-              "format).  markdown: one file per conversation in the --out directory.")
-@click.option("--out", "out", default="-", show_default=True, metavar="PATH",
-              help="File to write, or - for stdout; for markdown, a directory.")
-@click.option("--redact", "fields", multiple=True, metavar="FIELD",
-              help="Replace FIELD with \"[redacted]\"; a dotted path into the jsonl record, "
-              "repeatable: metadata.user_email, request.messages.content, response.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: every request, all fields, one JSON object a line.  openai-chat: "
+    'completed chat requests as {"messages": [...]} lines (the chat fine-tuning '
+    "format).  markdown: one file per conversation in the --out directory.",
+)
+@click.option(
+    "--out",
+    "out",
+    default="-",
+    show_default=True,
+    metavar="PATH",
+    help="File to write, or - for stdout; for markdown, a directory.",
+)
+@click.option(
+    "--redact",
+    "fields",
+    multiple=True,
+    metavar="FIELD",
+    help='Replace FIELD with "[redacted]"; a dotted path into the jsonl record, '
+    "repeatable: metadata.user_email, request.messages.content, response.",
+)
 @click.option("--state", type=click.Choice(Tail.STATES), help="Only requests in this state.")
 @click.option("--route", help="Only requests for this route (public model name).")
-def export_command(plan_path: str | None, since: str | None, until: str | None, fmt: str,
-                   out: str, fields: tuple[str, ...], state: str | None,
-                   route: str | None) -> None:
+def export_command(
+    plan_path: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    out: str,
+    fields: tuple[str, ...],
+    state: str | None,
+    route: str | None,
+) -> None:
     """Export journaled requests, newest first, without loading the journal into memory.
 
     \b
@@ -141,17 +194,21 @@ def export_command(plan_path: str | None, since: str | None, until: str | None, 
     start, end = _when(since, "--since", now), _when(until, "--until", now)
     for field in fields:
         if field.split(".", 1)[0] not in _FIELDS:
-            raise click.BadParameter(f"unknown field {field!r}; the record's fields are "
-                                     f"{', '.join(_FIELDS)}", param_hint="--redact")
+            raise click.BadParameter(
+                f"unknown field {field!r}; the record's fields are {', '.join(_FIELDS)}",
+                param_hint="--redact",
+            )
     if fmt == "markdown" and out == "-":
         raise click.BadParameter("the markdown export needs a directory", param_hint="--out")
     url = _plan_url(plan_path)
 
-    async def work(write: Callable[[AsyncIterator[RequestRow]], Coroutine[Any, Any, _Counts]],
-                   ) -> _Counts:
+    async def work(
+        write: Callable[[AsyncIterator[RequestRow]], Coroutine[Any, Any, _Counts]],
+    ) -> _Counts:
         async with _reading(url) as store:
-            return await write(iter_requests(store, since=start, until=end, state=state,
-                                             route=route))
+            return await write(
+                iter_requests(store, since=start, until=end, state=state, route=route)
+            )
 
     if fmt == "markdown":
         directory = Path(out)
@@ -163,10 +220,12 @@ def export_command(plan_path: str | None, since: str | None, until: str | None, 
     else:
         line_of = jsonl_line if fmt == "jsonl" else chat_line
         with _output(out) as stream:
-            written, skipped = _run(lambda: work(lambda rows: _lines(
-                rows, stream, lambda row: line_of(row, fields))))
-    note = f" ({skipped} skipped: not completed chat requests with their messages)" \
-        if skipped else ""
+            written, skipped = _run(
+                lambda: work(lambda rows: _lines(rows, stream, lambda row: line_of(row, fields)))
+            )
+    note = (
+        f" ({skipped} skipped: not completed chat requests with their messages)" if skipped else ""
+    )
     target = "stdout" if out == "-" else out
     click.echo(f"exported {written} requests to {target}{note}", err=True)
 
@@ -174,8 +233,11 @@ def export_command(plan_path: str | None, since: str | None, until: str | None, 
 _Counts = tuple[int, int]  # requests written, skipped
 
 
-async def _lines(rows: AsyncIterator[RequestRow], stream: IO[bytes],
-                 line_of: Callable[[RequestRow], bytes | None]) -> _Counts:
+async def _lines(
+    rows: AsyncIterator[RequestRow],
+    stream: IO[bytes],
+    line_of: Callable[[RequestRow], bytes | None],
+) -> _Counts:
     written = skipped = 0
     async for row in rows:
         line = line_of(row)
@@ -187,20 +249,19 @@ async def _lines(rows: AsyncIterator[RequestRow], stream: IO[bytes],
         except BrokenPipeError:  # `standby export | head`: the reader has had enough
             break
         except OSError as exc:  # not the database's fault: say so
-            raise click.ClickException(f"cannot write the export: {exc.strerror or exc}") \
-                from None
+            raise click.ClickException(f"cannot write the export: {exc.strerror or exc}") from None
         written += 1
     return written, skipped
 
 
-async def _markdown(rows: AsyncIterator[RequestRow], directory: Path,
-                    fields: tuple[str, ...]) -> _Counts:
+async def _markdown(
+    rows: AsyncIterator[RequestRow], directory: Path, fields: tuple[str, ...]
+) -> _Counts:
     written = 0
     async for row in rows:
         path = directory / markdown_name(row)
         try:
-            await asyncio.to_thread(path.write_text, markdown_page(row, fields),
-                                    encoding="utf-8")
+            await asyncio.to_thread(path.write_text, markdown_page(row, fields), encoding="utf-8")
         except OSError as exc:
             raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
         written += 1
@@ -258,14 +319,26 @@ def journal_group() -> None:
 
 @journal_group.command("tail")
 @plan_option
-@click.option("--limit", "-n", type=click.IntRange(1, 1000), default=20, show_default=True,
-              help="How many of the latest requests to show first.")
-@click.option("--follow", "-f", is_flag=True, help="Keep watching: every second, print new "
-              "requests and state changes (a stream that completes), until Ctrl-C.")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="How many of the latest requests to show first.",
+)
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep watching: every second, print new "
+    "requests and state changes (a stream that completes), until Ctrl-C.",
+)
 @click.option("--state", type=click.Choice(Tail.STATES), help="Only requests in this state.")
 @click.option("--route", help="Only requests for this route (public model name).")
-def tail_command(plan_path: str | None, limit: int, follow: bool, state: str | None,
-                 route: str | None) -> None:
+def tail_command(
+    plan_path: str | None, limit: int, follow: bool, state: str | None, route: str | None
+) -> None:
     """The latest requests as a table: time, request id, route, model asked → the
     provider/model that answered, state, attempts and latency."""
     url = _plan_url(plan_path)

@@ -22,8 +22,23 @@ from prometheus_client import (
 )
 
 # LLM latencies: a gateway overhead of milliseconds up to long generations of minutes.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
-                   60.0, 120.0)
+LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+)
 
 BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
@@ -45,28 +60,54 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self._requests = Counter("standby_requests", "Client requests, by final outcome.",
-                                 ["route", "outcome"], registry=r)
-        self._attempts = Counter("standby_attempts", "Attempts at a target, by outcome.",
-                                 ["target", "outcome"], registry=r)
-        self._failovers = Counter("standby_failovers", "Moves of a request to another target.",
-                                  ["route"], registry=r)
+        self._requests = Counter(
+            "standby_requests",
+            "Client requests, by final outcome.",
+            ["route", "outcome"],
+            registry=r,
+        )
+        self._attempts = Counter(
+            "standby_attempts",
+            "Attempts at a target, by outcome.",
+            ["target", "outcome"],
+            registry=r,
+        )
+        self._failovers = Counter(
+            "standby_failovers", "Moves of a request to another target.", ["route"], registry=r
+        )
         self._continuations = Counter(
             "standby_stream_continuations",
             "Broken streams continued on another target, by outcome.",
-            ["route", "outcome"], registry=r)
-        self._breaker = Gauge("standby_breaker_state",
-                              "Breaker state of a target: 0 closed, 1 half-open, 2 open.",
-                              ["target"], registry=r)
+            ["route", "outcome"],
+            registry=r,
+        )
+        self._breaker = Gauge(
+            "standby_breaker_state",
+            "Breaker state of a target: 0 closed, 1 half-open, 2 open.",
+            ["target"],
+            registry=r,
+        )
         self._request_seconds = Histogram(
-            "standby_request_seconds", "Whole request time, as the client saw it.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=r)
+            "standby_request_seconds",
+            "Whole request time, as the client saw it.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self._ttft_seconds = Histogram(
-            "standby_time_to_first_token_seconds", "Time to the first content token sent.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=r)
+            "standby_time_to_first_token_seconds",
+            "Time to the first content token sent.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self._upstream_seconds = Histogram(
-            "standby_upstream_seconds", "Time of one attempt at a target.",
-            ["target"], buckets=LATENCY_BUCKETS, registry=r)
+            "standby_upstream_seconds",
+            "Time of one attempt at a target.",
+            ["target"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self._requests_by: dict[Labels, Counter] = {}
         self._attempts_by: dict[Labels, Counter] = {}
         self._failovers_by: dict[Labels, Counter] = {}

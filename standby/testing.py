@@ -32,10 +32,13 @@ class RunningGateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(plan: Plan | dict[str, Any], *, clock: Callable[[], float] | None = None,
-                          rng: random.Random | None = None,
-                          data_dir: Path | Literal["temporary"] | None = "temporary",
-                          ) -> AsyncIterator[RunningGateway]:
+async def running_gateway(
+    plan: Plan | dict[str, Any],
+    *,
+    clock: Callable[[], float] | None = None,
+    rng: random.Random | None = None,
+    data_dir: Path | Literal["temporary"] | None = "temporary",
+) -> AsyncIterator[RunningGateway]:
     """Serve ``plan`` on 127.0.0.1 (a free port) for the duration of the ``async with``.
 
     The journal lives in ``data_dir``: by default a temporary directory removed afterwards;
@@ -51,8 +54,9 @@ async def running_gateway(plan: Plan | dict[str, Any], *, clock: Callable[[], fl
 
 
 @contextlib.asynccontextmanager
-async def _serving(plan: Plan, clock: Callable[[], float] | None, rng: random.Random | None,
-                   data_dir: Path | None) -> AsyncIterator[RunningGateway]:
+async def _serving(
+    plan: Plan, clock: Callable[[], float] | None, rng: random.Random | None, data_dir: Path | None
+) -> AsyncIterator[RunningGateway]:
     kwargs: dict[str, Any] = {"rng": rng or random.Random(7), "data_dir": data_dir}
     if clock is not None:
         kwargs["clock"] = clock

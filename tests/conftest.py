@@ -26,10 +26,16 @@ def two_target_plan(primary: SimProvider, backup: SimProvider, **overrides: Any)
     """primary → backup for ``gpt-4o-mini``, short deadlines so faults resolve fast."""
     plan: dict[str, Any] = {
         "providers": {
-            "primary": {"kind": "openai-compatible", "base_url": primary.base_url,
-                        "api_key": "sk-primary-secret"},
-            "backup": {"kind": "openai-compatible", "base_url": backup.base_url,
-                       "api_key": "sk-backup-secret"},
+            "primary": {
+                "kind": "openai-compatible",
+                "base_url": primary.base_url,
+                "api_key": "sk-primary-secret",
+            },
+            "backup": {
+                "kind": "openai-compatible",
+                "base_url": backup.base_url,
+                "api_key": "sk-backup-secret",
+            },
         },
         "timeouts": {"connect": "1s", "first_token": "1s", "idle": "1s", "total": "20s"},
         "retry": {"backoff": "10ms", "max_backoff": "50ms"},

@@ -16,8 +16,7 @@ from click.testing import CliRunner
 from standby.cli import main
 from standby.providers.sim import SimProvider
 
-COMMANDS = [[], ["serve"], ["plan"], ["plan", "check"], ["sim"], ["demo"], ["key"],
-            ["key", "hash"]]
+COMMANDS = [[], ["serve"], ["plan"], ["plan", "check"], ["sim"], ["demo"], ["key"], ["key", "hash"]]
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "standby")
@@ -34,8 +33,10 @@ def test_version() -> None:
 
 def test_plan_check_names_file_line_and_key(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
-    plan.write_text("providers:\n  a: {base_url: 'http://127.0.0.1:1/v1'}\n"
-                    "timeouts: {conect: 3s}\nroutes:\n  m: {targets: ['a/m']}\n")
+    plan.write_text(
+        "providers:\n  a: {base_url: 'http://127.0.0.1:1/v1'}\n"
+        "timeouts: {conect: 3s}\nroutes:\n  m: {targets: ['a/m']}\n"
+    )
     result = CliRunner().invoke(main, ["plan", "check", str(plan)])
     assert result.exit_code == 1
     assert f"{plan}:3" in result.output and "timeouts.conect" in result.output
@@ -43,8 +44,9 @@ def test_plan_check_names_file_line_and_key(tmp_path: Path) -> None:
 
 def test_public_bind_without_client_keys_is_refused(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
-    plan.write_text("providers:\n  a: {base_url: 'http://127.0.0.1:1/v1'}\n"
-                    "routes:\n  m: {targets: ['a/m']}\n")
+    plan.write_text(
+        "providers:\n  a: {base_url: 'http://127.0.0.1:1/v1'}\nroutes:\n  m: {targets: ['a/m']}\n"
+    )
     result = CliRunner().invoke(main, ["serve", "--plan", str(plan), "--host", "0.0.0.0"])
     assert result.exit_code == 1 and "client keys" in result.output
 
@@ -66,23 +68,35 @@ async def test_serve_as_a_process_with_the_openai_sdk(tmp_path: Path) -> None:
         plan.write_text(
             "providers:\n"
             f"  primary: {{base_url: '{sim.base_url}', api_key: '${{PRIMARY_KEY}}'}}\n"
-            "routes:\n  gpt-4o-mini: {targets: ['primary/gpt-4o-mini']}\n")
+            "routes:\n  gpt-4o-mini: {targets: ['primary/gpt-4o-mini']}\n"
+        )
         port = free_port()
         env = {**os.environ, "PRIMARY_KEY": "sk-live-secret-value"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "standby.cli", "serve", "--plan", str(plan), "--port",
-            str(port), env=env, stderr=subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "standby.cli",
+            "serve",
+            "--plan",
+            str(plan),
+            "--port",
+            str(port),
+            env=env,
+            stderr=subprocess.PIPE,
+        )
         try:
             assert proc.stderr is not None
             async with asyncio.timeout(20):
                 while b"listening" not in await proc.stderr.readline():
                     pass
-                client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1",
-                                            api_key="x", max_retries=0)
+                client = openai.AsyncOpenAI(
+                    base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0
+                )
                 for _ in range(100):  # the socket opens just after the banner
                     try:
                         reply = await client.chat.completions.create(
-                            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+                            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                        )
                         break
                     except openai.APIConnectionError:
                         await asyncio.sleep(0.05)

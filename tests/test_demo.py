@@ -53,5 +53,7 @@ def test_plan_and_phases_are_consistent() -> None:
     plan = Plan.model_validate(demo_plan("http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"))
     assert plan.breaker.failures == 3 and plan.timeouts.first_token == 2.0
     assert [ref.target for tier in plan.routes["gpt-4o-mini"].tier_list() for ref in tier] == [
-        "primary/gpt-4o-mini", "backup/gpt-4o-mini"]
+        "primary/gpt-4o-mini",
+        "backup/gpt-4o-mini",
+    ]
     assert sum(phase.seconds for phase in PHASES) <= 25  # the rest is recovery waits

@@ -28,16 +28,20 @@ def test_render_contains_each_series_after_calls() -> None:
     metrics.breaker_state("openai/gpt-4o", "open")
     got = samples(metrics)
     assert got[("standby_requests_total", (("outcome", "ok"), ("route", "chat")))] == 2
-    assert got[("standby_attempts_total",
-                (("outcome", "server_error"), ("target", "openai/gpt-4o")))] == 1
+    assert (
+        got[("standby_attempts_total", (("outcome", "server_error"), ("target", "openai/gpt-4o")))]
+        == 1
+    )
     assert got[("standby_failovers_total", (("route", "chat"),))] == 1
     assert got[("standby_stream_continuations_total", (("outcome", "ok"), ("route", "chat")))] == 1
     assert got[("standby_breaker_state", (("target", "openai/gpt-4o"),))] == 2
     assert got[("standby_request_seconds_count", (("route", "chat"),))] == 2
     assert got[("standby_request_seconds_bucket", (("le", "0.5"), ("route", "chat")))] == 1
     assert got[("standby_time_to_first_token_seconds_sum", (("route", "chat"),))] == 0.4
-    assert got[("standby_upstream_seconds_bucket",
-                (("le", "0.025"), ("target", "openai/gpt-4o")))] == 1
+    assert (
+        got[("standby_upstream_seconds_bucket", (("le", "0.025"), ("target", "openai/gpt-4o")))]
+        == 1
+    )
     top = ("standby_upstream_seconds_bucket", (("le", "120.0"), ("target", "openai/gpt-4o")))
     assert top in got
 

@@ -81,8 +81,9 @@ class Chunk:
                 reason = choice.get("finish_reason")
                 if isinstance(reason, str):
                     chunk.finish_reason = reason
-        chunk.role_only = not (chunk.content or chunk.tool_calls or chunk.finish_reason
-                               or chunk.usage)
+        chunk.role_only = not (
+            chunk.content or chunk.tool_calls or chunk.finish_reason or chunk.usage
+        )
         return chunk
 
 

@@ -43,11 +43,27 @@ class Admission:
 class Breaker:
     """Circuit breaker of one target. Not thread-safe: use it from one event loop."""
 
-    __slots__ = ("_admission", "_closed_since", "_config", "_epoch", "_failures", "_forget_after",
-                 "_last_ejection", "_open_until", "_opened", "_trial_at", "_trial_timeout")
+    __slots__ = (
+        "_admission",
+        "_closed_since",
+        "_config",
+        "_epoch",
+        "_failures",
+        "_forget_after",
+        "_last_ejection",
+        "_open_until",
+        "_opened",
+        "_trial_at",
+        "_trial_timeout",
+    )
 
-    def __init__(self, config: BreakerConfig, *, trial_timeout: float = 30.0,
-                 forget_after: float | None = None) -> None:
+    def __init__(
+        self,
+        config: BreakerConfig,
+        *,
+        trial_timeout: float = 30.0,
+        forget_after: float | None = None,
+    ) -> None:
         """``forget_after``: closed time after which ejection growth starts over
         (default ``config.max_ejection``)."""
         self._config = config
@@ -207,5 +223,7 @@ class Breaker:
             head = f"open until={self._open_until:.2f}"
             if self._trial_at is not None:
                 head += f" trial_at={self._trial_at:.2f}"
-        return (f"<Breaker {head} ejections={self._opened} failures={self._failures} "
-                f"epoch={self._epoch}>")
+        return (
+            f"<Breaker {head} ejections={self._opened} failures={self._failures} "
+            f"epoch={self._epoch}>"
+        )

@@ -54,8 +54,9 @@ class RegistryGate:
 
     def silence(self, now: float) -> dict[str, dict[str, Any]]:
         """Per target: attempts waiting for a first byte, and whether it looks silent."""
-        return {key: {"waiting": w.waiting, "silent": w.silent(now)}
-                for key, w in self._watches.items()}
+        return {
+            key: {"waiting": w.waiting, "silent": w.silent(now)} for key, w in self._watches.items()
+        }
 
     def trial_deadline(self, key: str, token: object) -> float | None:
         if isinstance(token, _Token) and token.admission is not None and token.admission.trial:
@@ -75,8 +76,15 @@ class RegistryGate:
         self.metrics.attempt_done(key, "ok", seconds)
         self._publish(key, health.breaker.state(now))
 
-    def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
-               seconds: float) -> None:
+    def failed(
+        self,
+        key: str,
+        token: object,
+        now: float,
+        verdict: Verdict,
+        error: ProviderError,
+        seconds: float,
+    ) -> None:
         health = self.registry.get(key)
         self._end(key, token)
         admission = _admission(token)
@@ -90,8 +98,12 @@ class RegistryGate:
             health.rate_limited(now, retry_after, admission, message)
         elif verdict.effect is Effect.AUTH:
             if health.auth_failed(now, admission, message):
-                log.error("ALERT: provider key for %s was refused (%s); failing over. Check the "
-                          "key or the account's quota.", key, message)
+                log.error(
+                    "ALERT: provider key for %s was refused (%s); failing over. Check the "
+                    "key or the account's quota.",
+                    key,
+                    message,
+                )
         else:
             health.rejected(verdict.label, now, admission)
         self.metrics.attempt_done(key, verdict.label, seconds)
@@ -129,8 +141,15 @@ class OpenGate:
     def succeeded(self, key: str, token: object, now: float, seconds: float) -> None:
         return None
 
-    def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
-               seconds: float) -> None:
+    def failed(
+        self,
+        key: str,
+        token: object,
+        now: float,
+        verdict: Verdict,
+        error: ProviderError,
+        seconds: float,
+    ) -> None:
         return None
 
     def abandoned(self, key: str, token: object, now: float) -> None:

@@ -54,8 +54,15 @@ class OutcomeWindow:
 class TargetHealth:
     """Everything known about one target's recent health."""
 
-    __slots__ = ("auth_alert", "breaker", "held_until", "key", "last_error", "last_success",
-                 "window")
+    __slots__ = (
+        "auth_alert",
+        "breaker",
+        "held_until",
+        "key",
+        "last_error",
+        "last_success",
+        "window",
+    )
 
     def __init__(self, key: str, breaker: Breaker, window: OutcomeWindow) -> None:
         self.key = key
@@ -92,21 +99,24 @@ class TargetHealth:
         self.last_success = now
         self.auth_alert = False
 
-    def failed(self, outcome: str, now: float, admission: Admission | None = None,
-               error: str | None = None) -> None:
+    def failed(
+        self, outcome: str, now: float, admission: Admission | None = None, error: str | None = None
+    ) -> None:
         """The target failed (5xx, reset, malformed reply, broken stream…): counts toward
         opening the breaker."""
         self.breaker.record_failure(now, admission)
         self._note(outcome, now, error)
 
-    def tripped(self, outcome: str, now: float, admission: Admission | None = None,
-                error: str | None = None) -> None:
+    def tripped(
+        self, outcome: str, now: float, admission: Admission | None = None, error: str | None = None
+    ) -> None:
         """The target failed in a way that should eject it at once (e.g. it went silent)."""
         self.breaker.trip(now, admission)
         self._note(outcome, now, error)
 
-    def auth_failed(self, now: float, admission: Admission | None = None,
-                    error: str | None = None) -> bool:
+    def auth_failed(
+        self, now: float, admission: Admission | None = None, error: str | None = None
+    ) -> bool:
         """401/402/403. Returns ``True`` if this raised the auth alert (alert once)."""
         self.breaker.record_auth_failure(now, admission)
         self._note("auth", now, error)
@@ -114,8 +124,13 @@ class TargetHealth:
         self.auth_alert = True
         return raised
 
-    def rate_limited(self, now: float, retry_after: float | None,
-                     admission: Admission | None = None, error: str | None = None) -> None:
+    def rate_limited(
+        self,
+        now: float,
+        retry_after: float | None,
+        admission: Admission | None = None,
+        error: str | None = None,
+    ) -> None:
         """429. Holds the target for ``retry_after`` seconds when given.
 
         It also counts as a breaker failure: a target that keeps refusing us is, for
@@ -168,8 +183,9 @@ class TargetHealth:
 class HealthRegistry:
     """One :class:`TargetHealth` per target key, created on first use."""
 
-    def __init__(self, config: BreakerConfig, *, window: float = 60.0,
-                 trial_timeout: float = 30.0) -> None:
+    def __init__(
+        self, config: BreakerConfig, *, window: float = 60.0, trial_timeout: float = 30.0
+    ) -> None:
         self._config = config
         self._window = window
         self._trial_timeout = trial_timeout
@@ -179,8 +195,11 @@ class HealthRegistry:
         """The health of ``key`` (``provider/model``), created on demand."""
         health = self._targets.get(key)
         if health is None:
-            breaker = Breaker(self._config, trial_timeout=self._trial_timeout,
-                              forget_after=self._config.forget_after)
+            breaker = Breaker(
+                self._config,
+                trial_timeout=self._trial_timeout,
+                forget_after=self._config.forget_after,
+            )
             health = TargetHealth(key, breaker, OutcomeWindow(self._window))
             self._targets[key] = health
         return health

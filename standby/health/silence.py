@@ -17,11 +17,28 @@ import itertools
 
 
 class SilenceWatch:
-    __slots__ = ("_factor", "_floor", "_ids", "_max_wait", "_quorum", "_samples", "_size",
-                 "_threshold", "_waiting", "_writes")
+    __slots__ = (
+        "_factor",
+        "_floor",
+        "_ids",
+        "_max_wait",
+        "_quorum",
+        "_samples",
+        "_size",
+        "_threshold",
+        "_waiting",
+        "_writes",
+    )
 
-    def __init__(self, *, floor: float = 0.5, factor: float = 10.0, quorum: int = 3,
-                 samples: int = 64, max_wait: float = 600.0) -> None:
+    def __init__(
+        self,
+        *,
+        floor: float = 0.5,
+        factor: float = 10.0,
+        quorum: int = 3,
+        samples: int = 64,
+        max_wait: float = 600.0,
+    ) -> None:
         self._max_wait = max_wait
         self._floor = floor
         self._factor = factor

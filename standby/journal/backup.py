@@ -28,7 +28,6 @@ from standby.errors import BackupError
 __all__ = ["BackupError", "BackupReport", "backup", "public_url", "sqlite_path"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class BackupReport:
     path: Path
@@ -57,10 +56,13 @@ def sqlite_path(url: str) -> Path:
             f"the journal is in PostgreSQL ({libpq}): back it up with the server's own tool,\n"
             f"  pg_dump --format=custom --file PATH '{libpq}'\n"
             "and restore with pg_restore (see 'Journal: backup, export, retention' in "
-            "docs/operations.md)")
+            "docs/operations.md)"
+        )
     if backend != "sqlite":
-        raise BackupError(f"journal url {public_url(url)}: cannot back up a {backend!r} "
-                          "database (SQLite and PostgreSQL are supported)")
+        raise BackupError(
+            f"journal url {public_url(url)}: cannot back up a {backend!r} "
+            "database (SQLite and PostgreSQL are supported)"
+        )
     if not parsed.database or parsed.database == ":memory:":
         raise BackupError("the journal is an in-memory SQLite database: nothing to back up")
     return Path(parsed.database)
@@ -75,8 +77,7 @@ async def backup(url: str, destination: Path) -> BackupReport:
 
 def _backup_sqlite(source: Path, destination: Path) -> BackupReport:
     if not source.is_file():
-        raise BackupError(f"no journal database at {source} (has the gateway run with this "
-                          "plan?)")
+        raise BackupError(f"no journal database at {source} (has the gateway run with this plan?)")
     if destination.is_dir():
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         destination = destination / f"standby-journal-{stamp}.db"
@@ -106,9 +107,13 @@ def _copy(source: Path, target: Path) -> dict[str, int]:
         verdict = dst.execute("PRAGMA quick_check").fetchone()[0]
         if verdict != "ok":
             raise sqlite3.DatabaseError(f"the copy failed its integrity check: {verdict}")
-        names = [name for (name,) in dst.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        names = [
+            name
+            for (name,) in dst.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
         rows = {}
         for name in names:
             quoted = '"' + name.replace('"', '""') + '"'

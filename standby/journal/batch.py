@@ -69,20 +69,27 @@ def _time(value: Any) -> float:
 def _integer(value: Any) -> int | None:
     """An ``INTEGER`` column's value; one out of its 32-bit range is unknown, not an error."""
     number = None if value is None else int(value)
-    return number if number is not None and -2**31 <= number < 2**31 else None
+    return number if number is not None and -(2**31) <= number < 2**31 else None
 
 
 def _accepted(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
     metadata = event.get("metadata")
     return {
-        "rid": str(event["rid"]), "wal_id": wal_id, "received_at": _time(event["at"]),
-        "endpoint": text(event.get("endpoint")) or "", "route": text(event.get("route")) or "",
-        "model_asked": text(event.get("model")) or "", "stream": bool(event.get("stream")),
-        "store": bool(event.get("store")), "state": "accepted",
-        "request_json": dump(event.get("body")), "request_hash": text(event.get("hash")),
+        "rid": str(event["rid"]),
+        "wal_id": wal_id,
+        "received_at": _time(event["at"]),
+        "endpoint": text(event.get("endpoint")) or "",
+        "route": text(event.get("route")) or "",
+        "model_asked": text(event.get("model")) or "",
+        "stream": bool(event.get("stream")),
+        "store": bool(event.get("store")),
+        "state": "accepted",
+        "request_json": dump(event.get("body")),
+        "request_hash": text(event.get("hash")),
         "request_size": _integer(event.get("size")),
         "metadata_json": dump(metadata) if metadata else None,
-        "deferred_tries": 0, "deleted": False,
+        "deferred_tries": 0,
+        "deleted": False,
     }
 
 
@@ -93,14 +100,24 @@ def _final(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
     return {
         # what an insert needs when the accepted row is missing (never in a replay of
         # an intact log; possible after retention pruned a long-deferred request)
-        "rid": str(event["rid"]), "wal_id": wal_id, "received_at": at, "endpoint": "",
-        "route": "", "model_asked": "", "stream": False, "store": False,
-        "deferred_tries": 0, "deleted": False,
+        "rid": str(event["rid"]),
+        "wal_id": wal_id,
+        "received_at": at,
+        "endpoint": "",
+        "route": "",
+        "model_asked": "",
+        "stream": False,
+        "store": False,
+        "deferred_tries": 0,
+        "deleted": False,
         # what the ending sets
-        "state": state, "status": _integer(event.get("status")),
+        "state": state,
+        "status": _integer(event.get("status")),
         "completion_id": text(event.get("completion_id")),
-        "provider": text(event.get("provider")), "model": text(event.get("model")),
-        "finished_at": at, "response_json": dump(event.get("response")),
+        "provider": text(event.get("provider")),
+        "model": text(event.get("model")),
+        "finished_at": at,
+        "response_json": dump(event.get("response")),
         "usage_json": dump(event.get("usage")),
         "attempts_json": dump(list(attempts)) if attempts else None,
     }
@@ -164,8 +181,12 @@ def fold(events: Sequence[dict[str, Any]], wal_id: str) -> Batch:
             batch.events += 1
         except (KeyError, TypeError, ValueError) as exc:
             batch.dropped += 1
-            log.warning("journal: dropped a malformed %r event (rid %s): %s",
-                        event.get("e"), event.get("rid"), type(exc).__name__)
+            log.warning(
+                "journal: dropped a malformed %r event (rid %s): %s",
+                event.get("e"),
+                event.get("rid"),
+                type(exc).__name__,
+            )
     return batch
 
 
@@ -184,8 +205,11 @@ def _fold_one(batch: Batch, event: dict[str, Any], wal_id: str) -> None:
         batch.deferrals.pop(row["rid"], None)
     elif kind == ev.DEFERRED:
         rid = str(event["rid"])
-        batch.deferrals[rid] = {"b_rid": rid, "b_until": _number(event.get("until")),
-                                "b_callback": text(event.get("callback"))}
+        batch.deferrals[rid] = {
+            "b_rid": rid,
+            "b_until": _number(event.get("until")),
+            "b_callback": text(event.get("callback")),
+        }
     elif kind == ev.METADATA:
         batch.metadata[str(event["completion_id"])] = dump(event.get("metadata") or {}) or "{}"
     elif kind == ev.DELETED:

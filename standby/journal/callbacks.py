@@ -44,8 +44,9 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={_digest(secret, body, timestamp)}"
 
 
-def verify_signature(secret: str, header: str, body: bytes | str, now: float,
-                     tolerance: float = 300.0) -> bool:
+def verify_signature(
+    secret: str, header: str, body: bytes | str, now: float, tolerance: float = 300.0
+) -> bool:
     """Whether ``header`` is a valid ``Standby-Signature`` of ``body`` within ``tolerance``.
 
     ``body`` must be the raw request body as received (not re-serialised JSON).
@@ -81,9 +82,16 @@ def default_session() -> aiohttp.ClientSession:
 class CallbackSender:
     """POSTs signed callbacks in background tasks, so a slow receiver never blocks."""
 
-    def __init__(self, secret: str, *, session_factory: SessionFactory = default_session,
-                 clock: Callable[[], float], timeout: float = 10.0, tries: int = 3,
-                 pause: float = 1.0) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        session_factory: SessionFactory = default_session,
+        clock: Callable[[], float],
+        timeout: float = 10.0,
+        tries: int = 3,
+        pause: float = 1.0,
+    ) -> None:
         self.secret = secret
         self.session_factory = session_factory
         self.clock = clock
@@ -110,21 +118,33 @@ class CallbackSender:
         if self._session is None or self._session.closed:
             self._session = self.session_factory()
         for attempt in range(1, self.tries + 1):
-            headers = {"Content-Type": "application/json", "Standby-Event": event,
-                       "User-Agent": "Standby-Callbacks/1"}
+            headers = {
+                "Content-Type": "application/json",
+                "Standby-Event": event,
+                "User-Agent": "Standby-Callbacks/1",
+            }
             if self.secret:
                 headers["Standby-Signature"] = sign(self.secret, body, int(self.clock()))
             try:
                 async with self._session.post(
-                        url, data=body, headers=headers,
-                        timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=self.timeout),
+                ) as response:
                     if 200 <= response.status < 300:
                         return True
                     problem = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as error:
                 problem = type(error).__name__
-            log.warning("callback %s to %s failed (try %d of %d): %s", event, _safe(url),
-                        attempt, self.tries, problem)
+            log.warning(
+                "callback %s to %s failed (try %d of %d): %s",
+                event,
+                _safe(url),
+                attempt,
+                self.tries,
+                problem,
+            )
             if attempt < self.tries:
                 await asyncio.sleep(self.pause * 2 ** (attempt - 1))
         log.error("callback %s to %s given up after %d tries", event, _safe(url), self.tries)

@@ -71,11 +71,19 @@ class DeferredService(Protocol):
 class DeferredRunner:
     """Defers what may be deferred (the wire's ``Deferrals``) and completes it later."""
 
-    def __init__(self, router: Router, service: DeferredService, *,
-                 clock: Callable[[], float] = time.time, interval: float = 1.0,
-                 rate: float = 2.0, concurrency: int = 2,
-                 session_factory: cb.SessionFactory = cb.default_session,
-                 base_backoff: float = 1.0, batch: int = 50) -> None:
+    def __init__(
+        self,
+        router: Router,
+        service: DeferredService,
+        *,
+        clock: Callable[[], float] = time.time,
+        interval: float = 1.0,
+        rate: float = 2.0,
+        concurrency: int = 2,
+        session_factory: cb.SessionFactory = cb.default_session,
+        base_backoff: float = 1.0,
+        batch: int = 50,
+    ) -> None:
         self.router = router
         self.service = service
         self.clock = clock
@@ -84,16 +92,19 @@ class DeferredRunner:
         self.base_backoff = base_backoff
         self.batch = batch
         self.pacer = policy.Pacer(rate, max(1.0, rate * interval), clock())
-        self.callbacks = cb.CallbackSender(service.config.callback_secret,
-                                           session_factory=session_factory, clock=clock)
+        self.callbacks = cb.CallbackSender(
+            service.config.callback_secret, session_factory=session_factory, clock=clock
+        )
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._settled: dict[str, float] = {}  # final; maybe not in the database yet
         self._not_before: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        return (f"<DeferredRunner busy={len(self._busy)} waiting={len(self._not_before)} "
-                f"{self.pacer!r}>")
+        return (
+            f"<DeferredRunner busy={len(self._busy)} waiting={len(self._not_before)} "
+            f"{self.pacer!r}>"
+        )
 
     @property
     def in_flight(self) -> list[str]:
@@ -102,30 +113,51 @@ class DeferredRunner:
 
     # -- the wire's side ---------------------------------------------------------------
 
-    async def maybe_defer(self, rid: str, scope: Scope, body: dict[str, Any],
-                          route: ResolvedRoute, send: Send) -> bool:
+    async def maybe_defer(
+        self, rid: str, scope: Scope, body: dict[str, Any], route: ResolvedRoute, send: Send
+    ) -> bool:
         """Send a 202 and journal the deferral when route and caller allow; else False."""
         config = self.service.config
         rule = self.router.plan.routes.get(route.name)
-        if (rule is None or not rule.defer.allowed or body.get("stream")
-                or not str(scope.get("path", "")).endswith("/chat/completions")
-                or not config.enabled or config.redact or not policy.opted_in(scope, body)):
+        if (
+            rule is None
+            or not rule.defer.allowed
+            or body.get("stream")
+            or not str(scope.get("path", "")).endswith("/chat/completions")
+            or not config.enabled
+            or config.redact
+            or not policy.opted_in(scope, body)
+        ):
             return False
         now = self.clock()
         until = now + rule.defer.max_age
         cid = completion_id(rid)
         self.service.journal.deferred(rid, until=until, callback=policy.callback_url(scope, body))
         poll = max(1, math.ceil(self.interval + self.base_backoff))
-        payload = orjson.dumps({
-            "id": cid, "object": "chat.completion.deferred", "status": "deferred",
-            "created": int(now), "model": body.get("model"), "retry_after": poll,
-            "expires_at": int(until)})
-        await send({"type": "http.response.start", "status": 202, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"location", f"/v1/chat/completions/{cid}".encode()),
-            (b"retry-after", str(poll).encode()),
-            (b"x-standby-route", route.name.encode())]})
+        payload = orjson.dumps(
+            {
+                "id": cid,
+                "object": "chat.completion.deferred",
+                "status": "deferred",
+                "created": int(now),
+                "model": body.get("model"),
+                "retry_after": poll,
+                "expires_at": int(until),
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 202,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"location", f"/v1/chat/completions/{cid}".encode()),
+                    (b"retry-after", str(poll).encode()),
+                    (b"x-standby-route", route.name.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
         log.info("deferred %s on route %s until %.0f", rid, route.name, until)
         return True
@@ -142,9 +174,12 @@ class DeferredRunner:
                     await self.tick()
                 except Exception as exc:  # the journal database is away, most likely
                     if not failing:  # once per outage (at start-up: while it gets ready)
-                        log.log(logging.WARNING if started else logging.INFO,
-                                "deferred completion waits for the journal: %s: %s",
-                                type(exc).__name__, str(exc).split("\n", 1)[0][:300])
+                        log.log(
+                            logging.WARNING if started else logging.INFO,
+                            "deferred completion waits for the journal: %s: %s",
+                            type(exc).__name__,
+                            str(exc).split("\n", 1)[0][:300],
+                        )
                     failing = True
                 else:
                     if failing and started:
@@ -171,12 +206,21 @@ class DeferredRunner:
         rows = await self.service.store.pending_deferred(now, limit=self.batch)
         self._settled = policy.unconfirmed(self._settled, rows, self.batch)
         slots = min(self.concurrency - len(self._busy), self.pacer.available(now))
-        work = policy.plan_tick(rows, now, busy=set(self._busy) | set(self._settled),
-                                not_before=self._not_before, slots=slots)
+        work = policy.plan_tick(
+            rows,
+            now,
+            busy=set(self._busy) | set(self._settled),
+            not_before=self._not_before,
+            slots=slots,
+        )
         for row in work.expire:
             log.warning("deferred request %s expired unanswered", row.rid)
-            self._fail(row, 504, "The deferred request expired before any provider could "
-                       "answer it.", "deferred_expired")
+            self._fail(
+                row,
+                504,
+                "The deferred request expired before any provider could answer it.",
+                "deferred_expired",
+            )
         for row in work.start:
             if self.pacer.take(now):
                 self._start(row)
@@ -205,8 +249,9 @@ class DeferredRunner:
             if not await self.service.store.claim_deferred(row.rid, self.clock(), _LEASE):
                 return
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                self._fail(row, 500, "The deferred request's body was not kept.",
-                           "deferred_body_missing")
+                self._fail(
+                    row, 500, "The deferred request's body was not kept.", "deferred_body_missing"
+                )
                 return
             route = self.router.resolve(body.get("model"))
             plan = self.router.attempt_plan(route)
@@ -215,8 +260,9 @@ class DeferredRunner:
             await self._postpone(row)
             return
         except UpstreamStatus as error:  # a final verdict: content policy, bad request
-            upstream = error.body if error.body and isinstance(error.body.get("error"),
-                                                               dict) else None
+            upstream = (
+                error.body if error.body and isinstance(error.body.get("error"), dict) else None
+            )
             self._fail(row, error.status, error.message, error.kind, upstream, plan)
             return
         except ClientError as error:  # e.g. the plan no longer has its model
@@ -234,12 +280,18 @@ class DeferredRunner:
         data["id"] = cid
         response = orjson.dumps(data)
         self.service.journal.completed(
-            row.rid, completion_id=cid, provider=done.target.provider,
-            model=done.reply.model or done.target.model, response=response,
-            usage=done.reply.usage, attempts=journal_attempts(done.history))
+            row.rid,
+            completion_id=cid,
+            provider=done.target.provider,
+            model=done.reply.model or done.target.model,
+            response=response,
+            usage=done.reply.usage,
+            attempts=journal_attempts(done.history),
+        )
         self._settle(row)
-        log.info("deferred %s completed by %s after %d tries", row.rid, done.target.key,
-                 row.tries + 1)
+        log.info(
+            "deferred %s completed by %s after %d tries", row.rid, done.target.key, row.tries + 1
+        )
         if row.callback:
             self.callbacks.send(row.callback, cb.COMPLETED_EVENT, response)
 
@@ -255,19 +307,37 @@ class DeferredRunner:
         except Exception:  # the in-memory pause still holds; the count catches up later
             log.exception("could not record a try of deferred request %s", row.rid)
 
-    def _fail(self, row: DeferredRow, status: int, message: str, code: str,
-              upstream: dict[str, Any] | None = None, plan: AttemptPlan | None = None) -> None:
+    def _fail(
+        self,
+        row: DeferredRow,
+        status: int,
+        message: str,
+        code: str,
+        upstream: dict[str, Any] | None = None,
+        plan: AttemptPlan | None = None,
+    ) -> None:
         error = (upstream or {}).get("error") or {
-            "message": message, "type": "server_error" if status >= 500 else
-            "invalid_request_error", "param": None, "code": code}
-        self.service.journal.failed(row.rid, status=status,
-                                    response=orjson.dumps({"error": error}),
-                                    attempts=journal_attempts(plan.history if plan else []))
+            "message": message,
+            "type": "server_error" if status >= 500 else "invalid_request_error",
+            "param": None,
+            "code": code,
+        }
+        self.service.journal.failed(
+            row.rid,
+            status=status,
+            response=orjson.dumps({"error": error}),
+            attempts=journal_attempts(plan.history if plan else []),
+        )
         self._settle(row)
         if row.callback:
-            notice = orjson.dumps({"id": completion_id(row.rid),
-                                   "object": "chat.completion.deferred",
-                                   "status": "failed", "error": error})
+            notice = orjson.dumps(
+                {
+                    "id": completion_id(row.rid),
+                    "object": "chat.completion.deferred",
+                    "status": "failed",
+                    "error": error,
+                }
+            )
             self.callbacks.send(row.callback, cb.FAILED_EVENT, notice)
 
     def _settle(self, row: DeferredRow) -> None:
@@ -282,4 +352,3 @@ class DeferredRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.callbacks.aclose()
-

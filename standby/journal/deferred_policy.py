@@ -43,8 +43,14 @@ class Tick:
     start: list[DeferredRow]
 
 
-def plan_tick(rows: Iterable[DeferredRow], now: float, *, busy: Iterable[str],
-              not_before: Mapping[str, float], slots: int) -> Tick:
+def plan_tick(
+    rows: Iterable[DeferredRow],
+    now: float,
+    *,
+    busy: Iterable[str],
+    not_before: Mapping[str, float],
+    slots: int,
+) -> Tick:
     """Pick, oldest first, the rows to expire and at most ``slots`` rows to try now.
 
     Rows being tried (``busy``) are left alone; a row still pausing after a failed try
@@ -63,8 +69,9 @@ def plan_tick(rows: Iterable[DeferredRow], now: float, *, busy: Iterable[str],
     return Tick(expire=expire, start=start)
 
 
-def unconfirmed(settled: Mapping[str, float], rows: Sequence[DeferredRow],
-                limit: int) -> dict[str, float]:
+def unconfirmed(
+    settled: Mapping[str, float], rows: Sequence[DeferredRow], limit: int
+) -> dict[str, float]:
     """The finished rows (rid → arrival) the store may still show as pending.
 
     The database trails the journal by a batch, so a row answered a moment ago may be
@@ -73,8 +80,11 @@ def unconfirmed(settled: Mapping[str, float], rows: Sequence[DeferredRow],
     """
     seen = {row.rid for row in rows}
     horizon = rows[-1].received_at if len(rows) >= limit and rows else math.inf
-    return {rid: at for rid, at in settled.items()
-            if rid in seen or (len(rows) >= limit and at >= horizon)}
+    return {
+        rid: at
+        for rid, at in settled.items()
+        if rid in seen or (len(rows) >= limit and at >= horizon)
+    }
 
 
 class Pacer:
@@ -127,8 +137,6 @@ def callback_url(scope: Scope, body: Mapping[str, Any]) -> str | None:
         log.warning("ignoring a deferred callback URL that is not http(s)")
         return None
     return url
-
-
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

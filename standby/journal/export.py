@@ -27,8 +27,19 @@ import orjson
 
 from standby.journal.store import JournalStore, RequestRow
 
-__all__ = ["FORMATS", "REDACTED", "chat_line", "from_record", "iter_requests",
-           "jsonl_line", "markdown_name", "markdown_page", "parse_when", "record", "redact"]
+__all__ = [
+    "FORMATS",
+    "REDACTED",
+    "chat_line",
+    "from_record",
+    "iter_requests",
+    "jsonl_line",
+    "markdown_name",
+    "markdown_page",
+    "parse_when",
+    "record",
+    "redact",
+]
 
 FORMATS = ("jsonl", "openai-chat", "markdown")
 REDACTED = "[redacted]"
@@ -137,8 +148,12 @@ def markdown_page(row: RequestRow, fields: Collection[str] = ()) -> str:
     data = redact(record(row), fields)
     request, response = data["request"], data["response"]
     messages = request.get("messages") if isinstance(request, dict) else None
-    out = [f"# {_title(messages) or 'Request ' + row.rid}", "",
-           "| field | value |", "| --- | --- |"]
+    out = [
+        f"# {_title(messages) or 'Request ' + row.rid}",
+        "",
+        "| field | value |",
+        "| --- | --- |",
+    ]
     out += [f"| {key} | {_cell(value)} |" for key, value in _facts(row, data)]
     if isinstance(messages, list):
         out += ["", "## Messages"]
@@ -157,8 +172,10 @@ def markdown_page(row: RequestRow, fields: Collection[str] = ()) -> str:
         out.append("_None recorded: the request has not finished._")
     else:
         out += ["| # | target | outcome | seconds |", "| --- | --- | --- | --- |"]
-        out += [f"| {n} | {_cell(target)} | {_cell(outcome)} | {seconds:.3f} |"
-                for n, (target, outcome, seconds) in enumerate(row.attempts, 1)]
+        out += [
+            f"| {n} | {_cell(target)} | {_cell(outcome)} | {seconds:.3f} |"
+            for n, (target, outcome, seconds) in enumerate(row.attempts, 1)
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -181,10 +198,14 @@ def _outcome(row: RequestRow, sent: Any, response: Any) -> list[str]:
 
 def _facts(row: RequestRow, data: dict[str, Any]) -> list[tuple[str, Any]]:
     facts: list[tuple[str, Any]] = [
-        ("request", f"`{row.rid}`"), ("received", _iso(row.received_at)), ("route", row.route),
-        ("model asked", row.model_asked), ("endpoint", row.endpoint),
+        ("request", f"`{row.rid}`"),
+        ("received", _iso(row.received_at)),
+        ("route", row.route),
+        ("model asked", row.model_asked),
+        ("endpoint", row.endpoint),
         ("stream", "yes" if row.stream else "no"),
-        ("state", row.state if row.status is None else f"{row.state} ({row.status})")]
+        ("state", row.state if row.status is None else f"{row.state} ({row.status})"),
+    ]
     if row.provider:
         facts.append(("answered by", f"{row.provider}/{row.model or '?'}"))
     if row.finished_at is not None:
@@ -193,8 +214,9 @@ def _facts(row: RequestRow, data: dict[str, Any]) -> list[tuple[str, Any]]:
         facts.append(("completion", f"`{row.completion_id}`"))
     usage = data["usage"]
     if isinstance(usage, dict):
-        facts.append(("usage", ", ".join(f"{k} {v}" for k, v in usage.items()
-                                         if isinstance(v, int | float))))
+        facts.append(
+            ("usage", ", ".join(f"{k} {v}" for k, v in usage.items() if isinstance(v, int | float)))
+        )
     elif usage is not None:
         facts.append(("usage", usage))
     metadata = data["metadata"]
@@ -219,8 +241,11 @@ def _content(message: Any) -> str:
     """A message's text; non-text parts as placeholders, tool calls as JSON."""
     if not isinstance(message, dict):
         return str(message)
-    parts = [f"_In reply to tool call `{message['tool_call_id']}`._"] if message.get(
-        "tool_call_id") else []
+    parts = (
+        [f"_In reply to tool call `{message['tool_call_id']}`._"]
+        if message.get("tool_call_id")
+        else []
+    )
     content = message.get("content")
     for part in content if isinstance(content, list) else [content]:
         if isinstance(part, dict):
@@ -259,24 +284,32 @@ def parse_when(text: str, now: float) -> float:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(f"bad time {text!r}: expected a duration ago (24h, 7d), unix "
-                         "seconds or ISO 8601 (2026-11-27T09:30Z)") from None
+        raise ValueError(
+            f"bad time {text!r}: expected a duration ago (24h, 7d), unix "
+            "seconds or ISO 8601 (2026-11-27T09:30Z)"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
-async def iter_requests(store: JournalStore, *, since: float | None = None,
-                        until: float | None = None, state: str | None = None,
-                        route: str | None = None, page: int = 200) -> AsyncIterator[RequestRow]:
+async def iter_requests(
+    store: JournalStore,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    state: str | None = None,
+    route: str | None = None,
+    page: int = 200,
+) -> AsyncIterator[RequestRow]:
     """Every matching request, newest first, one page of ``page`` rows at a time."""
     before: str | None = None
     while True:
-        rows = await store.list_requests(since=since, until=until, state=state, route=route,
-                                         before=before, limit=page)
+        rows = await store.list_requests(
+            since=since, until=until, state=state, route=route, before=before, limit=page
+        )
         for row in rows:
             yield row
         if len(rows) < page:
             return
         before = rows[-1].rid
-

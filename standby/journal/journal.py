@@ -37,17 +37,36 @@ def _clean(value: Any) -> Any:
 class JournalSink(Protocol):
     """What the wire handlers and the stream engine call. Every method is non-blocking."""
 
-    def accepted(self, rid: str, *, endpoint: str, route: str, model: str, stream: bool,
-                 raw_body: bytes, metadata: dict[str, Any] | None, store: bool) -> None: ...
+    def accepted(
+        self,
+        rid: str,
+        *,
+        endpoint: str,
+        route: str,
+        model: str,
+        stream: bool,
+        raw_body: bytes,
+        metadata: dict[str, Any] | None,
+        store: bool,
+    ) -> None: ...
 
     def delta(self, rid: str, text: str) -> None: ...
 
-    def completed(self, rid: str, *, completion_id: str, provider: str, model: str,
-                  response: bytes | dict[str, Any], usage: dict[str, Any] | None,
-                  attempts: Sequence[tuple[str, str, float]]) -> None: ...
+    def completed(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        response: bytes | dict[str, Any],
+        usage: dict[str, Any] | None,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None: ...
 
-    def failed(self, rid: str, *, status: int, response: bytes,
-               attempts: Sequence[tuple[str, str, float]]) -> None: ...
+    def failed(
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+    ) -> None: ...
 
     def deferred(self, rid: str, *, until: float, callback: str | None) -> None: ...
 
@@ -55,20 +74,39 @@ class JournalSink(Protocol):
 class NullJournal:
     """The journal switched off."""
 
-    def accepted(self, rid: str, *, endpoint: str, route: str, model: str, stream: bool,
-                 raw_body: bytes, metadata: dict[str, Any] | None, store: bool) -> None:
+    def accepted(
+        self,
+        rid: str,
+        *,
+        endpoint: str,
+        route: str,
+        model: str,
+        stream: bool,
+        raw_body: bytes,
+        metadata: dict[str, Any] | None,
+        store: bool,
+    ) -> None:
         pass
 
     def delta(self, rid: str, text: str) -> None:
         pass
 
-    def completed(self, rid: str, *, completion_id: str, provider: str, model: str,
-                  response: bytes | dict[str, Any], usage: dict[str, Any] | None,
-                  attempts: Sequence[tuple[str, str, float]]) -> None:
+    def completed(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        response: bytes | dict[str, Any],
+        usage: dict[str, Any] | None,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None:
         pass
 
-    def failed(self, rid: str, *, status: int, response: bytes,
-               attempts: Sequence[tuple[str, str, float]]) -> None:
+    def failed(
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+    ) -> None:
         pass
 
     def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
@@ -76,9 +114,14 @@ class NullJournal:
 
 
 class Journal:
-    def __init__(self, wal: WriteAheadLog, *, redact: bool = False,
-                 wake: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        *,
+        redact: bool = False,
+        wake: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.wal = wal
         self.redact = redact
         self._wake = wake or (lambda: None)
@@ -100,46 +143,105 @@ class Journal:
         except (OSError, TypeError, ValueError) as exc:
             self.lost += 1
             if self.lost == 1 or self.lost % 1000 == 0:
-                log.error("journal: could not append to the write-ahead log (%s); %d events "
-                          "lost so far", type(exc).__name__, self.lost)
+                log.error(
+                    "journal: could not append to the write-ahead log (%s); %d events lost so far",
+                    type(exc).__name__,
+                    self.lost,
+                )
             return
         self._wake()
 
-    def accepted(self, rid: str, *, endpoint: str, route: str, model: str, stream: bool,
-                 raw_body: bytes, metadata: dict[str, Any] | None, store: bool) -> None:
-        self._append({
-            "e": ev.ACCEPTED, "rid": rid, "at": self._clock(), "endpoint": endpoint,
-            "route": route, "model": model, "stream": stream, "store": store,
-            "metadata": metadata, "body": None if self.redact else ev.raw_json(raw_body),
-            "hash": hashlib.sha256(raw_body).hexdigest(), "size": len(raw_body),
-        })
+    def accepted(
+        self,
+        rid: str,
+        *,
+        endpoint: str,
+        route: str,
+        model: str,
+        stream: bool,
+        raw_body: bytes,
+        metadata: dict[str, Any] | None,
+        store: bool,
+    ) -> None:
+        self._append(
+            {
+                "e": ev.ACCEPTED,
+                "rid": rid,
+                "at": self._clock(),
+                "endpoint": endpoint,
+                "route": route,
+                "model": model,
+                "stream": stream,
+                "store": store,
+                "metadata": metadata,
+                "body": None if self.redact else ev.raw_json(raw_body),
+                "hash": hashlib.sha256(raw_body).hexdigest(),
+                "size": len(raw_body),
+            }
+        )
 
     def delta(self, rid: str, text: str) -> None:
         if not self.redact and text:
             self._append({"e": ev.DELTA, "rid": rid, "text": text})
 
-    def completed(self, rid: str, *, completion_id: str, provider: str, model: str,
-                  response: bytes | dict[str, Any], usage: dict[str, Any] | None,
-                  attempts: Sequence[tuple[str, str, float]]) -> None:
+    def completed(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        response: bytes | dict[str, Any],
+        usage: dict[str, Any] | None,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None:
         body: Any = response
         if isinstance(response, bytes):
             body = ev.raw_json(response)
         if self.redact:
             body = None
-        self._append({
-            "e": ev.FINAL, "rid": rid, "at": self._clock(), "state": ev.COMPLETED,
-            "completion_id": completion_id, "provider": provider, "model": model,
-            "status": 200, "response": body, "usage": usage, "attempts": list(attempts),
-        })
+        self._append(
+            {
+                "e": ev.FINAL,
+                "rid": rid,
+                "at": self._clock(),
+                "state": ev.COMPLETED,
+                "completion_id": completion_id,
+                "provider": provider,
+                "model": model,
+                "status": 200,
+                "response": body,
+                "usage": usage,
+                "attempts": list(attempts),
+            }
+        )
 
-    def failed(self, rid: str, *, status: int, response: bytes,
-               attempts: Sequence[tuple[str, str, float]]) -> None:
-        self._append({
-            "e": ev.FINAL, "rid": rid, "at": self._clock(), "state": ev.FAILED,
-            "completion_id": None, "provider": None, "model": None, "status": status,
-            "response": ev.raw_json(response), "usage": None, "attempts": list(attempts),
-        })
+    def failed(
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+    ) -> None:
+        self._append(
+            {
+                "e": ev.FINAL,
+                "rid": rid,
+                "at": self._clock(),
+                "state": ev.FAILED,
+                "completion_id": None,
+                "provider": None,
+                "model": None,
+                "status": status,
+                "response": ev.raw_json(response),
+                "usage": None,
+                "attempts": list(attempts),
+            }
+        )
 
     def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
-        self._append({"e": ev.DEFERRED, "rid": rid, "at": self._clock(), "until": until,
-                      "callback": callback})
+        self._append(
+            {
+                "e": ev.DEFERRED,
+                "rid": rid,
+                "at": self._clock(),
+                "until": until,
+                "callback": callback,
+            }
+        )

@@ -27,8 +27,12 @@ _t = requests
 
 
 def _stored() -> list[sa.ColumnElement[bool]]:
-    return [_t.c.state == ev.COMPLETED, _t.c.store.is_(True), _t.c.deleted.is_(False),
-            _t.c.endpoint == "chat"]
+    return [
+        _t.c.state == ev.COMPLETED,
+        _t.c.store.is_(True),
+        _t.c.deleted.is_(False),
+        _t.c.endpoint == "chat",
+    ]
 
 
 def _parse(value: str | None) -> Any:
@@ -42,33 +46,50 @@ def _object(value: str | None) -> dict[str, Any] | None:
 
 def _completion(row: Row[Any]) -> StoredCompletion:
     return StoredCompletion(
-        completion_id=row.completion_id, rid=row.rid, created=row.received_at,
-        model=row.model or "", provider=row.provider or "",
-        request=_object(row.request_json), response=_object(row.response_json),
-        metadata=_object(row.metadata_json) or {})
+        completion_id=row.completion_id,
+        rid=row.rid,
+        created=row.received_at,
+        model=row.model or "",
+        provider=row.provider or "",
+        request=_object(row.request_json),
+        response=_object(row.response_json),
+        metadata=_object(row.metadata_json) or {},
+    )
 
 
 def _request(row: Row[Any]) -> RequestRow:
     hidden = bool(row.deleted)  # a deleted stored completion keeps its row, not its text
     return RequestRow(
-        rid=row.rid, received_at=row.received_at, endpoint=row.endpoint, route=row.route,
-        model_asked=row.model_asked, stream=bool(row.stream), state=row.state,
-        status=row.status, completion_id=row.completion_id, provider=row.provider,
-        model=row.model, finished_at=row.finished_at,
+        rid=row.rid,
+        received_at=row.received_at,
+        endpoint=row.endpoint,
+        route=row.route,
+        model_asked=row.model_asked,
+        stream=bool(row.stream),
+        state=row.state,
+        status=row.status,
+        completion_id=row.completion_id,
+        provider=row.provider,
+        model=row.model,
+        finished_at=row.finished_at,
         attempts=[(str(a[0]), str(a[1]), float(a[2])) for a in _parse(row.attempts_json) or []],
         request=None if hidden else _object(row.request_json),
         response=None if hidden else _object(row.response_json),
         content_sent=None if hidden else row.content_sent,
-        usage=_object(row.usage_json), metadata=_object(row.metadata_json) or {})
+        usage=_object(row.usage_json),
+        metadata=_object(row.metadata_json) or {},
+    )
 
 
 def _after(received_at: float, rid: str, descending: bool) -> sa.ColumnElement[bool]:
     """Rows strictly past ``(received_at, rid)`` in the page order."""
     if descending:
-        return sa.or_(_t.c.received_at < received_at,
-                      sa.and_(_t.c.received_at == received_at, _t.c.rid < rid))
-    return sa.or_(_t.c.received_at > received_at,
-                  sa.and_(_t.c.received_at == received_at, _t.c.rid > rid))
+        return sa.or_(
+            _t.c.received_at < received_at, sa.and_(_t.c.received_at == received_at, _t.c.rid < rid)
+        )
+    return sa.or_(
+        _t.c.received_at > received_at, sa.and_(_t.c.received_at == received_at, _t.c.rid > rid)
+    )
 
 
 def _order(descending: bool) -> list[sa.UnaryExpression[Any]]:
@@ -92,10 +113,15 @@ class StoreQueries:
             row = await _find_completion(conn, completion_id)
         return None if row is None else _completion(row)
 
-    async def list_completions(self, *, model: str | None = None,
-                               metadata: dict[str, str] | None = None, after: str | None = None,
-                               limit: int = 20, order: Literal["asc", "desc"] = "asc",
-                               ) -> tuple[list[StoredCompletion], bool]:
+    async def list_completions(
+        self,
+        *,
+        model: str | None = None,
+        metadata: dict[str, str] | None = None,
+        after: str | None = None,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "asc",
+    ) -> tuple[list[StoredCompletion], bool]:
         """A page of stored completions and whether more follow.
 
         ``model`` matches the model asked for *or* the model that answered: after a
@@ -112,9 +138,14 @@ class StoreQueries:
         found: list[Row[Any]] = []
         async with self.engine.connect() as conn:
             if after is not None:
-                anchor = (await conn.execute(
-                    sa.select(_t.c.received_at, _t.c.rid).where(_t.c.completion_id == after)
-                    .order_by(_t.c.received_at.desc()).limit(1))).first()
+                anchor = (
+                    await conn.execute(
+                        sa.select(_t.c.received_at, _t.c.rid)
+                        .where(_t.c.completion_id == after)
+                        .order_by(_t.c.received_at.desc())
+                        .limit(1)
+                    )
+                ).first()
                 if anchor is None:
                     return [], False
                 where.append(_after(anchor.received_at, anchor.rid, descending))
@@ -128,26 +159,38 @@ class StoreQueries:
                 page = page.where(_after(rows[-1].received_at, rows[-1].rid, descending))
         return [_completion(r) for r in found[:limit]], len(found) > limit
 
-    async def update_metadata(self, completion_id: str,
-                              metadata: dict[str, str]) -> StoredCompletion | None:
+    async def update_metadata(
+        self, completion_id: str, metadata: dict[str, str]
+    ) -> StoredCompletion | None:
         async with self.engine.begin() as conn:
             row = await _find_completion(conn, completion_id)
             if row is None:
                 return None
-            await conn.execute(sa.update(_t).where(_t.c.rid == row.rid)
-                               .values(metadata_json=dump(metadata)))
+            await conn.execute(
+                sa.update(_t).where(_t.c.rid == row.rid).values(metadata_json=dump(metadata))
+            )
             row = await _find_completion(conn, completion_id)
         return None if row is None else _completion(row)
 
     async def delete_completion(self, completion_id: str) -> bool:
         async with self.engine.begin() as conn:
-            result = await conn.execute(sa.update(_t).where(
-                *_stored(), _t.c.completion_id == completion_id).values(deleted=True))
+            result = await conn.execute(
+                sa.update(_t)
+                .where(*_stored(), _t.c.completion_id == completion_id)
+                .values(deleted=True)
+            )
         return bool(result.rowcount)
 
-    async def list_requests(self, *, since: float | None = None, until: float | None = None,
-                            state: str | None = None, route: str | None = None,
-                            before: str | None = None, limit: int = 50) -> list[RequestRow]:
+    async def list_requests(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        state: str | None = None,
+        route: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RequestRow]:
         """Newest first; ``before`` is the request id of the last row already seen."""
         where: list[sa.ColumnElement[bool]] = []
         if since is not None:
@@ -160,13 +203,17 @@ class StoreQueries:
             where.append(_t.c.route == route)
         async with self.engine.connect() as conn:
             if before is not None:
-                anchor = (await conn.execute(
-                    sa.select(_t.c.received_at).where(_t.c.rid == before))).first()
+                anchor = (
+                    await conn.execute(sa.select(_t.c.received_at).where(_t.c.rid == before))
+                ).first()
                 if anchor is None:
                     return []
                 where.append(_after(anchor.received_at, before, descending=True))
-            rows = (await conn.execute(sa.select(_t).where(*where)
-                                       .order_by(*_order(True)).limit(max(1, limit)))).all()
+            rows = (
+                await conn.execute(
+                    sa.select(_t).where(*where).order_by(*_order(True)).limit(max(1, limit))
+                )
+            ).all()
         return [_request(r) for r in rows]
 
     async def pending_deferred(self, now: float, limit: int = 10) -> list[DeferredRow]:
@@ -176,17 +223,31 @@ class StoreQueries:
         A redacted request comes with ``request={}``: the runner fails it, as it cannot
         be replayed.
         """
-        query = sa.select(_t).where(
-            _t.c.state == ev.DEFERRED_STATE,
-            sa.or_(_t.c.next_try_at.is_(None), _t.c.next_try_at <= now,
-                   _t.c.defer_until <= now),
-        ).order_by(*_order(False)).limit(max(1, limit))
+        query = (
+            sa.select(_t)
+            .where(
+                _t.c.state == ev.DEFERRED_STATE,
+                sa.or_(
+                    _t.c.next_try_at.is_(None), _t.c.next_try_at <= now, _t.c.defer_until <= now
+                ),
+            )
+            .order_by(*_order(False))
+            .limit(max(1, limit))
+        )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [DeferredRow(rid=r.rid, received_at=r.received_at, until=r.defer_until or 0.0,
-                            callback=r.callback, route=r.route,
-                            request=_object(r.request_json) or {}, tries=r.deferred_tries)
-                for r in rows]
+        return [
+            DeferredRow(
+                rid=r.rid,
+                received_at=r.received_at,
+                until=r.defer_until or 0.0,
+                callback=r.callback,
+                route=r.route,
+                request=_object(r.request_json) or {},
+                tries=r.deferred_tries,
+            )
+            for r in rows
+        ]
 
     async def claim_deferred(self, rid: str, now: float, lease: float) -> bool:
         """Take a due deferred request for one try, so no other replica tries it meanwhile.
@@ -196,16 +257,24 @@ class StoreQueries:
         event replaces it.
         """
         async with self.engine.begin() as conn:
-            result = await conn.execute(sa.update(_t).where(
-                _t.c.rid == rid, _t.c.state == ev.DEFERRED_STATE,
-                sa.or_(_t.c.next_try_at.is_(None), _t.c.next_try_at <= now),
-            ).values(next_try_at=now + lease))
+            result = await conn.execute(
+                sa.update(_t)
+                .where(
+                    _t.c.rid == rid,
+                    _t.c.state == ev.DEFERRED_STATE,
+                    sa.or_(_t.c.next_try_at.is_(None), _t.c.next_try_at <= now),
+                )
+                .values(next_try_at=now + lease)
+            )
         return int(result.rowcount) == 1
 
     async def note_deferred_try(self, rid: str, next_at: float) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(_t).where(_t.c.rid == rid).values(
-                deferred_tries=_t.c.deferred_tries + 1, next_try_at=next_at))
+            await conn.execute(
+                sa.update(_t)
+                .where(_t.c.rid == rid)
+                .values(deferred_tries=_t.c.deferred_tries + 1, next_try_at=next_at)
+            )
 
 
 async def _find_completion(conn: AsyncConnection, completion_id: str) -> Row[Any] | None:

@@ -61,13 +61,13 @@ async def recover(store: SQLStore, wal_id: str, *, before: float | None = None) 
     """
     count = await store.interrupt_accepted(wal_id, before=before)
     if count:
-        log.warning("journal: %d requests were cut off by the last shutdown; "
-                    "marked interrupted", count)
+        log.warning(
+            "journal: %d requests were cut off by the last shutdown; marked interrupted", count
+        )
     return count
 
 
-async def recover_after_replay(writer: JournalWriter, store: SQLStore, *,
-                               before: float) -> int:
+async def recover_after_replay(writer: JournalWriter, store: SQLStore, *, before: float) -> int:
     """Wait for the writer to absorb the previous run's log, then ``recover``.
 
     Waits through a database outage (the writer keeps retrying), so run it as a task.

@@ -28,9 +28,15 @@ class Prunable(Protocol):
 class RetentionJob:
     """Delete journaled requests received more than ``retain`` seconds ago."""
 
-    def __init__(self, store: Prunable, retain: float, *,
-                 clock: Callable[[], float] = time.time, interval: float = 3600.0,
-                 ready: Callable[[], Awaitable[object]] | None = None) -> None:
+    def __init__(
+        self,
+        store: Prunable,
+        retain: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        interval: float = 3600.0,
+        ready: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         if interval <= 0:
             raise ValueError("the retention interval must be positive")
         self.store = store
@@ -42,8 +48,10 @@ class RetentionJob:
         self.last_error: str | None = None
 
     def __repr__(self) -> str:
-        return (f"RetentionJob(retain={self.retain:g}s, interval={self.interval:g}s, "
-                f"pruned={self.pruned}, last_error={self.last_error!r})")
+        return (
+            f"RetentionJob(retain={self.retain:g}s, interval={self.interval:g}s, "
+            f"pruned={self.pruned}, last_error={self.last_error!r})"
+        )
 
     async def run_once(self) -> int:
         """Prune now; returns how many requests were deleted."""
@@ -52,8 +60,7 @@ class RetentionJob:
         deleted = await self.store.prune(self.clock() - self.retain)
         self.pruned += deleted
         if deleted:
-            log.info("journal retention: pruned %d requests older than %gs",
-                     deleted, self.retain)
+            log.info("journal retention: pruned %d requests older than %gs", deleted, self.retain)
         return deleted
 
     async def run(self) -> None:
@@ -68,8 +75,11 @@ class RetentionJob:
                 raise
             except Exception as exc:  # the database is away: next round
                 self.last_error = _describe(exc)
-                log.warning("journal retention: prune failed (%s); retrying in %gs",
-                            self.last_error, self.interval)
+                log.warning(
+                    "journal retention: prune failed (%s); retrying in %gs",
+                    self.last_error,
+                    self.interval,
+                )
             await asyncio.sleep(self.interval)
 
 

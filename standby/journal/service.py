@@ -33,7 +33,7 @@ def journal_url(config: JournalConfig, data_dir: Path) -> str:
         return f"sqlite:///{(data_dir / 'standby.db').resolve()}"
     prefix = "sqlite:///"
     if config.url.startswith(prefix) and not config.url.startswith(prefix + "/"):
-        return prefix + str((data_dir / config.url[len(prefix):]).resolve())
+        return prefix + str((data_dir / config.url[len(prefix) :]).resolve())
     return config.url
 
 
@@ -45,17 +45,18 @@ def wal_directory(config: JournalConfig, data_dir: Path) -> Path:
 
 
 class JournalService:
-    def __init__(self, config: JournalConfig, data_dir: Path, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: JournalConfig, data_dir: Path, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config
         self.url = journal_url(config, data_dir)
         self.wal = WriteAheadLog(wal_directory(config, data_dir), fsync=config.fsync)
         self.wal_id = load_wal_id(self.wal.directory)
         self.store = SQLStore.from_url(self.url)
-        self.writer = JournalWriter(self.wal, self.store, wal_id=self.wal_id,
-                                    batch=config.batch, clock=clock)
-        self.journal = Journal(self.wal, redact=config.redact, wake=self.writer.wake,
-                               clock=clock)
+        self.writer = JournalWriter(
+            self.wal, self.store, wal_id=self.wal_id, batch=config.batch, clock=clock
+        )
+        self.journal = Journal(self.wal, redact=config.redact, wake=self.writer.wake, clock=clock)
         self.recovered: int | None = None  # requests marked interrupted at start-up
         self._started_at = clock()
         self._task: asyncio.Task[None] | None = None
@@ -74,14 +75,18 @@ class JournalService:
                 break
             except Exception as exc:  # unreachable: keep serving, the log spools
                 if delay == 0.2:
-                    log.warning("journal database unreachable (%s); spooling to %s until it "
-                                "returns", self.store.explain(exc), self.wal.directory)
+                    log.warning(
+                        "journal database unreachable (%s); spooling to %s until it returns",
+                        self.store.explain(exc),
+                        self.wal.directory,
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         await self.writer.start()
         self._ready.set()
-        self.recovered = await recover_after_replay(self.writer, self.store,
-                                                    before=self._started_at)
+        self.recovered = await recover_after_replay(
+            self.writer, self.store, before=self._started_at
+        )
 
     async def ready(self) -> None:
         """Wait until migrations ran and the writer follows the log."""

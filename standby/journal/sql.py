@@ -28,8 +28,11 @@ from standby.journal.queries import StoreQueries
 from standby.journal.schema import journal_cursor, requests
 from standby.journal.wal import Position
 
-_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
-            "postgres": "postgresql+asyncpg"}
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
 _PRUNE_CHUNK = 5000  # rows per DELETE: keeps SQLite's single write lock short
 
 
@@ -45,8 +48,10 @@ def open_engine(url: str, *, busy_timeout: float = 5.0) -> AsyncEngine:
     if parsed.drivername in _DRIVERS:
         parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
     elif backend not in ("sqlite", "postgresql"):
-        raise ValueError(f"journal url: unsupported database {backend!r} "
-                         "(use sqlite:///path or postgresql://user@host/db)")
+        raise ValueError(
+            f"journal url: unsupported database {backend!r} "
+            "(use sqlite:///path or postgresql://user@host/db)"
+        )
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -56,8 +61,9 @@ def open_engine(url: str, *, busy_timeout: float = 5.0) -> AsyncEngine:
     # pre-ping: after a PostgreSQL restart the pooled connections are dead; find out
     # before a query does.  Bounded connect and command times keep an unreachable
     # server from hanging the writer (it backs off and retries instead).
-    return create_async_engine(parsed, pool_pre_ping=True,
-                               connect_args={"timeout": 5, "command_timeout": 60})
+    return create_async_engine(
+        parsed, pool_pre_ping=True, connect_args={"timeout": 5, "command_timeout": 60}
+    )
 
 
 def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
@@ -67,6 +73,7 @@ def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
+
     return on_connect
 
 
@@ -100,32 +107,45 @@ class SQLStore(StoreQueries):
     def refused(self, exc: BaseException) -> bool:
         """Whether the driver or the database rejected the data (rather than being out
         of reach): the writer then drops the offending event instead of retrying."""
-        if isinstance(exc, DataError | IntegrityError | ValueError | ArithmeticError |
-                      TypeError):
+        if isinstance(exc, DataError | IntegrityError | ValueError | ArithmeticError | TypeError):
             return True  # the plain ones: the SQLite driver refusing a value as it binds it
         if isinstance(exc, DBAPIError):
             # asyncpg checks arguments client-side and SQLAlchemy reports that as a bare
             # DBAPIError; the driver's own exception is chained behind it
             cause = getattr(exc.orig, "__cause__", None)
             return isinstance(cause, ValueError | ArithmeticError) or (
-                type(cause).__name__ == "DataError")
+                type(cause).__name__ == "DataError"
+            )
         return isinstance(exc, StatementError)
 
     async def cursor(self, wal_id: str) -> Position | None:
         """How far the log ``wal_id`` has been applied (None: never)."""
         query = sa.select(journal_cursor.c.segment, journal_cursor.c.offset).where(
-            journal_cursor.c.wal_id == wal_id)
+            journal_cursor.c.wal_id == wal_id
+        )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else Position(int(row.segment), int(row.offset))
 
-    async def apply(self, events: Sequence[dict[str, Any]], *, wal_id: str,
-                    start: Position | None = None, end: Position | None = None) -> bool:
+    async def apply(
+        self,
+        events: Sequence[dict[str, Any]],
+        *,
+        wal_id: str,
+        start: Position | None = None,
+        end: Position | None = None,
+    ) -> bool:
         """Apply decoded log events in one transaction (see ``write``)."""
         return await self.write(fold(events, wal_id), wal_id=wal_id, start=start, end=end)
 
-    async def write(self, batch: Batch, *, wal_id: str, start: Position | None = None,
-                    end: Position | None = None) -> bool:
+    async def write(
+        self,
+        batch: Batch,
+        *,
+        wal_id: str,
+        start: Position | None = None,
+        end: Position | None = None,
+    ) -> bool:
         """Write a folded batch in one transaction; returns False if nothing was done.
 
         With ``end``, the cursor of ``wal_id`` moves from ``start`` to ``end`` in the same
@@ -159,8 +179,11 @@ class SQLStore(StoreQueries):
         Deferred requests still waiting are kept: their deadline is their own."""
         t, total = requests, 0
         while True:
-            chunk = sa.select(t.c.rid).where(t.c.received_at < older_than,
-                                             t.c.state != ev.DEFERRED_STATE).limit(_PRUNE_CHUNK)
+            chunk = (
+                sa.select(t.c.rid)
+                .where(t.c.received_at < older_than, t.c.state != ev.DEFERRED_STATE)
+                .limit(_PRUNE_CHUNK)
+            )
             async with self.engine.begin() as conn:
                 result = await conn.execute(sa.delete(t).where(t.c.rid.in_(chunk)))
             total += int(result.rowcount)
@@ -175,46 +198,94 @@ class _Statements:
     def __init__(self, dialect: str) -> None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         t, c = requests, journal_cursor.c
-        move = sa.update(journal_cursor).where(c.wal_id == sa.bindparam("b_wal")).values(
-            segment=sa.bindparam("b_segment"), offset=sa.bindparam("b_offset"),
-            updated_at=sa.bindparam("b_now"))
+        move = (
+            sa.update(journal_cursor)
+            .where(c.wal_id == sa.bindparam("b_wal"))
+            .values(
+                segment=sa.bindparam("b_segment"),
+                offset=sa.bindparam("b_offset"),
+                updated_at=sa.bindparam("b_now"),
+            )
+        )
         self.move_cursor = move
-        self.move_cursor_from = move.where(c.segment == sa.bindparam("b_from_segment"),
-                                           c.offset == sa.bindparam("b_from_offset"))
+        self.move_cursor_from = move.where(
+            c.segment == sa.bindparam("b_from_segment"), c.offset == sa.bindparam("b_from_offset")
+        )
         self.first_cursor = insert(journal_cursor).on_conflict_do_nothing()
         self.insert = insert(t).on_conflict_do_nothing(index_elements=["rid"])
-        self.append = sa.update(t).where(t.c.rid == sa.bindparam("b_rid")).values(
-            content_sent=sa.func.coalesce(t.c.content_sent, "") + sa.bindparam("b_text"))
+        self.append = (
+            sa.update(t)
+            .where(t.c.rid == sa.bindparam("b_rid"))
+            .values(content_sent=sa.func.coalesce(t.c.content_sent, "") + sa.bindparam("b_text"))
+        )
         upsert = insert(t)
         # a final event whose accepted row is gone (pruned, or never applied) still
         # leaves a row: the minimal one this insert carries
-        self.finish = upsert.on_conflict_do_update(index_elements=["rid"], set_={
-            name: upsert.excluded[name] for name in (
-                "state", "status", "completion_id", "provider", "model", "finished_at",
-                "response_json", "usage_json", "attempts_json")})
-        self.defer = sa.update(t).where(t.c.rid == sa.bindparam("b_rid")).values(
-            state=ev.DEFERRED_STATE, defer_until=sa.bindparam("b_until"),
-            callback=sa.bindparam("b_callback"))
-        self.metadata = sa.update(t).where(t.c.completion_id == sa.bindparam("b_cid")).values(
-            metadata_json=sa.bindparam("b_metadata"))
-        self.delete = sa.update(t).where(t.c.completion_id.in_(
-            sa.bindparam("b_cids", expanding=True))).values(deleted=True)
+        self.finish = upsert.on_conflict_do_update(
+            index_elements=["rid"],
+            set_={
+                name: upsert.excluded[name]
+                for name in (
+                    "state",
+                    "status",
+                    "completion_id",
+                    "provider",
+                    "model",
+                    "finished_at",
+                    "response_json",
+                    "usage_json",
+                    "attempts_json",
+                )
+            },
+        )
+        self.defer = (
+            sa.update(t)
+            .where(t.c.rid == sa.bindparam("b_rid"))
+            .values(
+                state=ev.DEFERRED_STATE,
+                defer_until=sa.bindparam("b_until"),
+                callback=sa.bindparam("b_callback"),
+            )
+        )
+        self.metadata = (
+            sa.update(t)
+            .where(t.c.completion_id == sa.bindparam("b_cid"))
+            .values(metadata_json=sa.bindparam("b_metadata"))
+        )
+        self.delete = (
+            sa.update(t)
+            .where(t.c.completion_id.in_(sa.bindparam("b_cids", expanding=True)))
+            .values(deleted=True)
+        )
 
-    async def advance(self, conn: AsyncConnection, wal_id: str, start: Position | None,
-                      end: Position) -> bool:
-        to = {"b_wal": wal_id, "b_segment": end.segment, "b_offset": end.offset,
-              "b_now": time.time()}
+    async def advance(
+        self, conn: AsyncConnection, wal_id: str, start: Position | None, end: Position
+    ) -> bool:
+        to = {
+            "b_wal": wal_id,
+            "b_segment": end.segment,
+            "b_offset": end.offset,
+            "b_now": time.time(),
+        }
         if start is None:
             moved = await conn.execute(self.move_cursor, to)
         else:
-            moved = await conn.execute(self.move_cursor_from, {
-                **to, "b_from_segment": start.segment, "b_from_offset": start.offset})
+            moved = await conn.execute(
+                self.move_cursor_from,
+                {**to, "b_from_segment": start.segment, "b_from_offset": start.offset},
+            )
         if moved.rowcount == 1:
             return True
         # no cursor row yet (a new log), or someone else's: the insert tells which
-        first = await conn.execute(self.first_cursor, {
-            "wal_id": wal_id, "segment": end.segment, "offset": end.offset,
-            "updated_at": to["b_now"]})
+        first = await conn.execute(
+            self.first_cursor,
+            {
+                "wal_id": wal_id,
+                "segment": end.segment,
+                "offset": end.offset,
+                "updated_at": to["b_now"],
+            },
+        )
         return bool(first.rowcount == 1)
 
     async def write(self, conn: AsyncConnection, batch: Batch) -> None:
@@ -223,14 +294,18 @@ class _Statements:
         if batch.inserts:
             await conn.execute(self.insert, list(batch.inserts.values()))
         if batch.deltas:
-            await conn.execute(self.append, [{"b_rid": rid, "b_text": "".join(parts)}
-                                             for rid, parts in batch.deltas.items()])
+            await conn.execute(
+                self.append,
+                [{"b_rid": rid, "b_text": "".join(parts)} for rid, parts in batch.deltas.items()],
+            )
         if batch.finals:
             await conn.execute(self.finish, list(batch.finals.values()))
         if batch.deferrals:
             await conn.execute(self.defer, list(batch.deferrals.values()))
         if batch.metadata:
-            await conn.execute(self.metadata, [{"b_cid": cid, "b_metadata": text}
-                                               for cid, text in batch.metadata.items()])
+            await conn.execute(
+                self.metadata,
+                [{"b_cid": cid, "b_metadata": text} for cid, text in batch.metadata.items()],
+            )
         if batch.deletes:
             await conn.execute(self.delete, {"b_cids": sorted(batch.deletes)})

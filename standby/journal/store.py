@@ -63,21 +63,34 @@ class DeferredRow:
 class JournalStore(Protocol):
     async def get_completion(self, completion_id: str) -> StoredCompletion | None: ...
 
-    async def list_completions(self, *, model: str | None = None,
-                               metadata: dict[str, str] | None = None, after: str | None = None,
-                               limit: int = 20, order: Literal["asc", "desc"] = "asc",
-                               ) -> tuple[list[StoredCompletion], bool]:
+    async def list_completions(
+        self,
+        *,
+        model: str | None = None,
+        metadata: dict[str, str] | None = None,
+        after: str | None = None,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "asc",
+    ) -> tuple[list[StoredCompletion], bool]:
         """A page of stored completions and whether more follow (cursor: ``after``)."""
         ...
 
-    async def update_metadata(self, completion_id: str,
-                              metadata: dict[str, str]) -> StoredCompletion | None: ...
+    async def update_metadata(
+        self, completion_id: str, metadata: dict[str, str]
+    ) -> StoredCompletion | None: ...
 
     async def delete_completion(self, completion_id: str) -> bool: ...
 
-    async def list_requests(self, *, since: float | None = None, until: float | None = None,
-                            state: str | None = None, route: str | None = None,
-                            before: str | None = None, limit: int = 50) -> list[RequestRow]:
+    async def list_requests(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        state: str | None = None,
+        route: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RequestRow]:
         """Newest first; ``before`` is a request id cursor."""
         ...
 

@@ -24,8 +24,13 @@ __all__ = ["Tail", "attempts_summary", "table"]
 
 SLACK = 10.0  # seconds behind the newest row seen that a poll looks again
 OPEN_FOR = 600.0  # follow an unfinished request's state this long at most
-_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow", "accepted": "cyan",
-          "deferred": "magenta"}
+_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "accepted": "cyan",
+    "deferred": "magenta",
+}
 _UNFINISHED = ("accepted", "deferred")
 
 
@@ -34,8 +39,14 @@ class Tail:
 
     STATES = ("accepted", "completed", "failed", "interrupted", "deferred")
 
-    def __init__(self, store: JournalStore, *, state: str | None = None,
-                 route: str | None = None, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        store: JournalStore,
+        *,
+        state: str | None = None,
+        route: str | None = None,
+        console: Console | None = None,
+    ) -> None:
         self.store = store
         self.state = state
         self.route = route
@@ -44,8 +55,10 @@ class Tail:
         self.horizon: float | None = None  # the newest arrival at the last poll (None: none)
 
     def __repr__(self) -> str:
-        return (f"Tail(state={self.state!r}, route={self.route!r}, horizon={self.horizon}, "
-                f"tracking={len(self.seen)})")
+        return (
+            f"Tail(state={self.state!r}, route={self.route!r}, horizon={self.horizon}, "
+            f"tracking={len(self.seen)})"
+        )
 
     async def latest(self, limit: int) -> list[RequestRow]:
         """The ``limit`` newest requests, oldest first; later polls start from them."""
@@ -76,8 +89,7 @@ class Tail:
             if since is not None and state in _UNFINISHED and received > newest - OPEN_FOR:
                 since = min(since, received)
         fresh = []
-        async for row in iter_requests(self.store, since=since, state=self.state,
-                                       route=self.route):
+        async for row in iter_requests(self.store, since=since, state=self.state, route=self.route):
             known = self.seen.get(row.rid)
             if known is None or known[0] != row.state:
                 fresh.append(row)
@@ -96,15 +108,16 @@ class Tail:
 
 def attempts_summary(row: RequestRow) -> str:
     """``primary:unavailable, backup:ok`` (provider and outcome of each attempt)."""
-    return ", ".join(f"{target.split('/', 1)[0]}:{outcome}"
-                     for target, outcome, _ in row.attempts) or "-"
+    return (
+        ", ".join(f"{target.split('/', 1)[0]}:{outcome}" for target, outcome, _ in row.attempts)
+        or "-"
+    )
 
 
 def table(rows: list[RequestRow], *, header: bool = True) -> Table:
     """One line per request across the console's width; the same column widths every
     time, so tables printed one after the other (``--follow``) line up under the first."""
-    grid = Table(show_header=header, box=None, pad_edge=False, header_style="bold",
-                 expand=True)
+    grid = Table(show_header=header, box=None, pad_edge=False, header_style="bold", expand=True)
     grid.add_column("time", width=11, no_wrap=True)
     grid.add_column("request", width=28, no_wrap=True)
     grid.add_column("route → answered by", ratio=3, overflow="fold")
@@ -115,14 +128,18 @@ def table(rows: list[RequestRow], *, header: bool = True) -> Table:
     for row in rows:
         received = datetime.fromtimestamp(row.received_at)
         when = received.strftime("%H:%M:%S" if received.date() == today else "%m-%d %H:%M")
-        asked = row.route if row.model_asked == row.route else \
-            f"{row.route} ({row.model_asked})"
+        asked = row.route if row.model_asked == row.route else f"{row.route} ({row.model_asked})"
         answered = f"{row.provider}/{row.model}" if row.provider else "-"
         state = row.state if row.status in (None, 200) else f"{row.state} {row.status}"
         latency = "…" if row.finished_at is None else _seconds(row.finished_at - row.received_at)
-        grid.add_row(when, row.rid, f"{asked} → {answered}",
-                     Text(state, style=_STYLE.get(row.state, "")), attempts_summary(row),
-                     latency)
+        grid.add_row(
+            when,
+            row.rid,
+            f"{asked} → {answered}",
+            Text(state, style=_STYLE.get(row.state, "")),
+            attempts_summary(row),
+            latency,
+        )
     return grid
 
 

@@ -30,8 +30,9 @@ class Position:
 
 
 class WriteAheadLog:
-    def __init__(self, directory: str | Path, *, segment_bytes: int = 64 * 1024 * 1024,
-                 fsync: bool = False) -> None:
+    def __init__(
+        self, directory: str | Path, *, segment_bytes: int = 64 * 1024 * 1024, fsync: bool = False
+    ) -> None:
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
         self.fsync = fsync
@@ -62,7 +63,7 @@ class WriteAheadLog:
     def segments(self) -> list[int]:
         found = []
         for path in self.directory.glob(f"{_PREFIX}*{_SUFFIX}"):
-            number = path.name[len(_PREFIX):-len(_SUFFIX)]
+            number = path.name[len(_PREFIX) : -len(_SUFFIX)]
             if number.isdigit():
                 found.append(int(number))
         return sorted(found)
@@ -89,8 +90,9 @@ class WriteAheadLog:
         self._fd = self._open(self._segment)
         self._size = 0
 
-    def read(self, start: Position, max_bytes: int = 4 * 1024 * 1024) -> tuple[list[bytes],
-                                                                              Position]:
+    def read(
+        self, start: Position, max_bytes: int = 4 * 1024 * 1024
+    ) -> tuple[list[bytes], Position]:
         """Complete lines from ``start`` (at most about ``max_bytes``) and where they end.
 
         Moves on to the next segment when one is exhausted; a partial last line is left

@@ -37,8 +37,14 @@ class EventSink(Protocol):
 
     async def cursor(self, wal_id: str) -> Position | None: ...
 
-    async def write(self, batch: Batch, *, wal_id: str, start: Position | None = None,
-                    end: Position | None = None) -> bool: ...
+    async def write(
+        self,
+        batch: Batch,
+        *,
+        wal_id: str,
+        start: Position | None = None,
+        end: Position | None = None,
+    ) -> bool: ...
 
     def explain(self, exc: BaseException) -> str: ...
 
@@ -71,10 +77,18 @@ class JournalWriter:
     while the database is away.  ``clock`` (wall time) only stamps outages in ``status()``.
     """
 
-    def __init__(self, wal: WriteAheadLog, store: EventSink, *, wal_id: str,
-                 batch: int = 1000, idle_interval: float = 0.05, linger: float = 0.01,
-                 clock: Callable[[], float] = time.time,
-                 backoff: tuple[float, float] = (0.1, 5.0)) -> None:
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        store: EventSink,
+        *,
+        wal_id: str,
+        batch: int = 1000,
+        idle_interval: float = 0.05,
+        linger: float = 0.01,
+        clock: Callable[[], float] = time.time,
+        backoff: tuple[float, float] = (0.1, 5.0),
+    ) -> None:
         self.wal, self.store, self.wal_id = wal, store, wal_id
         self.batch, self.idle_interval, self.clock = max(1, batch), idle_interval, clock
         self.backoff, self.linger = backoff, linger
@@ -152,12 +166,18 @@ class JournalWriter:
         return self.wal.bytes_after(self._committed or Position(0, 0))
 
     def status(self) -> dict[str, Any]:
-        return {"db_up": self.db_up, "lag_bytes": self.lag(),
-                "committed": str(self._committed) if self._committed else None,
-                "last_error": self.last_error or None, "batches": self.batches,
-                "events": self.events, "skipped_lines": self.skipped,
-                "dropped_events": self.dropped, "outages": self.outages,
-                "down_since": None if self.db_up else self._down_since}
+        return {
+            "db_up": self.db_up,
+            "lag_bytes": self.lag(),
+            "committed": str(self._committed) if self._committed else None,
+            "last_error": self.last_error or None,
+            "batches": self.batches,
+            "events": self.events,
+            "skipped_lines": self.skipped,
+            "dropped_events": self.dropped,
+            "outages": self.outages,
+            "down_since": None if self.db_up else self._down_since,
+        }
 
     async def _wait_until(self, target: Position, limit: float | None) -> None:
         if self._seen >= target:
@@ -176,7 +196,8 @@ class JournalWriter:
         except TimeoutError:
             why = f": {self.last_error}" if not self.db_up else ""
             raise JournalUnavailable(
-                f"the journal database is {self.lag()} bytes behind{why}") from None
+                f"the journal database is {self.lag()} bytes behind{why}"
+            ) from None
         finally:
             self._waiters -= 1
             if not self._waiters:
@@ -203,8 +224,10 @@ class JournalWriter:
                 continue
             delay = self.backoff[0]
             if not self.db_up:
-                log.warning("journal: database back after %.1fs; replaying the spool",
-                            self.clock() - self._down_since)
+                log.warning(
+                    "journal: database back after %.1fs; replaying the spool",
+                    self.clock() - self._down_since,
+                )
                 self.db_up, self.last_error = True, ""
             if 0 < applied < self.batch:
                 with contextlib.suppress(TimeoutError):  # group the next commit
@@ -220,8 +243,11 @@ class JournalWriter:
         if self.db_up:  # once per outage, not once per retry
             self.db_up, self._down_since = False, self.clock()
             self.outages += 1
-            log.warning("journal: database unreachable (%s); spooling to %s",
-                        self.last_error, self.wal.directory)
+            log.warning(
+                "journal: database unreachable (%s); spooling to %s",
+                self.last_error,
+                self.wal.directory,
+            )
 
     async def _load_cursor(self) -> None:
         committed = await self.store.cursor(self.wal_id) or Position(0, 0)
@@ -243,7 +269,7 @@ class JournalWriter:
                 raise
             done = await self._write_singly(chunk)
         if done:
-            del self._pending[:len(chunk)]
+            del self._pending[: len(chunk)]
         return len(chunk)
 
     async def _prepare(self, chunk: list[_Line]) -> Batch:
@@ -285,8 +311,12 @@ class JournalWriter:
                 if not self.store.refused(exc):
                     raise
                 self.dropped += 1
-                log.error("journal: the database refused %s at %s, dropped: %s",
-                          describe(line), end, self.store.explain(exc))
+                log.error(
+                    "journal: the database refused %s at %s, dropped: %s",
+                    describe(line),
+                    end,
+                    self.store.explain(exc),
+                )
                 if not await self._write(Batch(), end):
                     return False
         return True

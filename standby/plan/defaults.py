@@ -33,22 +33,51 @@ class _Known:
 # Order matters: the first one present is the primary, the rest are backups in this order.
 KNOWN_PROVIDERS: tuple[_Known, ...] = (
     _Known("openai", "OPENAI_API_KEY", "openai", "https://api.openai.com/v1", "gpt-4o-mini"),
-    _Known("anthropic", "ANTHROPIC_API_KEY", "anthropic",
-           "https://api.anthropic.com/v1", "claude-haiku-4-5"),
-    _Known("gemini", "GEMINI_API_KEY", "gemini",
-           "https://generativelanguage.googleapis.com/v1beta", "gemini-2.5-flash"),
-    _Known("groq", "GROQ_API_KEY", "openai-compatible",
-           "https://api.groq.com/openai/v1", "llama-3.3-70b-versatile"),
-    _Known("mistral", "MISTRAL_API_KEY", "openai-compatible",
-           "https://api.mistral.ai/v1", "mistral-small-latest"),
-    _Known("openrouter", "OPENROUTER_API_KEY", "openai-compatible",
-           "https://openrouter.ai/api/v1", "openai/gpt-4o-mini"),
+    _Known(
+        "anthropic",
+        "ANTHROPIC_API_KEY",
+        "anthropic",
+        "https://api.anthropic.com/v1",
+        "claude-haiku-4-5",
+    ),
+    _Known(
+        "gemini",
+        "GEMINI_API_KEY",
+        "gemini",
+        "https://generativelanguage.googleapis.com/v1beta",
+        "gemini-2.5-flash",
+    ),
+    _Known(
+        "groq",
+        "GROQ_API_KEY",
+        "openai-compatible",
+        "https://api.groq.com/openai/v1",
+        "llama-3.3-70b-versatile",
+    ),
+    _Known(
+        "mistral",
+        "MISTRAL_API_KEY",
+        "openai-compatible",
+        "https://api.mistral.ai/v1",
+        "mistral-small-latest",
+    ),
+    _Known(
+        "openrouter",
+        "OPENROUTER_API_KEY",
+        "openai-compatible",
+        "https://openrouter.ai/api/v1",
+        "openai/gpt-4o-mini",
+    ),
 )
 
 # The names existing OpenAI client code most often asks for; each gets an explicit route
 # so it keeps answering (from a backup) even when OpenAI itself is not configured.
 OPENAI_ROUTES: tuple[str, ...] = (
-    "gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-4.1-nano",
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1-mini",
+    "gpt-4.1",
+    "gpt-4.1-nano",
 )
 
 
@@ -62,8 +91,10 @@ def default_plan(env: Mapping[str, str]) -> tuple[Plan, list[str]]:
     present = [k for k in KNOWN_PROVIDERS if env.get(k.env_var, "").strip()]
     if not present:
         names = ", ".join(k.env_var for k in KNOWN_PROVIDERS[1:])
-        raise PlanError(f"no provider keys in the environment; set OPENAI_API_KEY (or {names}), "
-                        "or pass --plan, or run `standby demo`")
+        raise PlanError(
+            f"no provider keys in the environment; set OPENAI_API_KEY (or {names}), "
+            "or pass --plan, or run `standby demo`"
+        )
 
     providers = {
         k.name: Provider(kind=k.kind, base_url=k.base_url, api_key=env[k.env_var].strip())
@@ -82,8 +113,10 @@ def default_plan(env: Mapping[str, str]) -> tuple[Plan, list[str]]:
 
     plan = Plan(
         providers=providers,
-        routes={name: Route(targets=[TargetRef(target=t) for t in targets])
-                for name, targets in routes.items()},
+        routes={
+            name: Route(targets=[TargetRef(target=t) for t in targets])
+            for name, targets in routes.items()
+        },
     )
     return plan, _describe(present, routes)
 
@@ -94,7 +127,8 @@ def _describe(present: list[_Known], routes: dict[str, list[str]]) -> list[str]:
     lines = []
     for i, k in enumerate(present):
         role = "primary" if i == 0 else "backup"
-        lines.append(f"provider {k.name} ({role}): {k.base_url.rstrip('/')} "
-                     f"with the key from ${k.env_var}")
+        lines.append(
+            f"provider {k.name} ({role}): {k.base_url.rstrip('/')} with the key from ${k.env_var}"
+        )
     lines.extend(f"route {name} → {', '.join(targets)}" for name, targets in routes.items())
     return lines

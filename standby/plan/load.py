@@ -35,8 +35,12 @@ _DUPLICATE = re.compile(r'found duplicate key "(.*?)"')
 _PYDANTIC_PREFIX = re.compile(r"^(Value error, |Assertion failed, |Input (?=should))")
 _TYPE_ERRORS = ("_type", "_parsing", "literal_error", "enum")
 # pydantic's wording names Python types; a plan author thinks in YAML shapes.
-_SHAPES = {"model_type": "should be a mapping of keys", "dict_type": "should be a mapping of keys",
-           "model_attributes_type": "should be a mapping of keys", "list_type": "should be a list"}
+_SHAPES = {
+    "model_type": "should be a mapping of keys",
+    "dict_type": "should be a mapping of keys",
+    "model_attributes_type": "should be a mapping of keys",
+    "list_type": "should be a list",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +78,9 @@ def parse_plan(text: str, *, file: str, env: Mapping[str, str]) -> Plan:
     resolver = _Resolver(env)
     data = resolver.copy(tree)
     if resolver.problems:
-        raise _plan_error(file, [_Problem(_line_of(tree, p.loc), p.loc, p.message)
-                                 for p in resolver.problems])
+        raise _plan_error(
+            file, [_Problem(_line_of(tree, p.loc), p.loc, p.message) for p in resolver.problems]
+        )
     try:
         # cross-section checks are left to us, so that each problem gets its own line
         plan = Plan.model_validate(data, context={"cross_check": False})
@@ -104,16 +109,21 @@ def _read_yaml(text: str, file: str) -> CommentedMap:
         detail = exc.problem or "invalid YAML"
         if exc.context:
             detail = f"{detail} ({exc.context})"
-        raise PlanError(f"YAML syntax error: {detail}", file=file,
-                        line=mark.line + 1 if mark else None) from None
+        raise PlanError(
+            f"YAML syntax error: {detail}", file=file, line=mark.line + 1 if mark else None
+        ) from None
     except YAMLError as exc:
         raise PlanError(f"YAML syntax error: {exc}", file=file) from None
     if tree is None:
         raise PlanError("the plan is empty; it needs at least 'providers' and 'routes'", file=file)
     if not isinstance(tree, CommentedMap):
         line = tree.lc.line + 1 if isinstance(tree, CommentedSeq) else 1
-        raise PlanError("the top level of a plan must be a mapping of sections (providers, "
-                        f"routes, timeouts, …), not {_show(tree)}", file=file, line=line)
+        raise PlanError(
+            "the top level of a plan must be a mapping of sections (providers, "
+            f"routes, timeouts, …), not {_show(tree)}",
+            file=file,
+            line=line,
+        )
     return tree
 
 
@@ -147,8 +157,14 @@ class _Resolver:
         if whole == "$${":
             return "${"
         if name is None:
-            self.problems.append(_Problem(None, loc, "'${' starts no valid reference: write "
-                                          "${NAME} or ${NAME:-default}, or $${ for a literal '${'"))
+            self.problems.append(
+                _Problem(
+                    None,
+                    loc,
+                    "'${' starts no valid reference: write "
+                    "${NAME} or ${NAME:-default}, or $${ for a literal '${'",
+                )
+            )
             return whole
         self.from_env.add(loc)
         value = self.env.get(name)
@@ -156,8 +172,14 @@ class _Resolver:
         if default is not None and not value:
             return default
         if value is None:
-            self.problems.append(_Problem(None, loc, f"environment variable {name} is not set "
-                                          f"(set it, or write ${{{name}:-default}})"))
+            self.problems.append(
+                _Problem(
+                    None,
+                    loc,
+                    f"environment variable {name} is not set "
+                    f"(set it, or write ${{{name}:-default}})",
+                )
+            )
             return ""
         return value
 
@@ -252,8 +274,10 @@ def _plan_error(file: str, problems: list[_Problem]) -> PlanError:
     unique = sorted(set(problems), key=lambda p: (p.line or 0, p.key))
     first, rest = unique[0], unique[1:]
     # Later problems are formatted exactly as the first, so each line reads on its own.
-    lines = [first.message, *(str(PlanError(p.message, file=file, line=p.line, key=p.key))
-                               for p in rest)]
+    lines = [
+        first.message,
+        *(str(PlanError(p.message, file=file, line=p.line, key=p.key)) for p in rest),
+    ]
     return PlanError("\n".join(lines), file=file, line=first.line, key=first.key)
 
 

@@ -6,6 +6,7 @@ everything downstream receives them as plain, immutable configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
@@ -26,8 +27,31 @@ from standby.plan.values import Clamp, Duration, Loc, Size, Tokens, dotted
 _RESERVED = frozenset({"model", "messages", "stream", "n"})
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the gateway on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+MAX_TIMEOUT = 86400.0  # a deadline longer than a day is a typo, not a plan
+
+
+def _check_deadline(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if value <= 0:
+        raise ValueError("must be more than 0s: every attempt would time out at once")
+    if value > MAX_TIMEOUT:
+        raise ValueError(f"{value:g}s is more than a day; a deadline that long is never reached")
+    return value
 
 
 class Timeouts(Record):
@@ -42,12 +66,26 @@ class Timeouts(Record):
     idle: Duration = 20.0
     total: Duration = 120.0
 
+    _deadline = field_validator("connect", "first_token", "idle", "total")(_check_deadline)
+
+    @model_validator(mode="after")
+    def _within_total(self) -> Timeouts:
+        for name in ("connect", "first_token"):
+            if getattr(self, name) > self.total:
+                raise ValueError(
+                    f"{name} ({getattr(self, name):g}s) is longer than total "
+                    f"({self.total:g}s): the total budget would always cut it first"
+                )
+        return self
+
 
 class TimeoutOverrides(Record):
     connect: Duration | None = None
     first_token: Duration | None = None
     idle: Duration | None = None
     total: Duration | None = None
+
+    _deadline = field_validator("connect", "first_token", "idle", "total")(_check_deadline)
 
     def apply(self, base: Timeouts) -> Timeouts:
         changes = {k: v for k, v in self.model_dump().items() if v is not None}
@@ -101,7 +139,8 @@ class Provider(Record):
     """One upstream API account: its wire, address, key, and what its models can serve."""
 
     kind: Literal["openai", "openai-compatible", "azure", "anthropic", "gemini"] = (
-        "openai-compatible")
+        "openai-compatible"
+    )
     base_url: str
     api_key: str = ""
     headers: dict[str, str] = Field(default_factory=dict)
@@ -138,8 +177,10 @@ class TargetRef(Record):
     def _not_reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
         taken = sorted(_RESERVED.intersection(value))
         if taken:
-            raise ValueError(f"{', '.join(taken)} cannot be set per target (the gateway sets "
-                             f"{', '.join(sorted(_RESERVED))})")
+            raise ValueError(
+                f"{', '.join(taken)} cannot be set per target (the gateway sets "
+                f"{', '.join(sorted(_RESERVED))})"
+            )
         return value
 
 
@@ -164,6 +205,7 @@ class Route(Record):
     tiers: list[list[TargetItem]] | None = None
     timeouts: TimeoutOverrides = TimeoutOverrides()
     defer: Defer = Defer()
+    store: Store | None = None  # overrides the journal's store policy for this route
 
     @model_validator(mode="after")
     def _one_form(self) -> Route:
@@ -187,21 +229,76 @@ class Route(Record):
                 yield ("tiers", i, j), ref
 
 
+StorePolicy = Literal["always", "on_request", "never"]
+
+
+def _store_policy(value: Any) -> Any:
+    """``true``/``false`` (the plan format before store policies) read as policies."""
+    if value is True:
+        return "on_request"
+    if value is False:
+        return "never"
+    return value
+
+
+Store = Annotated[StorePolicy, BeforeValidator(_store_policy)]
+
+
+class ClientKey(Record):
+    """One client of the gateway: its hashed key and what the plan decides for it."""
+
+    key: str  # "sha256:<hex>" of the client's key; the key itself is never in the plan
+    store: Store | None = None  # overrides the route's and the journal's store policy
+
+    @field_validator("key")
+    @classmethod
+    def _hashed(cls, key: str) -> str:
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", key):
+            raise ValueError(
+                "client keys are stored hashed: 'sha256:<64 hex digits>' "
+                "(make one with `standby key hash`)"
+            )
+        return key
+
+
+def _client_keys(value: Any) -> Any:
+    """The list form (hashes only) gets a stable name per key: ``key-<first 8 hex>``."""
+    if isinstance(value, list):
+        named: dict[Any, Any] = {}
+        for item in value:
+            digest = item.get("key") if isinstance(item, dict) else item
+            name = f"key-{digest.removeprefix('sha256:')[:8]}" if isinstance(digest, str) else item
+            named[name] = item
+        value = named
+    if isinstance(value, dict):
+        return {name: {"key": v} if isinstance(v, str) else v for name, v in value.items()}
+    return value
+
+
+ClientKeyTable = Annotated[dict[str, ClientKey], BeforeValidator(_client_keys)]
+
+
 class Server(Record):
+    """How the gateway listens, who may call it, and the bounds on every connection."""
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body: Size = 8 * 1024 * 1024
-    client_keys: list[str] = Field(default_factory=list)  # "sha256:<hex>" of each client key
-    admin_token: str = ""
+    client_keys: ClientKeyTable = Field(default_factory=dict)  # name → hashed key
+    admin_token: str = ""  # /standby/* and /metrics; required on a public bind
+    metrics_token: str = ""  # a scrape-only token for /metrics (the admin token works too)
+    max_header: Size = Field(64 * 1024, ge=1024)  # request line + headers, in bytes → 431
+    header_timeout: Duration = 10.0  # a connection must send its whole head within this
+    body_timeout: Duration = 30.0  # and then its whole body within this
+    max_connections: int = Field(20_000, ge=1)  # open client connections; beyond: 503
+    on_disconnect: Literal["cancel", "finish"] = "cancel"  # a client leaving mid-stream
 
-    @field_validator("client_keys")
+    @field_validator("header_timeout", "body_timeout")
     @classmethod
-    def _hashed(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            if not re.fullmatch(r"sha256:[0-9a-f]{64}", key):
-                raise ValueError("client keys are stored hashed: 'sha256:<64 hex digits>' "
-                                 "(make one with `standby key hash`)")
-        return keys
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be more than 0s: a connection would be closed at once")
+        return value
 
 
 class Journal(Record):
@@ -210,12 +307,18 @@ class Journal(Record):
     enabled: bool = True
     url: str = ""  # SQLAlchemy URL; default: sqlite:///standby.db in the data directory
     wal_dir: str = ""  # write-ahead log directory; default: standby-wal/ in the data directory
-    store: bool = True  # serve stored completions (GET /v1/chat/completions/{id} …)
+    # which answers are served back as stored completions (the journal records every
+    # request either way): on_request follows OpenAI (only when the request says
+    # store: true), always, or never; a route or a client may override it
+    store: Store = "on_request"
     redact: bool = False  # keep only hashes and sizes of bodies and answers
     retain: Duration = 90 * 86400.0  # prune journal rows older than this
     batch: int = Field(1000, ge=1)  # events per database transaction at most
     fsync: bool = False  # fsync the write-ahead log on every append (survives power loss)
-    callback_secret: str = ""  # HMAC key for deferred-completion callbacks
+    callback_secret: str = ""  # HMAC key for callbacks; default: generated beside the journal
+    # hosts a deferred request's callback may name (exact names or "*.example.com");
+    # loopback, private and link-local addresses are refused unless listed here
+    callback_hosts: list[str] = Field(default_factory=list)
 
 
 class Plan(Record):
@@ -245,6 +348,26 @@ class Plan(Record):
         """Mistakes across sections (a target naming an unknown provider, …), located."""
         known = ", ".join(sorted(self.providers)) or "none"
         found: list[tuple[Loc, str]] = []
+        if not self.routes:
+            found.append((("routes",), "the plan has no routes: every request would be a 404"))
+        if not is_loopback(self.server.host):
+            exposed = f"server.host {self.server.host!r} is not a loopback address"
+            if not self.server.client_keys:
+                found.append(
+                    (
+                        ("server", "client_keys"),
+                        f"{exposed}: set client keys (`standby key hash`), or anyone "
+                        "could spend your provider credit",
+                    )
+                )
+            if not self.server.admin_token:
+                found.append(
+                    (
+                        ("server", "admin_token"),
+                        f"{exposed}: set an admin token, or the journal, health and metrics "
+                        "would be locked to everyone",
+                    )
+                )
         for asked, row in self.models.items():
             for provider, model in row.items():
                 loc: Loc = ("models", asked, provider)
@@ -259,8 +382,13 @@ class Plan(Record):
                 if not sep or not model:
                     found.append((loc, f"target {ref.target!r} must be 'provider/model'"))
                 elif provider not in self.providers:
-                    found.append((loc, f"target {ref.target!r} names unknown provider "
-                                       f"{provider!r} (known: {known})"))
+                    found.append(
+                        (
+                            loc,
+                            f"target {ref.target!r} names unknown provider "
+                            f"{provider!r} (known: {known})",
+                        )
+                    )
                 elif "{equivalent}" in model and (why := self._no_equivalent(name, provider)):
                     found.append((loc, f"target {ref.target!r}: {why}"))
         return found
@@ -276,4 +404,3 @@ class Plan(Record):
         if provider not in self.models.get(route, {}):
             return f"'models' has no equivalent of {route!r} at provider {provider!r}"
         return None
-

@@ -15,8 +15,16 @@ from pydantic import AfterValidator, BeforeValidator
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNIT = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3,
-              "gib": 1024**3, None: 1}
+_SIZE_UNIT = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    None: 1,
+}
 _TOKENS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([km])?\s*$", re.IGNORECASE)
 Loc = tuple[str | int, ...]
 
@@ -31,7 +39,8 @@ def parse_duration(value: Any) -> float:
         seconds = float(m.group(1)) * _UNIT[m.group(2)]
     else:
         raise ValueError(
-            f"bad duration {value!r}: expected a number with ms, s, m, h or d (e.g. 3s)")
+            f"bad duration {value!r}: expected a number with ms, s, m, h or d (e.g. 3s)"
+        )
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -62,9 +71,13 @@ def parse_tokens(value: Any) -> int:
 
 
 def _clamp_range(value: Any) -> Any:
-    if (not isinstance(value, list | tuple) or len(value) != 2
-            or not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool))
-                       for v in value)):
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in value
+        )
+    ):
         raise ValueError("a clamp is [min, max] of numbers (null for no bound), e.g. [0, 1]")
     return tuple(value)
 
@@ -79,8 +92,9 @@ def _ordered(value: tuple[float | None, float | None]) -> tuple[float | None, fl
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Tokens = Annotated[int, BeforeValidator(parse_tokens)]
-Clamp = Annotated[tuple[float | None, float | None], BeforeValidator(_clamp_range),
-                  AfterValidator(_ordered)]
+Clamp = Annotated[
+    tuple[float | None, float | None], BeforeValidator(_clamp_range), AfterValidator(_ordered)
+]
 
 
 def dotted(loc: Loc) -> str:

@@ -50,8 +50,9 @@ class AnthropicProvider(HTTPProvider):
 
     def request(self, call: Call) -> tuple[str, bytes]:
         if call.endpoint != "chat":
-            raise MalformedReply(f"{self.name}: Anthropic has no embeddings endpoint",
-                                 target=self.name)
+            raise MalformedReply(
+                f"{self.name}: Anthropic has no embeddings endpoint", target=self.name
+            )
         canonical = request_from_openai(call.body)
         body = request_to_anthropic(canonical, default_max_tokens=self._max_tokens)
         return self._url, orjson.dumps(body)
@@ -62,8 +63,12 @@ class AnthropicProvider(HTTPProvider):
         response = response_from_anthropic(data)
         if _trimmed(call):
             message = response.message
-            response = dataclasses.replace(response, message=dataclasses.replace(
-                message, parts=(TextPart(message.text.lstrip()),) if message.text else ()))
+            response = dataclasses.replace(
+                response,
+                message=dataclasses.replace(
+                    message, parts=(TextPart(message.text.lstrip()),) if message.text else ()
+                ),
+            )
         openai = response_to_openai(response)
         openai["created"] = int(time.time())
         return Reply(raw=orjson.dumps(openai), data=openai)
@@ -91,8 +96,7 @@ class AnthropicProvider(HTTPProvider):
                     lstrip = not delta.text
                     if not delta.text:
                         continue
-                chunk = delta_to_openai(delta, id=decoder.id, model=decoder.model,
-                                        created=created)
+                chunk = delta_to_openai(delta, id=decoder.id, model=decoder.model, created=created)
                 out.append((orjson.dumps(chunk), chunk))
             return out
 
@@ -105,4 +109,3 @@ def _trimmed(call: Call) -> bool:
     if not isinstance(messages, list) or not messages:
         return False
     return prefill_trimmed(request_from_openai({"messages": messages[-1:]}))
-

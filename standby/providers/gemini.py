@@ -56,19 +56,32 @@ class GeminiProvider(HTTPProvider):
 
     def request(self, call: Call) -> tuple[str, bytes]:
         if call.endpoint != "chat":
-            raise MalformedReply(f"{self.name}: embeddings are not supported for Gemini "
-                                 "targets", target=self.name)
+            raise MalformedReply(
+                f"{self.name}: embeddings are not supported for Gemini targets", target=self.name
+            )
         canonical = request_from_openai(call.body)
         return self._url(call), orjson.dumps(request_to_gemini(canonical))
 
     def blocked(self, reason: str) -> UpstreamStatus:
         """The final error for a prompt Gemini refused, in OpenAI's error shape."""
-        message = (f"The prompt was blocked by the provider's safety system "
-                   f"(Gemini blockReason {reason}).")
-        body = {"error": {"message": message, "type": "invalid_request_error",
-                          "param": "messages", "code": "content_policy_violation"}}
-        return UpstreamStatus(f"{self.name} answered 400: {message}", status=400,
-                              kind="content_policy", body=body, target=self.name)
+        message = (
+            f"The prompt was blocked by the provider's safety system (Gemini blockReason {reason})."
+        )
+        body = {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "content_policy_violation",
+            }
+        }
+        return UpstreamStatus(
+            f"{self.name} answered 400: {message}",
+            status=400,
+            kind="content_policy",
+            body=body,
+            target=self.name,
+        )
 
     def reply(self, call: Call, raw: bytes, data: dict[str, Any]) -> Reply:
         reason = blocked_reason(data)
@@ -78,17 +91,22 @@ class GeminiProvider(HTTPProvider):
         if not isinstance(candidates, list) or not candidates:
             raise MalformedReply(f"{self.name}: reply has no candidates", target=self.name)
         fallback_id, model = f"chatcmpl-{uuid.uuid4().hex}", str(call.body.get("model") or "")
-        responses = [response_from_gemini(data, id=fallback_id, model=model, candidate=index)
-                     for index in range(len(candidates))]
+        responses = [
+            response_from_gemini(data, id=fallback_id, model=model, candidate=index)
+            for index in range(len(candidates))
+        ]
         openai = response_to_openai(responses[0])
-        openai["choices"] = [{**response_to_openai(r)["choices"][0], "index": index}
-                             for index, r in enumerate(responses)]
+        openai["choices"] = [
+            {**response_to_openai(r)["choices"][0], "index": index}
+            for index, r in enumerate(responses)
+        ]
         openai["created"] = int(time.time())
         return Reply(raw=orjson.dumps(openai), data=openai)
 
     def translator(self, call: Call) -> Translator:
-        decoder = StreamDecoder(id=f"chatcmpl-{uuid.uuid4().hex}",
-                                model=str(call.body.get("model") or ""))
+        decoder = StreamDecoder(
+            id=f"chatcmpl-{uuid.uuid4().hex}", model=str(call.body.get("model") or "")
+        )
         created = int(time.time())
         options = call.body.get("stream_options")
         usage_wanted = isinstance(options, dict) and bool(options.get("include_usage"))
@@ -101,8 +119,7 @@ class GeminiProvider(HTTPProvider):
             for index, delta in decoder.feed(event):
                 if delta.usage is not None and not usage_wanted:
                     continue
-                chunk = delta_to_openai(delta, id=decoder.id, model=decoder.model,
-                                        created=created)
+                chunk = delta_to_openai(delta, id=decoder.id, model=decoder.model, created=created)
                 if index and chunk["choices"]:
                     chunk["choices"][0]["index"] = index
                 out.append((orjson.dumps(chunk), chunk))

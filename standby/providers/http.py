@@ -76,7 +76,9 @@ class HTTPProvider(abc.ABC):
                 limit=self._config.max_connections, keepalive_timeout=60, ttl_dns_cache=300
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, auto_decompress=True,
+                connector=connector,
+                headers=self._headers,
+                auto_decompress=True,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
             )
         return self._session
@@ -95,20 +97,25 @@ class HTTPProvider(abc.ABC):
         except ProviderError:
             raise
         except aiohttp.ConnectionTimeoutError as exc:
-            raise DeadlineExceeded(f"{target}: connect timed out", phase="connect",
-                                   target=target) from exc
+            raise DeadlineExceeded(
+                f"{target}: connect timed out", phase="connect", target=target
+            ) from exc
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectFailed(f"{target}: cannot connect ({exc.os_error})",
-                                target=target) from exc
+            raise ConnectFailed(
+                f"{target}: cannot connect ({exc.os_error})", target=target
+            ) from exc
         except TimeoutError as exc:
-            raise DeadlineExceeded(f"{target}: no {phase.replace('_', ' ')} in time", phase=phase,
-                                   target=target) from exc
+            raise DeadlineExceeded(
+                f"{target}: no {phase.replace('_', ' ')} in time", phase=phase, target=target
+            ) from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
-            raise StreamBroken(f"{target}: reply cut ({type(exc).__name__})",
-                               target=target) from exc
+            raise StreamBroken(
+                f"{target}: reply cut ({type(exc).__name__})", target=target
+            ) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise ResetBeforeHeaders(f"{target}: connection lost ({type(exc).__name__})",
-                                     target=target) from exc
+            raise ResetBeforeHeaders(
+                f"{target}: connection lost ({type(exc).__name__})", target=target
+            ) from exc
 
     async def _post(self, call: Call, deadlines: Deadlines) -> aiohttp.ClientResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect)
@@ -116,8 +123,9 @@ class HTTPProvider(abc.ABC):
             url, payload = self.request(call)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             # a body OpenAI's shape tolerates but this vendor's translation cannot take
-            raise InvalidRequest(f"The request cannot be sent to {self.name}: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            raise InvalidRequest(
+                f"The request cannot be sent to {self.name}: {type(exc).__name__}: {exc}"
+            ) from exc
         return await self._client().post(url, data=payload, timeout=timeout)
 
     async def send(self, call: Call, deadlines: Deadlines) -> Reply:
@@ -147,8 +155,9 @@ class HTTPProvider(abc.ABC):
                 finally:
                     resp.release()
                 self._parse_ok(resp, raw)  # raises on an error body or HTML
-                raise MalformedReply(f"{self.name}: expected an event stream, got {ctype!r}",
-                                     target=self.name)
+                raise MalformedReply(
+                    f"{self.name}: expected an event stream, got {ctype!r}", target=self.name
+                )
         return SSEChunkStream(self.name, resp, self.translator(call))
 
     async def _raise_status(self, resp: aiohttp.ClientResponse) -> None:
@@ -171,8 +180,9 @@ class HTTPProvider(abc.ABC):
     def _parse_ok(self, resp: aiohttp.ClientResponse, raw: bytes) -> dict[str, Any]:
         ctype = resp.headers.get("Content-Type", "")
         if "html" in ctype or raw.lstrip()[:1] == b"<":
-            raise MalformedReply(f"{self.name}: answered with an HTML page, not JSON",
-                                 target=self.name)
+            raise MalformedReply(
+                f"{self.name}: answered with an HTML page, not JSON", target=self.name
+            )
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -180,8 +190,9 @@ class HTTPProvider(abc.ABC):
         if not isinstance(data, dict):
             raise MalformedReply(f"{self.name}: reply is not a JSON object", target=self.name)
         if data.get("error") or data.get("type") == "error":
-            raise MalformedReply(f"{self.name}: HTTP {resp.status} carrying an error body",
-                                 target=self.name)
+            raise MalformedReply(
+                f"{self.name}: HTTP {resp.status} carrying an error body", target=self.name
+            )
         return data
 
 
@@ -192,11 +203,21 @@ class SSEChunkStream:
     exactly whether ``next()`` can answer without waiting on the network.
     """
 
-    __slots__ = ("_decoder", "_done", "_eof", "_error", "_finished", "_out", "_resp",
-                 "_translate", "target")
+    __slots__ = (
+        "_decoder",
+        "_done",
+        "_eof",
+        "_error",
+        "_finished",
+        "_out",
+        "_resp",
+        "_translate",
+        "target",
+    )
 
-    def __init__(self, target: str, resp: aiohttp.ClientResponse,
-                 translate: Translator | None = None) -> None:
+    def __init__(
+        self, target: str, resp: aiohttp.ClientResponse, translate: Translator | None = None
+    ) -> None:
         self.target = target
         self._resp = resp
         self._translate = translate
@@ -222,13 +243,15 @@ class SSEChunkStream:
             if self._eof:
                 if self._finished:
                     return None  # ended without [DONE] but complete: finalise (F12)
-                raise StreamBroken(f"{self.target}: stream ended before the answer finished",
-                                   target=self.target)
+                raise StreamBroken(
+                    f"{self.target}: stream ended before the answer finished", target=self.target
+                )
             try:
                 data_in = await self._resp.content.readany()
             except (aiohttp.ClientError, OSError) as exc:
-                raise StreamBroken(f"{self.target}: stream cut ({type(exc).__name__})",
-                                   target=self.target) from exc
+                raise StreamBroken(
+                    f"{self.target}: stream cut ({type(exc).__name__})", target=self.target
+                ) from exc
             if not data_in:
                 self._eof = True
                 self._absorb(self._decoder.flush())
@@ -245,14 +268,16 @@ class SSEChunkStream:
             try:
                 data = orjson.loads(payload)
             except orjson.JSONDecodeError:
-                log.warning("skipped a malformed stream event from %s (%d bytes)",
-                            self.target, len(payload))
+                log.warning(
+                    "skipped a malformed stream event from %s (%d bytes)", self.target, len(payload)
+                )
                 continue
             if not isinstance(data, dict):
                 continue
             if data.get("error"):
-                self._error = StreamBroken(f"{self.target}: error event in the stream",
-                                           target=self.target)
+                self._error = StreamBroken(
+                    f"{self.target}: error event in the stream", target=self.target
+                )
                 return
             if self._translate is None:  # the fast path: already OpenAI's shape
                 chunk = Chunk.parse(payload, data)

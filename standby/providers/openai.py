@@ -41,14 +41,14 @@ class AzureOpenAIProvider(OpenAIProvider):
     """Azure OpenAI: the target's model names the deployment."""
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
-        HTTPProvider.__init__(self, name, config,
-                              {"api-key": config.api_key} if config.api_key else {})
+        HTTPProvider.__init__(
+            self, name, config, {"api-key": config.api_key} if config.api_key else {}
+        )
         self._base = config.base_url.removesuffix("/openai")
         self._version = config.api_version or "2024-10-21"
 
     def request(self, call: Call) -> tuple[str, bytes]:
         deployment = str(call.body.get("model") or "")
         path = _PATHS[call.endpoint]
-        url = (f"{self._base}/openai/deployments/{deployment}{path}"
-               f"?api-version={self._version}")
+        url = f"{self._base}/openai/deployments/{deployment}{path}?api-version={self._version}"
         return url, orjson.dumps(call.body)

@@ -13,15 +13,27 @@ from typing import Any
 
 from standby.errors import UpstreamStatus
 
-_CONTEXT_MARKERS = ("context_length", "context length", "maximum context", "too many tokens",
-                    "prompt is too long", "reduce the length",
-                    "exceeds the maximum number of tokens")  # Gemini's wording
-_POLICY_MARKERS = ("content_policy", "content_filter", "content management policy",
-                   "safety system", "flagged", "usage policy", "usage policies")
+_CONTEXT_MARKERS = (
+    "context_length",
+    "context length",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "reduce the length",
+    "exceeds the maximum number of tokens",
+)  # Gemini's wording
+_POLICY_MARKERS = (
+    "content_policy",
+    "content_filter",
+    "content management policy",
+    "safety system",
+    "flagged",
+    "usage policy",
+    "usage policies",
+)
 # Gemini answers 400 for a bad or expired key and FAILED_PRECONDITION for an account that
 # cannot use the API (billing, region): key problems, so fail over and alert (F18)
-_AUTH_MARKERS = ("api key not valid", "api key expired", "api_key_invalid",
-                 "failed_precondition")
+_AUTH_MARKERS = ("api key not valid", "api key expired", "api_key_invalid", "failed_precondition")
 _AUTH_STATUSES = {401, 402, 403}
 _UNAVAILABLE = {503, 529}
 
@@ -33,8 +45,11 @@ def error_fields(body: Mapping[str, Any] | None) -> tuple[str, str, str]:
         return "", "", ""
     err = body.get("error")
     if isinstance(err, Mapping):
-        return (str(err.get("message") or ""), str(err.get("code") or ""),
-                str(err.get("type") or err.get("status") or ""))
+        return (
+            str(err.get("message") or ""),
+            str(err.get("code") or ""),
+            str(err.get("type") or err.get("status") or ""),
+        )
     if isinstance(err, str):
         return err, "", ""
     return str(body.get("message") or ""), "", ""
@@ -62,8 +77,9 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return max(0.0, when - (time.time() if now is None else now))
 
 
-def classify(status: int, body: Mapping[str, Any] | None, headers: Mapping[str, str],
-             *, target: str = "") -> UpstreamStatus:
+def classify(
+    status: int, body: Mapping[str, Any] | None, headers: Mapping[str, str], *, target: str = ""
+) -> UpstreamStatus:
     """One error reply → ``UpstreamStatus`` whose ``kind`` drives retry/failover/final."""
     message, code, etype = error_fields(body)
     text = f"{message} {code} {etype}".lower()
@@ -71,8 +87,7 @@ def classify(status: int, body: Mapping[str, Any] | None, headers: Mapping[str, 
         kind = "rate_limited"
         if code == "insufficient_quota" or "spend_limit" in str(body or ""):
             kind = "auth"  # an exhausted account or spend limit is a key problem, not a storm
-    elif status in _AUTH_STATUSES or (status == 400
-                                      and any(m in text for m in _AUTH_MARKERS)):
+    elif status in _AUTH_STATUSES or (status == 400 and any(m in text for m in _AUTH_MARKERS)):
         kind = "auth"
     elif status in _UNAVAILABLE:
         kind = "unavailable"

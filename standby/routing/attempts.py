@@ -50,8 +50,15 @@ class HealthGate(Protocol):
         """For a half-open trial: how long a healthy first byte may take (None: no limit)."""
         ...
 
-    def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
-               seconds: float) -> None: ...
+    def failed(
+        self,
+        key: str,
+        token: object,
+        now: float,
+        verdict: Verdict,
+        error: ProviderError,
+        seconds: float,
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -141,11 +148,14 @@ class AttemptPlan:
         """
         left = max(0.001, self.remaining())
         first_token = t.first_token
-        if step is not None and (usual := self.gate.trial_deadline(step.target.key,
-                                                                   step.token)) is not None:
+        if (
+            step is not None
+            and (usual := self.gate.trial_deadline(step.target.key, step.token)) is not None
+        ):
             first_token = min(first_token, max(usual, 1.0))
-        return Deadlines(connect=min(t.connect, left), first_token=min(first_token, left),
-                         idle=min(t.idle, left))
+        return Deadlines(
+            connect=min(t.connect, left), first_token=min(first_token, left), idle=min(t.idle, left)
+        )
 
     def first(self) -> Step:
         step = self._pick()
@@ -177,8 +187,9 @@ class AttemptPlan:
 
     def _after_failure(self, step: Step, error: ProviderError, seconds: float) -> Step:
         error.target = error.target or step.target.key
-        verdict = judge(error, same_target_tries=self._same_tries,
-                        max_same_target=self.retry.same_target)
+        verdict = judge(
+            error, same_target_tries=self._same_tries, max_same_target=self.retry.same_target
+        )
         self.history.append(AttemptRecord(step.target.key, verdict.label, seconds))
         self.gate.failed(step.target.key, step.token, self.clock(), verdict, error, seconds)
         self.last_error = error
@@ -253,5 +264,6 @@ class AttemptPlan:
         if isinstance(self.last_error, UpstreamStatus) and self.last_error.retry_after:
             retry_after = self.last_error.retry_after
         tried = ", ".join(f"{r.target}: {r.outcome}" for r in self.history) or "none available"
-        return Exhausted(f"no target could answer ({tried})", retry_after=retry_after,
-                         last=self.last_error)
+        return Exhausted(
+            f"no target could answer ({tried})", retry_after=retry_after, last=self.last_error
+        )

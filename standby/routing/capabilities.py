@@ -86,8 +86,7 @@ def needs(body: Mapping[str, Any], depth: Depth = Depth.MESSAGES) -> Needs:
     if tool_defs:
         size += len(orjson.dumps(tool_defs))
     tokens = -(-size // 4) + images * IMAGE_TOKENS + _requested_output(body)
-    return Needs(tools=tools or tool_history, images=images > 0, json_schema=schema,
-                 tokens=tokens)
+    return Needs(tools=tools or tool_history, images=images > 0, json_schema=schema, tokens=tokens)
 
 
 def _read_messages(messages: Any) -> tuple[int, int, bool]:
@@ -115,8 +114,9 @@ def _read_messages(messages: Any) -> tuple[int, int, bool]:
             tool_history = True
             for call in calls if isinstance(calls, list) else ():
                 function = call.get("function") if isinstance(call, dict) else None
-                if isinstance(function, dict) and isinstance(args := function.get("arguments"),
-                                                             str):
+                if isinstance(function, dict) and isinstance(
+                    args := function.get("arguments"), str
+                ):
                     size += _text_size(args)
     return size, images, tool_history
 
@@ -169,14 +169,20 @@ def refusal(route: str, skipped: Sequence[tuple[str, Caps, str]], need: Needs) -
     said: list[str] = []
     for key, caps, reason in skipped:
         if reason == "context_too_small":
-            said.append(f"{key} has a context of {caps.max_context} tokens and this request "
-                        f"needs about {need.tokens}")
+            said.append(
+                f"{key} has a context of {caps.max_context} tokens and this request "
+                f"needs about {need.tokens}"
+            )
         else:
             said.append(f"{key} {_PHRASES[reason][0]}")
     reasons = {reason for _, _, reason in skipped}
     first = skipped[0][2]
     param = "messages" if first == "context_too_small" else _PHRASES[first][1]
-    code = ("context_length_exceeded" if reasons == {"context_too_small"}
-            else "unsupported_capability")
-    return InvalidRequest(f"No target of route `{route}` can serve this request: "
-                          f"{'; '.join(said)}.", param=param, code=code)
+    code = (
+        "context_length_exceeded" if reasons == {"context_too_small"} else "unsupported_capability"
+    )
+    return InvalidRequest(
+        f"No target of route `{route}` can serve this request: {'; '.join(said)}.",
+        param=param,
+        code=code,
+    )

@@ -28,8 +28,9 @@ def continuation_body(original: dict[str, Any], sent_text: str, *, prefill: bool
     if sent_text:
         # vendors refuse a prefill ending in whitespace (Anthropic); the splicer drops the
         # whitespace the continuation then starts with
-        messages.append({"role": "assistant",
-                         "content": sent_text.rstrip() if prefill else sent_text})
+        messages.append(
+            {"role": "assistant", "content": sent_text.rstrip() if prefill else sent_text}
+        )
         if not prefill:
             messages.append({"role": "user", "content": INSTRUCTION})
     body = dict(original)

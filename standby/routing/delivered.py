@@ -31,8 +31,13 @@ class Delivered:
         """Merge one chunk's tool-call deltas (by index) into the calls sent so far."""
         for call in chunk.tool_calls:
             entry = self.tool_calls.setdefault(
-                call.index, {"id": call.id, "type": "function",
-                             "function": {"name": call.name or "", "arguments": ""}})
+                call.index,
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name or "", "arguments": ""},
+                },
+            )
             if call.id:
                 entry["id"] = call.id
             if call.name:
@@ -44,8 +49,11 @@ class Delivered:
         message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
         if self.tool_calls:
             message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
-        return {"id": self.id, "object": "chat.completion", "created": self.created,
-                "model": model,
-                "choices": [{"index": 0, "message": message,
-                             "finish_reason": self.finish_reason}],
-                "usage": self.usage}
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": self.usage,
+        }

@@ -61,7 +61,8 @@ def judge(error: ProviderError, *, same_target_tries: int, max_same_target: int)
     can_retry = same_target_tries < max_same_target
     if isinstance(error, UpstreamStatus):
         action, effect, skip_model = _STATUS_TABLE.get(
-            error.kind, (Action.FAILOVER, Effect.FAILURE, False))
+            error.kind, (Action.FAILOVER, Effect.FAILURE, False)
+        )
         if action is Action.RETRY_SAME and not can_retry and error.kind != "prefill_rejected":
             action = Action.FAILOVER
         return Verdict(action, effect, error.kind, skip_model)

@@ -74,9 +74,12 @@ class _Ref:
 class RouteTable:
     """Compiled routes with a bounded cache of resolutions by asked model name."""
 
-    def __init__(self, routes: Mapping[str, Route],
-                 providers: Mapping[str, ProviderConfig] | None = None,
-                 models: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        providers: Mapping[str, ProviderConfig] | None = None,
+        models: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         providers = providers or {}
         self._models = models or {}
         self._routes: list[tuple[str, re.Pattern[str] | None, list[list[_Ref]]]] = []
@@ -103,7 +106,7 @@ class RouteTable:
 
     def _match(self, model: str) -> ResolvedRoute | None:
         for name, pattern, refs in self._routes:
-            if (pattern.match(model) if pattern else name == model):
+            if pattern.match(model) if pattern else name == model:
                 tiers = []
                 for index, tier in enumerate(refs):
                     found = [t for ref in tier if (t := self._target(ref, model, name, index))]
@@ -117,28 +120,48 @@ class RouteTable:
         model = ref.model.replace("{model}", asked)
         if "{equivalent}" in model:
             # the asked model's own row first; a glob route may also have a row of its name
-            equivalent = (self._models.get(asked, {}).get(ref.provider)
-                          or self._models.get(route, {}).get(ref.provider))
+            equivalent = self._models.get(asked, {}).get(ref.provider) or self._models.get(
+                route, {}
+            ).get(ref.provider)
             if equivalent is None:
-                log.debug("route %s: no equivalent of %r at %s; target left out", route, asked,
-                          ref.provider)
+                log.debug(
+                    "route %s: no equivalent of %r at %s; target left out",
+                    route,
+                    asked,
+                    ref.provider,
+                )
                 return None
             model = model.replace("{equivalent}", equivalent)
-        return Target(provider=ref.provider, model=model, weight=ref.weight, tier=tier,
-                      edits=ref.edits, caps=ref.caps)
+        return Target(
+            provider=ref.provider,
+            model=model,
+            weight=ref.weight,
+            tier=tier,
+            edits=ref.edits,
+            caps=ref.caps,
+        )
 
 
 def _compile(ref: TargetRef, providers: Mapping[str, ProviderConfig]) -> _Ref:
     provider, _, model = ref.target.partition("/")
     config = providers.get(provider)
     declared = ref.capabilities.apply(config.capabilities if config else _DEFAULT_CAPS)
-    caps = EVERYTHING if declared == _DEFAULT_CAPS else Caps(
-        tools=declared.tools, images=declared.images, json_schema=declared.json_schema,
-        max_context=declared.max_context)
+    caps = (
+        EVERYTHING
+        if declared == _DEFAULT_CAPS
+        else Caps(
+            tools=declared.tools,
+            images=declared.images,
+            json_schema=declared.json_schema,
+            max_context=declared.max_context,
+        )
+    )
     edits = None
     if ref.params or ref.clamp:
-        edits = BodyEdits(params=dict(ref.params),
-                          clamps=tuple((key, low, high) for key, (low, high) in ref.clamp.items()))
+        edits = BodyEdits(
+            params=dict(ref.params),
+            clamps=tuple((key, low, high) for key, (low, high) in ref.clamp.items()),
+        )
     return _Ref(provider=provider, model=model, weight=ref.weight, edits=edits, caps=caps)
 
 

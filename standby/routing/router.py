@@ -43,9 +43,16 @@ class Completion:
 
 
 class Router:
-    def __init__(self, plan: Plan, providers: Mapping[str, Provider], gate: HealthGate,
-                 metrics: RouteMetrics, *, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        providers: Mapping[str, Provider],
+        gate: HealthGate,
+        metrics: RouteMetrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
         self.plan = plan
         self.providers = providers
         self.gate = gate
@@ -53,8 +60,9 @@ class Router:
         self.clock = clock
         self.rng = rng or random.Random()
         self.table = RouteTable(plan.routes, plan.providers, plan.models)
-        self._route_timeouts = {name: route.timeouts.apply(plan.timeouts)
-                                for name, route in plan.routes.items()}
+        self._route_timeouts = {
+            name: route.timeouts.apply(plan.timeouts) for name, route in plan.routes.items()
+        }
         self._provider_timeouts = {name: p.timeouts for name, p in plan.providers.items()}
         self.learned_no_prefill: set[str] = set()  # providers that refused a prefill (F15)
 
@@ -63,19 +71,28 @@ class Router:
             raise ModelNotFound("you must provide a model parameter", param="model")
         route = self.table.resolve(model)
         if route is None:
-            raise ModelNotFound(f"The model `{model}` does not exist or you do not have access "
-                                "to it.", param="model")
+            raise ModelNotFound(
+                f"The model `{model}` does not exist or you do not have access to it.",
+                param="model",
+            )
         if not route.tiers:
-            raise ModelNotFound(f"The model `{model}` has no equivalent at any target of route "
-                                f"`{route.name}` (see the plan's models table).", param="model")
+            raise ModelNotFound(
+                f"The model `{model}` has no equivalent at any target of route "
+                f"`{route.name}` (see the plan's models table).",
+                param="model",
+            )
         return route
 
-    def attempt_plan(self, route: ResolvedRoute,
-                     body: dict[str, Any] | None = None) -> AttemptPlan:
+    def attempt_plan(self, route: ResolvedRoute, body: dict[str, Any] | None = None) -> AttemptPlan:
         """A fresh attempt plan; with ``body``, already screened (may raise a 400)."""
-        plan = AttemptPlan(candidates=candidate_order(route, self.rng), gate=self.gate,
-                           timeouts=self._route_timeouts[route.name], retry=self.plan.retry,
-                           clock=self.clock, rng=self.rng)
+        plan = AttemptPlan(
+            candidates=candidate_order(route, self.rng),
+            gate=self.gate,
+            timeouts=self._route_timeouts[route.name],
+            retry=self.plan.retry,
+            clock=self.clock,
+            rng=self.rng,
+        )
         if body is not None:
             self.screen(plan, route, body)
         return plan
@@ -95,8 +112,13 @@ class Router:
     def provider(self, target: Target) -> Provider:
         return self.providers[target.provider]
 
-    async def complete(self, endpoint: Endpoint, body: dict[str, Any], route: ResolvedRoute,
-                       plan: AttemptPlan | None = None) -> Completion:
+    async def complete(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        route: ResolvedRoute,
+        plan: AttemptPlan | None = None,
+    ) -> Completion:
         """Try targets until one gives a usable reply; raise the final error otherwise.
 
         Pass ``plan`` to read its attempt history after a failure.
@@ -112,7 +134,8 @@ class Router:
                 call = Call(endpoint=endpoint, body=aim(body, step.target))
                 try:
                     reply = await self.provider(step.target).send(
-                        call, plan.deadlines_for(self.timeouts_for(plan, step.target), step))
+                        call, plan.deadlines_for(self.timeouts_for(plan, step.target), step)
+                    )
                 except ProviderError as error:
                     previous = step.target
                     step = plan.failed(step, error, self.clock() - started)
@@ -122,11 +145,11 @@ class Router:
                 plan.responded(step)
                 plan.succeeded(step, self.clock() - started)
                 self.metrics.request_done(route.name, "ok", self.clock() - plan.started)
-                return Completion(reply=reply, target=step.target, history=plan.history,
-                                  attempts=plan.attempts)
+                return Completion(
+                    reply=reply, target=step.target, history=plan.history, attempts=plan.attempts
+                )
         except BaseException as exc:
             plan.abandon()
             outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
             self.metrics.request_done(route.name, outcome, self.clock() - plan.started)
             raise
-

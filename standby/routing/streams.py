@@ -56,8 +56,15 @@ DONE = b"data: [DONE]\n\n"
 class StreamRun:
     """Drives one streaming chat completion across attempts."""
 
-    def __init__(self, router: Router, body: dict[str, Any], route: ResolvedRoute, *,
-                 journal: JournalSink | None = None, rid: str = "") -> None:
+    def __init__(
+        self,
+        router: Router,
+        body: dict[str, Any],
+        route: ResolvedRoute,
+        *,
+        journal: JournalSink | None = None,
+        rid: str = "",
+    ) -> None:
         self.router = router
         self.journal: JournalSink = journal or NullJournal()
         self.rid = rid
@@ -102,8 +109,9 @@ class StreamRun:
                     step = self._next_after(step, error)
         except BaseException:
             self.plan.abandon()
-            self.router.metrics.request_done(self.route.name, "error",
-                                             self.router.clock() - self.plan.started)
+            self.router.metrics.request_done(
+                self.route.name, "error", self.router.clock() - self.plan.started
+            )
             raise
 
     async def _open(self, step: Step, body: dict[str, Any]) -> None:
@@ -114,8 +122,12 @@ class StreamRun:
         timeouts = self.router.timeouts_for(self.plan, step.target)
         deadlines = self.plan.deadlines_for(timeouts, step)
         provider = self.router.provider(step.target)
-        call = Call(endpoint="chat", body=aim(body, step.target), stream=True,
-                    continuation=self._splicer is not None)
+        call = Call(
+            endpoint="chat",
+            body=aim(body, step.target),
+            stream=True,
+            continuation=self._splicer is not None,
+        )
         try:
             async with asyncio.timeout(deadlines.first_token):
                 self._upstream = await provider.open_stream(call, deadlines)
@@ -131,8 +143,10 @@ class StreamRun:
                         break
         except TimeoutError as exc:
             await self._drop_upstream()
-            raise DeadlineExceeded(f"{step.target.key}: no first token within "
-                                   f"{deadlines.first_token:g}s", phase="first_token") from exc
+            raise DeadlineExceeded(
+                f"{step.target.key}: no first token within {deadlines.first_token:g}s",
+                phase="first_token",
+            ) from exc
         except BaseException:
             await self._drop_upstream()
             raise
@@ -146,8 +160,12 @@ class StreamRun:
     def _next_after(self, step: Step, error: ProviderError) -> Step:
         self._ready.clear()
         self._tools.clear()
-        if (self._splicer is not None and isinstance(error, UpstreamStatus)
-                and error.kind == "invalid_request" and self._uses_prefill(step.target)):
+        if (
+            self._splicer is not None
+            and isinstance(error, UpstreamStatus)
+            and error.kind == "invalid_request"
+            and self._uses_prefill(step.target)
+        ):
             # F15: this target refuses an assistant prefill; ask again with an instruction
             self.router.learned_no_prefill.add(step.target.provider)
             error.kind = "prefill_rejected"
@@ -180,16 +198,21 @@ class StreamRun:
                     except StandbyError as final:
                         self.router.metrics.continuation(self.route.name, "failed")
                         event = _error_event(final)
-                        self.journal.failed(self.rid, status=502, response=event[6:-2],
-                                            attempts=journal_attempts(self.plan.history))
+                        self.journal.failed(
+                            self.rid,
+                            status=502,
+                            response=event[6:-2],
+                            attempts=journal_attempts(self.plan.history),
+                        )
                         yield event
                         return
                     self.router.metrics.continuation(self.route.name, "ok")
         finally:
             self.plan.abandon()  # a try cut short by cancellation frees what it holds
             await self._drop_upstream()
-            self.router.metrics.request_done(self.route.name, outcome,
-                                             self.router.clock() - self.plan.started)
+            self.router.metrics.request_done(
+                self.route.name, outcome, self.router.clock() - self.plan.started
+            )
 
     async def _forward(self) -> AsyncIterator[bytes]:
         assert self._step is not None and self._upstream is not None
@@ -215,8 +238,11 @@ class StreamRun:
             except TimeoutError as exc:
                 if self._finished:
                     break  # complete answer; only the usage chunk went missing
-                raise DeadlineExceeded(f"{self._step.target.key}: stream idle for {idle:g}s",
-                                       phase="idle", target=self._step.target.key) from exc
+                raise DeadlineExceeded(
+                    f"{self._step.target.key}: stream idle for {idle:g}s",
+                    phase="idle",
+                    target=self._step.target.key,
+                ) from exc
             except ProviderError:
                 if self._finished:
                     break
@@ -259,8 +285,13 @@ class StreamRun:
         if self._splicer is not None:
             if chunk.role_only and self._role_sent:
                 return out  # the continuing target's role chunk: the client has had one
-            if not (chunk.role_only or chunk.content or chunk.finish_reason or chunk.usage
-                    or chunk.tool_calls):
+            if not (
+                chunk.role_only
+                or chunk.content
+                or chunk.finish_reason
+                or chunk.usage
+                or chunk.tool_calls
+            ):
                 return out  # held back by the splicer
         if chunk.content:
             self.delivered.text_parts.append(chunk.content)
@@ -290,9 +321,12 @@ class StreamRun:
     def _rewrite_text(self, text: str) -> bytes:
         self.delivered.text_parts.append(text)
         self.journal.delta(self.rid, text)
-        data = {"id": self.stream_id, "object": "chat.completion.chunk",
-                "model": self.target.model if self.target else "",
-                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+        data = {
+            "id": self.stream_id,
+            "object": "chat.completion.chunk",
+            "model": self.target.model if self.target else "",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        }
         return b"data: " + orjson.dumps(data) + b"\n\n"
 
     async def _continue_after(self, error: ProviderError) -> None:
@@ -301,8 +335,9 @@ class StreamRun:
         step = self._next_after(self._step, error)
         if self.choices > 1:  # n parallel answers cannot be spliced one by one
             self.plan.abandon()
-            raise StreamBroken(f"{error.message}; a stream of {self.choices} choices cannot be "
-                               "continued")
+            raise StreamBroken(
+                f"{error.message}; a stream of {self.choices} choices cannot be continued"
+            )
         while True:
             prefill = self._uses_prefill(step.target)
             sent = self.sent_text
@@ -317,11 +352,15 @@ class StreamRun:
     def _journal_completed(self) -> None:
         target = self.target
         model = target.model if target else ""
-        self.journal.completed(self.rid, completion_id=self.stream_id,
-                               provider=target.provider if target else "", model=model,
-                               response=self.delivered.completion(model),
-                               usage=self.delivered.usage,
-                               attempts=journal_attempts(self.plan.history))
+        self.journal.completed(
+            self.rid,
+            completion_id=self.stream_id,
+            provider=target.provider if target else "",
+            model=model,
+            response=self.delivered.completion(model),
+            usage=self.delivered.usage,
+            attempts=journal_attempts(self.plan.history),
+        )
 
     async def _drop_upstream(self) -> None:
         upstream, self._upstream = self._upstream, None
@@ -336,7 +375,12 @@ def _error_event(error: StandbyError) -> bytes:
         message, code = error.message, error.kind
     else:
         message, code = str(error), "stream_interrupted"
-    payload = {"error": {"message": f"The answer was interrupted and could not be completed: "
-                                    f"{message}", "type": "server_error", "param": None,
-                         "code": code}}
+    payload = {
+        "error": {
+            "message": f"The answer was interrupted and could not be completed: {message}",
+            "type": "server_error",
+            "param": None,
+            "code": code,
+        }
+    }
     return b"data: " + orjson.dumps(payload) + b"\n\n"

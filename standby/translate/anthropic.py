@@ -30,24 +30,39 @@ from standby.canonical.chat import (
 )
 
 STOP_TO_FINISH: dict[str, FinishReason] = {
-    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
-    "model_context_window_exceeded": "length", "tool_use": "tool_calls",
-    "refusal": "content_filter", "pause_turn": "stop"}
-FINISH_TO_STOP: dict[str, str] = {"stop": "end_turn", "length": "max_tokens",
-                                  "tool_calls": "tool_use", "content_filter": "refusal",
-                                  "error": "end_turn"}
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+}
+FINISH_TO_STOP: dict[str, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+    "error": "end_turn",
+}
 JSON_INSTRUCTION = "Answer with one valid JSON value and nothing else."
 
 
 # -- canonical → Anthropic ---------------------------------------------------------------
 
+
 def _block(part: Part) -> dict[str, Any]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
     if part.data is not None:
-        return {"type": "image", "source": {"type": "base64",
-                                            "media_type": part.media_type or "image/png",
-                                            "data": part.data}}
+        return {
+            "type": "image",
+            "source": {
+                "type": "base64",
+                "media_type": part.media_type or "image/png",
+                "data": part.data,
+            },
+        }
     return {"type": "image", "source": {"type": "url", "url": part.url or ""}}
 
 
@@ -87,8 +102,14 @@ def _turn(message: Message) -> tuple[str, list[dict[str, Any]]]:
         return "user", [block]
     blocks = _blocks(message.parts)
     for call in message.tool_calls:
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
-                       "input": _arguments(call.arguments)})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": _arguments(call.arguments),
+            }
+        )
     return ("assistant" if message.role == "assistant" else "user"), blocks
 
 
@@ -107,8 +128,12 @@ def prefill_trimmed(request: ChatRequest) -> bool:
     """Whether ``request_to_anthropic`` trims whitespace off a final assistant prefill
     (the continuation then starts with whitespace the caller already has)."""
     last = request.messages[-1] if request.messages else None
-    return (last is not None and last.role == "assistant" and not last.tool_calls
-            and last.text != last.text.rstrip())
+    return (
+        last is not None
+        and last.role == "assistant"
+        and not last.tool_calls
+        and last.text != last.text.rstrip()
+    )
 
 
 def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
@@ -126,8 +151,7 @@ def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
     return choice
 
 
-def request_to_anthropic(request: ChatRequest, *, default_max_tokens: int = 4096
-                         ) -> dict[str, Any]:
+def request_to_anthropic(request: ChatRequest, *, default_max_tokens: int = 4096) -> dict[str, Any]:
     """The canonical request → a ``POST /v1/messages`` body."""
     messages: list[dict[str, Any]] = []
     for message in request.messages:
@@ -139,8 +163,11 @@ def request_to_anthropic(request: ChatRequest, *, default_max_tokens: int = 4096
         else:
             messages.append({"role": role, "content": blocks})
     _strip_prefill(messages)
-    body: dict[str, Any] = {"model": request.model, "messages": messages,
-                            "max_tokens": request.max_tokens or default_max_tokens}
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": messages,
+        "max_tokens": request.max_tokens or default_max_tokens,
+    }
     system = request.system_text
     fmt = request.response_format
     if fmt is not None and fmt.type != "text":  # Claude has no JSON mode: ask in words
@@ -151,9 +178,11 @@ def request_to_anthropic(request: ChatRequest, *, default_max_tokens: int = 4096
     if system:
         body["system"] = system
     if request.tools:
-        body["tools"] = [{"name": t.name, "input_schema": t.parameters or {"type": "object"}}
-                         | ({"description": t.description} if t.description else {})
-                         for t in request.tools]
+        body["tools"] = [
+            {"name": t.name, "input_schema": t.parameters or {"type": "object"}}
+            | ({"description": t.description} if t.description else {})
+            for t in request.tools
+        ]
         if (choice := _tool_choice(request)) is not None:
             body["tool_choice"] = choice
     for key in ("temperature", "top_p"):
@@ -190,15 +219,24 @@ def response_from_anthropic(data: dict[str, Any]) -> ChatResponse:
         if block.get("type") == "text":
             parts.append(TextPart(str(block.get("text") or "")))
         elif block.get("type") == "tool_use":
-            calls.append(ToolCall(str(block.get("id") or ""), str(block.get("name") or ""),
-                                  orjson.dumps(block.get("input") or {}).decode()))
-    return ChatResponse(id=str(data.get("id") or ""), model=str(data.get("model") or ""),
-                        message=Message("assistant", tuple(parts), tuple(calls)),
-                        finish_reason=finish_from_stop(data.get("stop_reason")),
-                        usage=usage_from_anthropic(data.get("usage")))
+            calls.append(
+                ToolCall(
+                    str(block.get("id") or ""),
+                    str(block.get("name") or ""),
+                    orjson.dumps(block.get("input") or {}).decode(),
+                )
+            )
+    return ChatResponse(
+        id=str(data.get("id") or ""),
+        model=str(data.get("model") or ""),
+        message=Message("assistant", tuple(parts), tuple(calls)),
+        finish_reason=finish_from_stop(data.get("stop_reason")),
+        usage=usage_from_anthropic(data.get("usage")),
+    )
 
 
 # -- Anthropic → canonical (the /v1/messages wire) -----------------------------------------
+
 
 def _parts_from_blocks(content: Any) -> tuple[list[Part], list[ToolCall], list[Message]]:
     """Blocks of one turn → its parts, its tool calls and the tool results it carries."""
@@ -216,17 +254,24 @@ def _parts_from_blocks(content: Any) -> tuple[list[Part], list[ToolCall], list[M
         elif kind == "image":
             source = block.get("source") or {}
             if source.get("type") == "base64":
-                parts.append(ImagePart(data=source.get("data"),
-                                       media_type=source.get("media_type")))
+                parts.append(
+                    ImagePart(data=source.get("data"), media_type=source.get("media_type"))
+                )
             else:
                 parts.append(ImagePart(url=source.get("url")))
         elif kind == "tool_use":
-            calls.append(ToolCall(str(block.get("id") or ""), str(block.get("name") or ""),
-                                  orjson.dumps(block.get("input") or {}).decode()))
+            calls.append(
+                ToolCall(
+                    str(block.get("id") or ""),
+                    str(block.get("name") or ""),
+                    orjson.dumps(block.get("input") or {}).decode(),
+                )
+            )
         elif kind == "tool_result":
             inner, _, _ = _parts_from_blocks(block.get("content") or "")
-            results.append(Message("tool", tuple(inner),
-                                   tool_call_id=str(block.get("tool_use_id") or "")))
+            results.append(
+                Message("tool", tuple(inner), tool_call_id=str(block.get("tool_use_id") or ""))
+            )
     return parts, calls, results
 
 
@@ -252,9 +297,11 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
             messages.append(Message("assistant", tuple(parts), tuple(calls)))
         elif parts:
             messages.append(Message("user", tuple(parts)))
-    tools = tuple(Tool(str(t.get("name") or ""), str(t.get("description") or ""),
-                       t.get("input_schema") or {})
-                  for t in body.get("tools") or [] if isinstance(t, dict))
+    tools = tuple(
+        Tool(str(t.get("name") or ""), str(t.get("description") or ""), t.get("input_schema") or {})
+        for t in body.get("tools") or []
+        if isinstance(t, dict)
+    )
     choice = body.get("tool_choice") or {}
     kind = choice.get("type") if isinstance(choice, dict) else None
     tool_choice = {"auto": "auto", "none": "none", "any": "required"}.get(kind or "")
@@ -263,20 +310,27 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
     single = isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is True
     metadata = body.get("metadata")
     return ChatRequest(
-        model=str(body.get("model") or ""), messages=tuple(messages), tools=tools,
-        tool_choice=tool_choice, temperature=_number(body.get("temperature")),
-        top_p=_number(body.get("top_p")), max_tokens=body.get("max_tokens"),
+        model=str(body.get("model") or ""),
+        messages=tuple(messages),
+        tools=tools,
+        tool_choice=tool_choice,
+        temperature=_number(body.get("temperature")),
+        top_p=_number(body.get("top_p")),
+        max_tokens=body.get("max_tokens"),
         stop=tuple(s for s in body.get("stop_sequences") or () if isinstance(s, str)),
-        stream=bool(body.get("stream")), include_usage=bool(body.get("stream")),
+        stream=bool(body.get("stream")),
+        include_usage=bool(body.get("stream")),
         user=metadata.get("user_id") if isinstance(metadata, dict) else None,
-        extra={"parallel_tool_calls": False} if single and tools else {})
+        extra={"parallel_tool_calls": False} if single and tools else {},
+    )
 
 
 def usage_to_anthropic(usage: Usage) -> dict[str, Any]:
     """Canonical usage → Claude's: ``input_tokens`` without the cache reads."""
-    out: dict[str, Any] = {"input_tokens": max(0, usage.prompt_tokens
-                                               - (usage.cached_tokens or 0)),
-                           "output_tokens": usage.completion_tokens}
+    out: dict[str, Any] = {
+        "input_tokens": max(0, usage.prompt_tokens - (usage.cached_tokens or 0)),
+        "output_tokens": usage.completion_tokens,
+    }
     if usage.cached_tokens is not None:
         out["cache_read_input_tokens"] = usage.cached_tokens
     return out
@@ -288,10 +342,22 @@ def response_to_anthropic(response: ChatResponse, *, id: str, model: str) -> dic
     if response.message.text:
         content.append({"type": "text", "text": response.message.text})
     for call in response.message.tool_calls:
-        content.append({"type": "tool_use", "id": call.id, "name": call.name,
-                        "input": _arguments(call.arguments)})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": _arguments(call.arguments),
+            }
+        )
     out_usage = usage_to_anthropic(response.usage or Usage())
-    return {"id": id, "type": "message", "role": "assistant", "model": model,
-            "content": content,
-            "stop_reason": stop_reason(response.finish_reason, bool(response.message.tool_calls)),
-            "stop_sequence": None, "usage": out_usage}
+    return {
+        "id": id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(response.finish_reason, bool(response.message.tool_calls)),
+        "stop_sequence": None,
+        "usage": out_usage,
+    }

@@ -52,8 +52,13 @@ class EventDecoder:
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":
                 index = self._tools.setdefault(int(event.get("index") or 0), len(self._tools))
-                return [Delta(tool_index=index, tool_id=str(block.get("id") or ""),
-                              tool_name=str(block.get("name") or ""))]
+                return [
+                    Delta(
+                        tool_index=index,
+                        tool_id=str(block.get("id") or ""),
+                        tool_name=str(block.get("name") or ""),
+                    )
+                ]
             text = block.get("text")
             return [Delta(text=text)] if isinstance(text, str) and text else []
         if kind == "content_block_delta":
@@ -112,10 +117,22 @@ class EventEncoder:
     def start(self) -> bytes:
         """The ``message_start`` event (sent by the first ``feed`` if not called)."""
         self._started = True
-        return _sse("message_start", {"type": "message_start", "message": {
-            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": self._input_tokens, "output_tokens": 0}}})
+        return _sse(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": self.id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": self._input_tokens, "output_tokens": 0},
+                },
+            },
+        )
 
     def _close(self) -> Iterator[bytes]:
         if self._open is not None:
@@ -127,8 +144,10 @@ class EventEncoder:
         self._block += 1
         self._open = (kind, tool)
         self._tool_calls = self._tool_calls or kind == "tool"
-        yield _sse("content_block_start", {"type": "content_block_start", "index": self._block,
-                                           "content_block": block})
+        yield _sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": self._block, "content_block": block},
+        )
 
     def feed(self, delta: Delta) -> bytes:
         """One canonical delta → the events it becomes (possibly none)."""
@@ -136,18 +155,41 @@ class EventEncoder:
         if delta.text:
             if self._open is None or self._open[0] != "text":
                 out.extend(self._begin("text", -1, {"type": "text", "text": ""}))
-            out.append(_sse("content_block_delta", {
-                "type": "content_block_delta", "index": self._block,
-                "delta": {"type": "text_delta", "text": delta.text}}))
+            out.append(
+                _sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self._block,
+                        "delta": {"type": "text_delta", "text": delta.text},
+                    },
+                )
+            )
         if delta.tool_index is not None:
             if self._open != ("tool", delta.tool_index):
-                out.extend(self._begin("tool", delta.tool_index, {
-                    "type": "tool_use", "id": delta.tool_id or f"toolu_{delta.tool_index}",
-                    "name": delta.tool_name or "", "input": {}}))
+                out.extend(
+                    self._begin(
+                        "tool",
+                        delta.tool_index,
+                        {
+                            "type": "tool_use",
+                            "id": delta.tool_id or f"toolu_{delta.tool_index}",
+                            "name": delta.tool_name or "",
+                            "input": {},
+                        },
+                    )
+                )
             if delta.arguments:
-                out.append(_sse("content_block_delta", {
-                    "type": "content_block_delta", "index": self._block,
-                    "delta": {"type": "input_json_delta", "partial_json": delta.arguments}}))
+                out.append(
+                    _sse(
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": self._block,
+                            "delta": {"type": "input_json_delta", "partial_json": delta.arguments},
+                        },
+                    )
+                )
         if delta.finish_reason:
             self._finish = delta.finish_reason
         if delta.usage is not None:
@@ -159,11 +201,19 @@ class EventEncoder:
         out = [] if self._started else [self.start()]
         out.extend(self._close())
         usage = usage_to_anthropic(self._usage) if self._usage else {"output_tokens": 0}
-        out.append(_sse("message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(self._finish, self._tool_calls),
-                      "stop_sequence": None},
-            "usage": usage}))
+        out.append(
+            _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": stop_reason(self._finish, self._tool_calls),
+                        "stop_sequence": None,
+                    },
+                    "usage": usage,
+                },
+            )
+        )
         out.append(_sse("message_stop", {"type": "message_stop"}))
         return b"".join(out)
 

@@ -46,22 +46,53 @@ from standby.canonical.chat import (
     ToolCall,
 )
 
-SCHEMA_KEYS = frozenset({
-    "type", "format", "title", "description", "nullable", "enum", "items", "minItems",
-    "maxItems", "properties", "required", "minProperties", "maxProperties", "minLength",
-    "maxLength", "pattern", "minimum", "maximum", "anyOf", "propertyOrdering"})
-_SHAPES: dict[str, type] = {"properties": dict, "items": dict, "anyOf": list, "required": list,
-                            "enum": list, "propertyOrdering": list}
+SCHEMA_KEYS = frozenset(
+    {
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "items",
+        "minItems",
+        "maxItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "anyOf",
+        "propertyOrdering",
+    }
+)
+_SHAPES: dict[str, type] = {
+    "properties": dict,
+    "items": dict,
+    "anyOf": list,
+    "required": list,
+    "enum": list,
+    "propertyOrdering": list,
+}
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 _CHOICE = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
-_PASSED = {"seed": "seed", "presence_penalty": "presencePenalty",
-           "frequency_penalty": "frequencyPenalty"}  # vendor-neutral leftovers Gemini takes
+_PASSED = {
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+}  # vendor-neutral leftovers Gemini takes
 
 
 # -- schemas -------------------------------------------------------------------------------
 
-def gemini_schema(schema: Any, defs: dict[str, Any] | None = None, depth: int = 0
-                  ) -> dict[str, Any]:
+
+def gemini_schema(
+    schema: Any, defs: dict[str, Any] | None = None, depth: int = 0
+) -> dict[str, Any]:
     """A JSON schema reduced to what Gemini's ``Schema`` accepts (see the module doc)."""
     if not isinstance(schema, dict):
         return {}
@@ -72,15 +103,17 @@ def gemini_schema(schema: Any, defs: dict[str, Any] | None = None, depth: int = 
         target = defs.get(ref.rsplit("/", 1)[-1])
         if not isinstance(target, dict) or depth >= 8:
             return {"type": "OBJECT"}  # unresolvable or recursive: an opaque object
-        return gemini_schema({**target, **{k: v for k, v in schema.items() if k != "$ref"}},
-                             defs, depth + 1)
+        return gemini_schema(
+            {**target, **{k: v for k, v in schema.items() if k != "$ref"}}, defs, depth + 1
+        )
     out: dict[str, Any] = {}
     for key, value in schema.items():
         if key not in SCHEMA_KEYS or not issubclass(type(value), _SHAPES.get(key, object)):
             continue  # unknown to Gemini, or not the shape the key needs
         if key == "type":
-            types = [t for t in (value if isinstance(value, list) else [value])
-                     if isinstance(t, str)]
+            types = [
+                t for t in (value if isinstance(value, list) else [value]) if isinstance(t, str)
+            ]
             if "null" in types and len(types) > 1:
                 out["nullable"] = True
             named = [t for t in types if t != "null"] or types
@@ -112,6 +145,7 @@ def gemini_schema(schema: Any, defs: dict[str, Any] | None = None, depth: int = 
 
 
 # -- canonical → Gemini ----------------------------------------------------------------------
+
 
 def _part(part: Part) -> dict[str, Any]:
     if isinstance(part, TextPart):
@@ -150,8 +184,9 @@ def _turn(message: Message, names: dict[str, str]) -> tuple[str, list[dict[str, 
     parts = [_part(p) for p in message.parts if not (isinstance(p, TextPart) and not p.text)]
     for number, call in enumerate(message.tool_calls):
         names[call.id] = call.name
-        part: dict[str, Any] = {"functionCall": {"name": call.name,
-                                                 "args": arguments_object(call.arguments)}}
+        part: dict[str, Any] = {
+            "functionCall": {"name": call.name, "args": arguments_object(call.arguments)}
+        }
         if number == 0:
             part["thoughtSignature"] = SKIP_SIGNATURE
         parts.append(part)
@@ -160,8 +195,11 @@ def _turn(message: Message, names: dict[str, str]) -> tuple[str, list[dict[str, 
 
 def _generation(request: ChatRequest) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    for name, value in (("maxOutputTokens", request.max_tokens),
-                        ("temperature", request.temperature), ("topP", request.top_p)):
+    for name, value in (
+        ("maxOutputTokens", request.max_tokens),
+        ("temperature", request.temperature),
+        ("topP", request.top_p),
+    ):
         if value is not None:
             config[name] = value
     if request.stop:
@@ -173,8 +211,13 @@ def _generation(request: ChatRequest) -> dict[str, Any]:
         config["responseMimeType"] = "application/json"
         if fmt.type == "json_schema" and fmt.schema:
             config["responseSchema"] = gemini_schema(fmt.schema)
-    config.update({name: request.extra[key] for key, name in _PASSED.items()
-                   if request.extra.get(key) is not None})
+    config.update(
+        {
+            name: request.extra[key]
+            for key, name in _PASSED.items()
+            if request.extra.get(key) is not None
+        }
+    )
     return config
 
 
@@ -221,6 +264,7 @@ def request_to_gemini(request: ChatRequest) -> dict[str, Any]:
 
 # -- Gemini → canonical (a Gemini-speaking wire, the sim, round-trip tests) ----------------
 
+
 def parts_from_gemini(parts: Any) -> tuple[list[Part], list[ToolCall], list[dict[str, Any]]]:
     """A turn's parts → its answer parts, its calls (ids ``call_<n>``) and its function
     responses.  Thought parts (``"thought": true``) are reasoning, not answer text."""
@@ -237,8 +281,13 @@ def parts_from_gemini(parts: Any) -> tuple[list[Part], list[ToolCall], list[dict
         elif isinstance(file := part.get("fileData"), dict):
             out.append(ImagePart(url=file.get("fileUri"), media_type=file.get("mimeType")))
         elif isinstance(call := part.get("functionCall"), dict):
-            calls.append(ToolCall(f"call_{len(calls)}", str(call.get("name") or ""),
-                                  orjson.dumps(call.get("args") or {}).decode()))
+            calls.append(
+                ToolCall(
+                    f"call_{len(calls)}",
+                    str(call.get("name") or ""),
+                    orjson.dumps(call.get("args") or {}).decode(),
+                )
+            )
         elif isinstance(part.get("functionResponse"), dict):
             results.append(part["functionResponse"])
     return out, calls, results
@@ -254,8 +303,9 @@ def request_from_gemini(body: dict[str, Any], *, model: str = "") -> ChatRequest
     messages: list[Message] = []
     system = body.get("systemInstruction")
     if isinstance(system, dict):
-        text = "".join(str(p.get("text") or "") for p in system.get("parts") or []
-                       if isinstance(p, dict))
+        text = "".join(
+            str(p.get("text") or "") for p in system.get("parts") or [] if isinstance(p, dict)
+        )
         messages.append(Message("system", (TextPart(text),)))
     pending: dict[str, list[str]] = {}  # function name → ids of calls not yet answered
     for turn, content in enumerate(body.get("contents") or []):
@@ -265,8 +315,14 @@ def request_from_gemini(body: dict[str, Any], *, model: str = "") -> ChatRequest
         for result in results:
             name = str(result.get("name") or "")
             ids = pending.get(name) or [""]
-            messages.append(Message("tool", (TextPart(_result_text(result.get("response"))),),
-                                    tool_call_id=ids.pop(0), name=name))
+            messages.append(
+                Message(
+                    "tool",
+                    (TextPart(_result_text(result.get("response"))),),
+                    tool_call_id=ids.pop(0),
+                    name=name,
+                )
+            )
         calls = [ToolCall(f"call_{turn}_{n}", c.name, c.arguments) for n, c in enumerate(calls)]
         for call in calls:
             pending.setdefault(call.name, []).append(call.id)
@@ -276,18 +332,35 @@ def request_from_gemini(body: dict[str, Any], *, model: str = "") -> ChatRequest
             messages.append(Message("user", tuple(parts)))
     config = body.get("generationConfig") or {}
     schema = config.get("responseSchema")
-    fmt = None if config.get("responseMimeType") != "application/json" else (
-        ResponseFormat("json_schema", schema=schema) if schema else ResponseFormat("json_object"))
+    fmt = (
+        None
+        if config.get("responseMimeType") != "application/json"
+        else (
+            ResponseFormat("json_schema", schema=schema)
+            if schema
+            else ResponseFormat("json_object")
+        )
+    )
     return ChatRequest(
-        model=model, messages=tuple(messages),
-        tools=tuple(Tool(str(d.get("name") or ""), str(d.get("description") or ""),
-                         d.get("parameters") or {})
-                    for t in body.get("tools") or [] if isinstance(t, dict)
-                    for d in t.get("functionDeclarations") or [] if isinstance(d, dict)),
-        tool_choice=_choice_from_gemini(body.get("toolConfig")), response_format=fmt,
-        temperature=config.get("temperature"), top_p=config.get("topP"),
-        max_tokens=config.get("maxOutputTokens"), stop=tuple(config.get("stopSequences") or ()),
-        n=int(config.get("candidateCount") or 1))
+        model=model,
+        messages=tuple(messages),
+        tools=tuple(
+            Tool(
+                str(d.get("name") or ""), str(d.get("description") or ""), d.get("parameters") or {}
+            )
+            for t in body.get("tools") or []
+            if isinstance(t, dict)
+            for d in t.get("functionDeclarations") or []
+            if isinstance(d, dict)
+        ),
+        tool_choice=_choice_from_gemini(body.get("toolConfig")),
+        response_format=fmt,
+        temperature=config.get("temperature"),
+        top_p=config.get("topP"),
+        max_tokens=config.get("maxOutputTokens"),
+        stop=tuple(config.get("stopSequences") or ()),
+        n=int(config.get("candidateCount") or 1),
+    )
 
 
 def _choice_from_gemini(raw: Any) -> str | None:

@@ -33,14 +33,26 @@ from standby.canonical.chat import ChatResponse, Delta, FinishReason, Message, T
 from standby.translate.gemini import arguments_object, parts_from_gemini
 
 FINISH_FROM_GEMINI: dict[str, FinishReason] = {
-    "STOP": "stop", "MAX_TOKENS": "length",
-    "SAFETY": "content_filter", "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
-    "OTHER": "error", "LANGUAGE": "error", "MALFORMED_FUNCTION_CALL": "error",
-    "UNEXPECTED_TOOL_CALL": "error"}
-FINISH_TO_GEMINI: dict[str, str] = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS",
-                                    "content_filter": "SAFETY", "error": "OTHER"}
+    "OTHER": "error",
+    "LANGUAGE": "error",
+    "MALFORMED_FUNCTION_CALL": "error",
+    "UNEXPECTED_TOOL_CALL": "error",
+}
+FINISH_TO_GEMINI: dict[str, str] = {
+    "stop": "STOP",
+    "tool_calls": "STOP",
+    "length": "MAX_TOKENS",
+    "content_filter": "SAFETY",
+    "error": "OTHER",
+}
 
 
 def finish_from_gemini(reason: Any, *, calls: bool) -> FinishReason | None:
@@ -59,14 +71,17 @@ def usage_from_gemini(raw: Any) -> Usage | None:
     return Usage(
         int(raw.get("promptTokenCount") or 0) + int(raw.get("toolUsePromptTokenCount") or 0),
         int(raw.get("candidatesTokenCount") or 0) + int(thoughts or 0),
-        None if cached is None else int(cached), None if thoughts is None else int(thoughts))
+        None if cached is None else int(cached),
+        None if thoughts is None else int(thoughts),
+    )
 
 
 def usage_to_gemini(usage: Usage) -> dict[str, Any]:
     out: dict[str, Any] = {
         "promptTokenCount": usage.prompt_tokens,
         "candidatesTokenCount": usage.completion_tokens - (usage.reasoning_tokens or 0),
-        "totalTokenCount": usage.total_tokens}
+        "totalTokenCount": usage.total_tokens,
+    }
     if usage.cached_tokens is not None:
         out["cachedContentTokenCount"] = usage.cached_tokens
     if usage.reasoning_tokens is not None:
@@ -93,15 +108,18 @@ def _candidate(data: dict[str, Any], index: int) -> tuple[str, dict[str, Any], l
     return "".join(p.text for p in parts if isinstance(p, TextPart)), candidate, calls
 
 
-def response_from_gemini(data: dict[str, Any], *, id: str, model: str,
-                         candidate: int = 0) -> ChatResponse:
+def response_from_gemini(
+    data: dict[str, Any], *, id: str, model: str, candidate: int = 0
+) -> ChatResponse:
     """One candidate of a whole answer; ``responseId``/``modelVersion`` win when sent."""
     text, found, calls = _candidate(data, candidate)
     return ChatResponse(
-        id=str(data.get("responseId") or id), model=str(data.get("modelVersion") or model),
+        id=str(data.get("responseId") or id),
+        model=str(data.get("modelVersion") or model),
         message=Message("assistant", (TextPart(text),) if text else (), tuple(calls)),
         finish_reason=finish_from_gemini(found.get("finishReason"), calls=bool(calls)),
-        usage=usage_from_gemini(data.get("usageMetadata")))
+        usage=usage_from_gemini(data.get("usageMetadata")),
+    )
 
 
 def response_to_gemini(response: ChatResponse) -> dict[str, Any]:
@@ -109,13 +127,18 @@ def response_to_gemini(response: ChatResponse) -> dict[str, Any]:
     parts: list[dict[str, Any]] = []
     if response.message.text:
         parts.append({"text": response.message.text})
-    parts.extend({"functionCall": {"name": c.name, "args": arguments_object(c.arguments)}}
-                 for c in response.message.tool_calls)
+    parts.extend(
+        {"functionCall": {"name": c.name, "args": arguments_object(c.arguments)}}
+        for c in response.message.tool_calls
+    )
     candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
     if response.finish_reason:
         candidate["finishReason"] = FINISH_TO_GEMINI[response.finish_reason]
-    out: dict[str, Any] = {"candidates": [candidate], "modelVersion": response.model,
-                           "responseId": response.id}
+    out: dict[str, Any] = {
+        "candidates": [candidate],
+        "modelVersion": response.model,
+        "responseId": response.id,
+    }
     if response.usage is not None:
         out["usageMetadata"] = usage_to_gemini(response.usage)
     return out
@@ -141,8 +164,10 @@ class StreamDecoder:
         self._usage_sent = False
 
     def __repr__(self) -> str:
-        return (f"<StreamDecoder {self.id} open={sorted(self._open)} "
-                f"finished={sorted(self._finished)} usage_sent={self._usage_sent}>")
+        return (
+            f"<StreamDecoder {self.id} open={sorted(self._open)} "
+            f"finished={sorted(self._finished)} usage_sent={self._usage_sent}>"
+        )
 
     def feed(self, event: dict[str, Any]) -> list[tuple[int, Delta]]:
         if not self._started:
@@ -162,15 +187,27 @@ class StreamDecoder:
             for call in calls:
                 number = self._calls.get(index, 0)
                 self._calls[index] = number + 1
-                out.append((index, Delta(tool_index=number, tool_id=f"call_{number}",
-                                         tool_name=call.name, arguments=call.arguments)))
-            finish = finish_from_gemini(candidate.get("finishReason"),
-                                        calls=index in self._calls)
+                out.append(
+                    (
+                        index,
+                        Delta(
+                            tool_index=number,
+                            tool_id=f"call_{number}",
+                            tool_name=call.name,
+                            arguments=call.arguments,
+                        ),
+                    )
+                )
+            finish = finish_from_gemini(candidate.get("finishReason"), calls=index in self._calls)
             if finish and index not in self._finished:
                 self._finished.add(index)
                 out.append((index, Delta(finish_reason=finish)))
-        if (self._usage is not None and not self._usage_sent and self._finished
-                and self._finished >= self._open):
+        if (
+            self._usage is not None
+            and not self._usage_sent
+            and self._finished
+            and self._finished >= self._open
+        ):
             self._usage_sent = True
             out.append((0, Delta(usage=self._usage)))
         return out

@@ -31,13 +31,36 @@ from standby.translate.openai_stream import (
     usage_to_openai,
 )
 
-__all__ = ["delta_from_openai", "delta_to_openai", "message_to_openai", "request_from_openai",
-           "request_to_openai", "response_from_openai", "response_to_openai",
-           "usage_from_openai", "usage_to_openai"]
+__all__ = [
+    "delta_from_openai",
+    "delta_to_openai",
+    "message_to_openai",
+    "request_from_openai",
+    "request_to_openai",
+    "response_from_openai",
+    "response_to_openai",
+    "usage_from_openai",
+    "usage_to_openai",
+]
 
-_KNOWN = {"model", "messages", "tools", "tool_choice", "response_format", "temperature",
-          "top_p", "max_tokens", "max_completion_tokens", "stop", "stream", "stream_options",
-          "n", "user", "functions", "function_call"}
+_KNOWN = {
+    "model",
+    "messages",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "stream",
+    "stream_options",
+    "n",
+    "user",
+    "functions",
+    "function_call",
+}
 
 
 def _parts(content: Any) -> tuple[Part, ...]:
@@ -70,8 +93,11 @@ def _image(url: str, detail: Any) -> ImagePart:
 def _call(raw: dict[str, Any]) -> ToolCall:
     fn = raw.get("function")
     fn = fn if isinstance(fn, dict) else {}
-    return ToolCall(id=str(raw.get("id") or ""), name=str(fn.get("name") or ""),
-                    arguments=str(fn.get("arguments") or ""))
+    return ToolCall(
+        id=str(raw.get("id") or ""),
+        name=str(fn.get("name") or ""),
+        arguments=str(fn.get("arguments") or ""),
+    )
 
 
 def _legacy_id(name: Any) -> str:
@@ -85,13 +111,23 @@ def _message(raw: dict[str, Any]) -> Message:
     tool_call_id = raw.get("tool_call_id")
     legacy = raw.get("function_call")
     if isinstance(legacy, dict) and not calls:  # the legacy single function call
-        calls = (ToolCall(_legacy_id(legacy.get("name")), str(legacy.get("name") or ""),
-                          str(legacy.get("arguments") or "")),)
+        calls = (
+            ToolCall(
+                _legacy_id(legacy.get("name")),
+                str(legacy.get("name") or ""),
+                str(legacy.get("arguments") or ""),
+            ),
+        )
     if role == "function":  # the legacy name of a tool result
         role = "tool"
         tool_call_id = tool_call_id or _legacy_id(raw.get("name"))
-    return Message(role=cast(Role, role), parts=_parts(raw.get("content")), tool_calls=calls,
-                   tool_call_id=tool_call_id, name=raw.get("name"))
+    return Message(
+        role=cast(Role, role),
+        parts=_parts(raw.get("content")),
+        tool_calls=calls,
+        tool_call_id=tool_call_id,
+        name=raw.get("name"),
+    )
 
 
 def _tool_choice(choice: Any) -> str | None:
@@ -112,8 +148,12 @@ def _format(raw: Any) -> ResponseFormat | None:
     kind = raw.get("type")
     if kind == "json_schema":
         spec = raw.get("json_schema") or {}
-        return ResponseFormat("json_schema", name=spec.get("name"), schema=spec.get("schema"),
-                              strict=spec.get("strict"))
+        return ResponseFormat(
+            "json_schema",
+            name=spec.get("name"),
+            schema=spec.get("schema"),
+            strict=spec.get("strict"),
+        )
     if kind == "json_object":
         return ResponseFormat("json_object")
     return ResponseFormat("text")
@@ -133,9 +173,15 @@ def _tools(body: dict[str, Any]) -> tuple[Tool, ...]:
     functions = [t.get("function") for t in body.get("tools") or [] if isinstance(t, dict)]
     if not functions:
         functions = list(body.get("functions") or [])
-    return tuple(Tool(name=str(fn.get("name") or ""), description=str(fn.get("description") or ""),
-                      parameters=fn.get("parameters") or {})
-                 for fn in functions if isinstance(fn, dict))
+    return tuple(
+        Tool(
+            name=str(fn.get("name") or ""),
+            description=str(fn.get("description") or ""),
+            parameters=fn.get("parameters") or {},
+        )
+        for fn in functions
+        if isinstance(fn, dict)
+    )
 
 
 def request_from_openai(body: dict[str, Any]) -> ChatRequest:
@@ -146,15 +192,19 @@ def request_from_openai(body: dict[str, Any]) -> ChatRequest:
     return ChatRequest(
         model=str(body.get("model") or ""),
         messages=tuple(_message(m) for m in body.get("messages") or [] if isinstance(m, dict)),
-        tools=_tools(body), tool_choice=_tool_choice(choice),
+        tools=_tools(body),
+        tool_choice=_tool_choice(choice),
         response_format=_format(body.get("response_format")),
-        temperature=_number(body.get("temperature")), top_p=_number(body.get("top_p")),
+        temperature=_number(body.get("temperature")),
+        top_p=_number(body.get("top_p")),
         max_tokens=_count(body.get("max_completion_tokens")) or _count(body.get("max_tokens")),
         stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
         stream=bool(body.get("stream")),
         include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
-        n=int(body.get("n") or 1), user=body.get("user"),
-        extra={k: v for k, v in body.items() if k not in _KNOWN})
+        n=int(body.get("n") or 1),
+        user=body.get("user"),
+        extra={k: v for k, v in body.items() if k not in _KNOWN},
+    )
 
 
 def _content_out(parts: tuple[Part, ...]) -> Any:
@@ -183,9 +233,10 @@ def message_to_openai(message: Message) -> dict[str, Any]:
     else:
         out["content"] = _content_out(message.parts)
     if message.tool_calls:
-        out["tool_calls"] = [{"id": c.id, "type": "function",
-                              "function": {"name": c.name, "arguments": c.arguments}}
-                             for c in message.tool_calls]
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
     if message.name:
@@ -205,8 +256,10 @@ def _function(tool: Tool) -> dict[str, Any]:
 def request_to_openai(request: ChatRequest) -> dict[str, Any]:
     """The canonical request → an OpenAI chat-completions body (``max_tokens``, not
     ``max_completion_tokens``: the older name is the one every compatible API reads)."""
-    body: dict[str, Any] = {"model": request.model,
-                            "messages": [message_to_openai(m) for m in request.messages]}
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [message_to_openai(m) for m in request.messages],
+    }
     if request.tools:
         body["tools"] = [_function(t) for t in request.tools]
     if request.tool_choice in ("auto", "none", "required"):
@@ -242,21 +295,34 @@ def response_from_openai(data: dict[str, Any]) -> ChatResponse:
     choices = data.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     reason = choice.get("finish_reason")
-    return ChatResponse(id=str(data.get("id") or ""), model=str(data.get("model") or ""),
-                        message=_message(choice.get("message") or {"role": "assistant"}),
-                        finish_reason=FINISH.get(reason, "stop") if reason else None,
-                        usage=usage_from_openai(data.get("usage")),
-                        created=int(data.get("created") or 0))
+    return ChatResponse(
+        id=str(data.get("id") or ""),
+        model=str(data.get("model") or ""),
+        message=_message(choice.get("message") or {"role": "assistant"}),
+        finish_reason=FINISH.get(reason, "stop") if reason else None,
+        usage=usage_from_openai(data.get("usage")),
+        created=int(data.get("created") or 0),
+    )
 
 
 def response_to_openai(response: ChatResponse) -> dict[str, Any]:
     """The canonical response → a ``chat.completion`` object."""
     message = message_to_openai(response.message)
     message.setdefault("content", None)
-    out: dict[str, Any] = {"id": response.id, "object": "chat.completion",
-                           "created": response.created, "model": response.model,
-                           "choices": [{"index": 0, "message": message, "logprobs": None,
-                                        "finish_reason": response.finish_reason}]}
+    out: dict[str, Any] = {
+        "id": response.id,
+        "object": "chat.completion",
+        "created": response.created,
+        "model": response.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": response.finish_reason,
+            }
+        ],
+    }
     if response.usage is not None:
         out["usage"] = usage_to_openai(response.usage)
     return out

@@ -34,8 +34,7 @@ from standby.translate.responses import (
 class EventEncoder:
     """Canonical deltas → Responses SSE bytes, for one client stream."""
 
-    def __init__(self, *, id: str, model: str, request: dict[str, Any],
-                 created_at: int) -> None:
+    def __init__(self, *, id: str, model: str, request: dict[str, Any], created_at: int) -> None:
         self.id = id
         self.model = model  # the final events name the model that finished the answer
         self.request = request
@@ -53,25 +52,33 @@ class EventEncoder:
         self._sequence += 1
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
-    def _response(self, status: str, *, error: dict[str, Any] | None = None,
-                  incomplete: str | None = None) -> dict[str, Any]:
-        return response_object(self.id, created_at=self.created_at, model=self.model,
-                               status=status, output=copy.deepcopy(self._items),
-                               usage=self._usage, request=self.request, error=error,
-                               incomplete=incomplete)
+    def _response(
+        self, status: str, *, error: dict[str, Any] | None = None, incomplete: str | None = None
+    ) -> dict[str, Any]:
+        return response_object(
+            self.id,
+            created_at=self.created_at,
+            model=self.model,
+            status=status,
+            output=copy.deepcopy(self._items),
+            usage=self._usage,
+            request=self.request,
+            error=error,
+            incomplete=incomplete,
+        )
 
     def start(self) -> bytes:
         self._started = True
         response = self._response("in_progress")
-        return (self._event("response.created", response=response)
-                + self._event("response.in_progress", response=response))
+        return self._event("response.created", response=response) + self._event(
+            "response.in_progress", response=response
+        )
 
     def _begin(self, item: dict[str, Any]) -> list[bytes]:
         out = self._close()
         self._open = len(self._items)
         self._items.append(item)
-        out.append(self._event("response.output_item.added", output_index=self._open,
-                               item=item))
+        out.append(self._event("response.output_item.added", output_index=self._open, item=item))
         return out
 
     def _close(self, status: str = "completed") -> list[bytes]:
@@ -84,13 +91,24 @@ class EventEncoder:
         out: list[bytes] = []
         if item["type"] == "message":
             part = item["content"][0]
-            out.append(self._event("response.output_text.done", **where, content_index=0,
-                                   text=part["text"], logprobs=[]))
-            out.append(self._event("response.content_part.done", **where, content_index=0,
-                                   part=part))
+            out.append(
+                self._event(
+                    "response.output_text.done",
+                    **where,
+                    content_index=0,
+                    text=part["text"],
+                    logprobs=[],
+                )
+            )
+            out.append(
+                self._event("response.content_part.done", **where, content_index=0, part=part)
+            )
         else:
-            out.append(self._event("response.function_call_arguments.done", **where,
-                                   arguments=item["arguments"]))
+            out.append(
+                self._event(
+                    "response.function_call_arguments.done", **where, arguments=item["arguments"]
+                )
+            )
         out.append(self._event("response.output_item.done", output_index=index, item=item))
         return out
 
@@ -115,12 +133,27 @@ class EventEncoder:
             part = item["content"].pop()  # announced empty; the part is added next
             out.extend(self._begin(item))
             item["content"].append(part)
-            out.append(self._event("response.content_part.added", item_id=item["id"],
-                                   output_index=index, content_index=0, part=part))
+            out.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    part=part,
+                )
+            )
         item = self._items[index]
         item["content"][0]["text"] += text
-        out.append(self._event("response.output_text.delta", item_id=item["id"],
-                               output_index=index, content_index=0, delta=text, logprobs=[]))
+        out.append(
+            self._event(
+                "response.output_text.delta",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                delta=text,
+                logprobs=[],
+            )
+        )
         return out
 
     def _call(self, delta: Delta, tool: int) -> list[bytes]:
@@ -129,15 +162,19 @@ class EventEncoder:
         if index is None or self._tool != tool:
             index = len(self._items)
             call = ToolCall(delta.tool_id or f"call_{index}", delta.tool_name or "", "")
-            out.extend(self._begin(call_item(item_id(self.id, "fc", index), call,
-                                             "in_progress")))
+            out.extend(self._begin(call_item(item_id(self.id, "fc", index), call, "in_progress")))
             self._tool = tool
         item = self._items[index]
         if delta.arguments:
             item["arguments"] += delta.arguments
-            out.append(self._event("response.function_call_arguments.delta",
-                                   item_id=item["id"], output_index=index,
-                                   delta=delta.arguments))
+            out.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=delta.arguments,
+                )
+            )
         return out
 
     def finish(self) -> bytes:
@@ -146,8 +183,12 @@ class EventEncoder:
         incomplete = INCOMPLETE.get(self._finish or "")
         out.extend(self._close("incomplete" if incomplete else "completed"))
         if incomplete:
-            out.append(self._event("response.incomplete",
-                                   response=self._response("incomplete", incomplete=incomplete)))
+            out.append(
+                self._event(
+                    "response.incomplete",
+                    response=self._response("incomplete", incomplete=incomplete),
+                )
+            )
         else:
             out.append(self._event("response.completed", response=self._response("completed")))
         return b"".join(out)
@@ -163,6 +204,5 @@ class EventEncoder:
             self._items[self._open]["status"] = "incomplete"
             self._open = self._tool = None
         error = {"code": "server_error", "message": message}
-        out.append(self._event("response.failed",
-                               response=self._response("failed", error=error)))
+        out.append(self._event("response.failed", response=self._response("failed", error=error)))
         return b"".join(out)

@@ -28,10 +28,17 @@ from standby.web.completions_api import completions_routes
 from standby.web.journal_api import journal_routes
 
 
-def admin_app(router: Router, registry: HealthRegistry, gate: RegistryGate, metrics: Metrics, *,
-              admin_token: str, clock: Callable[[], float] = time.monotonic,
-              journal: JournalService | None = None, keys: ClientKeys | None = None,
-              ) -> Starlette:
+def admin_app(
+    router: Router,
+    registry: HealthRegistry,
+    gate: RegistryGate,
+    metrics: Metrics,
+    *,
+    admin_token: str,
+    clock: Callable[[], float] = time.monotonic,
+    journal: JournalService | None = None,
+    keys: ClientKeys | None = None,
+) -> Starlette:
     def authorised(request: Request) -> None:
         if not admin_token:
             return
@@ -50,9 +57,10 @@ def admin_app(router: Router, registry: HealthRegistry, gate: RegistryGate, metr
             route = router.plan.routes[name]
             routes[name] = [[ref.target for ref in tier] for tier in route.tier_list()]
         snapshot["routes"] = routes
-        snapshot["providers"] = {name: {"kind": p.kind, "base_url": p.base_url,
-                                        "prefill": p.prefill}
-                                 for name, p in router.plan.providers.items()}
+        snapshot["providers"] = {
+            name: {"kind": p.kind, "base_url": p.base_url, "prefill": p.prefill}
+            for name, p in router.plan.providers.items()
+        }
         snapshot["version"] = __version__
         if journal is not None:
             snapshot["journal"] = journal.status()
@@ -68,14 +76,28 @@ def admin_app(router: Router, registry: HealthRegistry, gate: RegistryGate, metr
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        message = exc.detail if exc.status_code != 404 else (
-            f"Invalid URL ({request.method} {request.url.path})")
-        return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
-                                       "param": None, "code": None}},
-                            status_code=exc.status_code)
+        message = (
+            exc.detail
+            if exc.status_code != 404
+            else (f"Invalid URL ({request.method} {request.url.path})")
+        )
+        return JSONResponse(
+            {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+            status_code=exc.status_code,
+        )
 
-    routes = [Route("/standby/health", health), Route("/metrics", prometheus),
-              Route("/healthz", live)]
+    routes = [
+        Route("/standby/health", health),
+        Route("/metrics", prometheus),
+        Route("/healthz", live),
+    ]
     routes += completions_routes(journal, keys or ClientKeys(()))
     if journal is not None:
         routes += journal_routes(journal, authorise=authorised)

@@ -45,10 +45,18 @@ from standby.web.asgi import (
 
 log = logging.getLogger("standby.web")
 
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
-                402: "billing_error", 403: "permission_error", 404: "not_found_error",
-                413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
-                503: "overloaded_error", 529: "overloaded_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
 
 
 def anthropic_error(status: int, message: str) -> bytes:
@@ -60,8 +68,9 @@ def anthropic_error(status: int, message: str) -> bytes:
 class AnthropicWire:
     """The handler of ``POST /v1/messages``."""
 
-    def __init__(self, router: Router, keys: ClientKeys, max_body: int, *,
-                 journal: JournalSink | None = None) -> None:
+    def __init__(
+        self, router: Router, keys: ClientKeys, max_body: int, *, journal: JournalSink | None = None
+    ) -> None:
         self.router = router
         self.keys = keys
         self.max_body = max_body
@@ -79,9 +88,16 @@ class AnthropicWire:
             openai_body = request_to_openai(canonical)
             route = self.router.resolve(canonical.model)
             rid = new_request_id()
-            self.journal.accepted(rid, endpoint="messages", route=route.name,
-                                  model=canonical.model, stream=canonical.stream, raw_body=raw,
-                                  metadata=None, store=True)
+            self.journal.accepted(
+                rid,
+                endpoint="messages",
+                route=route.name,
+                model=canonical.model,
+                stream=canonical.stream,
+                raw_body=raw,
+                metadata=None,
+                store=True,
+            )
             if canonical.stream:
                 await self._stream(rid, openai_body, route, send)
                 return
@@ -95,29 +111,40 @@ class AnthropicWire:
         response = response_from_openai(done.reply.data)
         model = done.reply.model or done.target.model
         answer = response_to_anthropic(response, id=_message_id(response.id), model=model)
-        self.journal.completed(rid, completion_id=answer["id"], provider=done.target.provider,
-                               model=model, response=answer, usage=done.reply.usage,
-                               attempts=journal_attempts(done.history))
-        await respond(send, 200, orjson.dumps(answer),
-                      headers=standby_headers(done.target.provider, model, done.attempts,
-                                              route.name))
+        self.journal.completed(
+            rid,
+            completion_id=answer["id"],
+            provider=done.target.provider,
+            model=model,
+            response=answer,
+            usage=done.reply.usage,
+            attempts=journal_attempts(done.history),
+        )
+        await respond(
+            send,
+            200,
+            orjson.dumps(answer),
+            headers=standby_headers(done.target.provider, model, done.attempts, route.name),
+        )
 
-    async def _stream(self, rid: str, body: dict[str, Any], route: ResolvedRoute,
-                      send: Send) -> None:
+    async def _stream(
+        self, rid: str, body: dict[str, Any], route: ResolvedRoute, send: Send
+    ) -> None:
         run = StreamRun(self.router, body, route, journal=self.journal, rid=rid)
         try:
             target = await run.start()
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
-        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1,
-                                  route.name)
+        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1, route.name)
         encoder = EventEncoder(id=_message_id(run.stream_id), model=target.model)
-        await stream_response(send, headers, run.events(),
-                              translate=lambda data: _translate(encoder, data))
+        await stream_response(
+            send, headers, run.events(), translate=lambda data: _translate(encoder, data)
+        )
 
-    async def _fail(self, rid: str, plan: AttemptPlan | None, error: StandbyError,
-                    send: Send) -> None:
+    async def _fail(
+        self, rid: str, plan: AttemptPlan | None, error: StandbyError, send: Send
+    ) -> None:
         status, openai_body, headers = errors.render(error)
         message = str(error)
         try:
@@ -128,8 +155,12 @@ class AnthropicWire:
             status = 529  # what Anthropic's own clients expect for "overloaded, retry"
         body = anthropic_error(status, message)
         if rid:
-            self.journal.failed(rid, status=status, response=body,
-                                attempts=journal_attempts(plan.history if plan else []))
+            self.journal.failed(
+                rid,
+                status=status,
+                response=body,
+                attempts=journal_attempts(plan.history if plan else []),
+            )
         await respond(send, status, body, headers=headers)
 
 
@@ -146,8 +177,9 @@ def _translate(encoder: EventEncoder, data: bytes) -> bytes:
         chunk = orjson.loads(payload)
         if "error" in chunk:
             error = chunk.get("error") or {}
-            kind = ("overloaded_error" if error.get("code") == "upstream_unavailable"
-                    else "api_error")
+            kind = (
+                "overloaded_error" if error.get("code") == "upstream_unavailable" else "api_error"
+            )
             out.append(EventEncoder.error(kind, str(error.get("message") or "interrupted")))
             continue
         out.extend(encoder.feed(delta) for delta in delta_from_openai(chunk))
@@ -172,8 +204,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest("messages: Field required (a non-empty list)")
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise InvalidRequest(f"messages.{index}.role: Input should be 'user' or "
-                                 "'assistant'")
+            raise InvalidRequest(f"messages.{index}.role: Input should be 'user' or 'assistant'")
     return body
 
 
@@ -187,5 +218,3 @@ def _canonical(body: dict[str, Any]) -> ChatRequest:
 def _message_id(source: str) -> str:
     """Anthropic ids start with ``msg_``; other vendors' ids are replaced."""
     return source if source.startswith("msg_") else f"msg_{uuid.uuid4().hex[:24]}"
-
-

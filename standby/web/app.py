@@ -43,34 +43,53 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 class StandbyApp:
     """The Standby gateway as an ASGI application."""
 
-    def __init__(self, plan: Plan, *, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None,
-                 providers: dict[str, Provider] | None = None,
-                 data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        providers: dict[str, Provider] | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
         self.plan = plan
         self.data_dir = data_dir
         self.metrics = Metrics()
         self.registry = HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
-        self.providers = providers if providers is not None else {
-            name: build_provider(name, config) for name, config in plan.providers.items()}
+        self.providers = (
+            providers
+            if providers is not None
+            else {name: build_provider(name, config) for name, config in plan.providers.items()}
+        )
         self.gate = RegistryGate(self.registry, self.metrics)
         self.router = Router(plan, self.providers, self.gate, self.metrics, clock=clock, rng=rng)
         # no data directory (an embedded gateway): nothing is journaled
-        self.journal_service = (JournalService(plan.journal, data_dir)
-                                if data_dir is not None and plan.journal.enabled else None)
+        self.journal_service = (
+            JournalService(plan.journal, data_dir)
+            if data_dir is not None and plan.journal.enabled
+            else None
+        )
         keys = ClientKeys(plan.server.client_keys)
         service = self.journal_service
         self.deferred = DeferredRunner(self.router, service) if service is not None else None
-        self.retention = (RetentionJob(service.store, plan.journal.retain)
-                          if service is not None else None)
+        self.retention = (
+            RetentionJob(service.store, plan.journal.retain) if service is not None else None
+        )
         self._background: list[asyncio.Task[None]] = []
-        wire = OpenAIWire(self.router, keys, plan.server.max_body,
-                          journal=service.journal if service else None,
-                          store=plan.journal.store, deferrals=self.deferred)
-        anthropic = AnthropicWire(self.router, keys, plan.server.max_body,
-                                  journal=service.journal if service else None)
-        responses = ResponsesWire(self.router, keys, plan.server.max_body, service=service,
-                                  store=plan.journal.store)
+        wire = OpenAIWire(
+            self.router,
+            keys,
+            plan.server.max_body,
+            journal=service.journal if service else None,
+            store=plan.journal.store,
+            deferrals=self.deferred,
+        )
+        anthropic = AnthropicWire(
+            self.router, keys, plan.server.max_body, journal=service.journal if service else None
+        )
+        responses = ResponsesWire(
+            self.router, keys, plan.server.max_body, service=service, store=plan.journal.store
+        )
         self._hot: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):
             self._hot[("POST", f"{prefix}/responses")] = responses.responses
@@ -78,9 +97,16 @@ class StandbyApp:
             self._hot[("POST", f"{prefix}/chat/completions")] = wire.chat
             self._hot[("POST", f"{prefix}/embeddings")] = wire.embeddings
             self._hot[("GET", f"{prefix}/models")] = wire.models
-        self._admin = admin_app(self.router, self.registry, self.gate, self.metrics,
-                                admin_token=plan.server.admin_token, clock=clock,
-                                journal=service, keys=keys)
+        self._admin = admin_app(
+            self.router,
+            self.registry,
+            self.gate,
+            self.metrics,
+            admin_token=plan.server.admin_token,
+            clock=clock,
+            journal=service,
+            keys=keys,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -111,12 +137,12 @@ class StandbyApp:
         try:  # a reachable database is migrated before the first request
             await asyncio.wait_for(service.ready(), 5.0)
         except TimeoutError:
-            log.warning("journal database not ready; serving anyway, spooling to %s",
-                        service.wal.directory)
+            log.warning(
+                "journal database not ready; serving anyway, spooling to %s", service.wal.directory
+            )
         for name, job in (("deferred", self.deferred), ("retention", self.retention)):
             if job is not None:
-                self._background.append(asyncio.create_task(_after(service, job.run()),
-                                                             name=name))
+                self._background.append(asyncio.create_task(_after(service, job.run()), name=name))
 
     async def aclose(self) -> None:
         """Stop background jobs, close provider connections and the journal."""

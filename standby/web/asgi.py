@@ -43,8 +43,9 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         except ValueError:
             raise InvalidRequest("Invalid Content-Length header.") from None
         if declared > limit:
-            raise BodyTooLarge(f"Request body of {declared} bytes exceeds the limit of {limit} "
-                               "bytes.")
+            raise BodyTooLarge(
+                f"Request body of {declared} bytes exceeds the limit of {limit} bytes."
+            )
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientGone
@@ -68,11 +69,25 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return b"".join(parts)
 
 
-async def respond(send: Send, status: int, body: bytes, *, content_type: bytes = JSON,
-                  headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type),
-                            (b"content-length", str(len(body)).encode()), *headers]})
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    *,
+    content_type: bytes = JSON,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -91,8 +106,10 @@ class ClientKeys:
             return
         key = _presented_key(scope)
         if key is None:
-            raise Unauthorized("You didn't provide an API key. Provide it in the Authorization "
-                               "header as 'Bearer YOUR_KEY'.")
+            raise Unauthorized(
+                "You didn't provide an API key. Provide it in the Authorization "
+                "header as 'Bearer YOUR_KEY'."
+            )
         if hashlib.sha256(key).hexdigest() not in self._digests:
             raise Unauthorized("Incorrect API key provided.")
 
@@ -109,23 +126,33 @@ def hash_key(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def standby_headers(provider: str, model: str, attempts: int,
-                    route: str | None = None) -> Headers:
+def standby_headers(provider: str, model: str, attempts: int, route: str | None = None) -> Headers:
     """Who answered: the headers every wire puts on its answers."""
-    headers = [(b"x-standby-provider", provider.encode()), (b"x-standby-model", model.encode()),
-               (b"x-standby-attempts", str(attempts).encode())]
+    headers = [
+        (b"x-standby-provider", provider.encode()),
+        (b"x-standby-model", model.encode()),
+        (b"x-standby-attempts", str(attempts).encode()),
+    ]
     if route is not None:
         headers.append((b"x-standby-route", route.encode()))
     return headers
 
 
-SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
-                        (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+SSE_HEADERS: Headers = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
-async def stream_response(send: Send, headers: Headers, events: AsyncGenerator[bytes, None],
-                          *, translate: Callable[[bytes], bytes] | None = None,
-                          prelude: bytes = b"") -> None:
+async def stream_response(
+    send: Send,
+    headers: Headers,
+    events: AsyncGenerator[bytes, None],
+    *,
+    translate: Callable[[bytes], bytes] | None = None,
+    prelude: bytes = b"",
+) -> None:
     """Send a 200 event stream: ``prelude``, then each of ``events`` (translated).
 
     Once the client is gone uvicorn drops what is sent; the stream engine still finishes

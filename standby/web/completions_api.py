@@ -58,8 +58,16 @@ MAX_METADATA_KEYS, MAX_KEY_LENGTH, MAX_VALUE_LENGTH = 16, 64, 512
 RETRY_AFTER = 5  # seconds; the writer retries the database on about this scale
 _MAX_BODY = 64 * 1024  # an update body is sixteen short strings at most
 # request parameters OpenAI echoes on a stored completion (null when the caller left them)
-_ECHOED = ("tool_choice", "seed", "top_p", "temperature", "presence_penalty",
-           "frequency_penalty", "tools", "response_format")
+_ECHOED = (
+    "tool_choice",
+    "seed",
+    "top_p",
+    "temperature",
+    "presence_penalty",
+    "frequency_penalty",
+    "tools",
+    "response_format",
+)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -88,19 +96,32 @@ def completions_routes(service: CompletionsService | None, keys: ClientKeys) -> 
     ``service`` is ``None`` when the journal is off: every endpoint is then the 404
     ``stored_completions_disabled``, as with ``journal.store: false``.
     """
-    api = (_StoredCompletions(service) if service is not None and service.config.enabled
-           and service.config.store else None)
-    listing, one, messages = (_guard(endpoint, keys) for endpoint in (
-        (api.listing, api.one, api.messages) if api else (_disabled,) * 3))
-    return [route for base in ("/v1/chat/completions", "/chat/completions") for route in (
-        Route(base, listing, methods=["GET"]),
-        Route(base + "/{completion_id}", one, methods=["GET", "POST", "DELETE"]),
-        Route(base + "/{completion_id}/messages", messages, methods=["GET"]))]
+    api = (
+        _StoredCompletions(service)
+        if service is not None and service.config.enabled and service.config.store
+        else None
+    )
+    listing, one, messages = (
+        _guard(endpoint, keys)
+        for endpoint in ((api.listing, api.one, api.messages) if api else (_disabled,) * 3)
+    )
+    return [
+        route
+        for base in ("/v1/chat/completions", "/chat/completions")
+        for route in (
+            Route(base, listing, methods=["GET"]),
+            Route(base + "/{completion_id}", one, methods=["GET", "POST", "DELETE"]),
+            Route(base + "/{completion_id}/messages", messages, methods=["GET"]),
+        )
+    ]
 
 
 async def _disabled(request: Request) -> Response:
-    raise _NotFound("Stored completions are disabled by this gateway's plan (journal.store "
-                    "is false): no completion is stored.", code="stored_completions_disabled")
+    raise _NotFound(
+        "Stored completions are disabled by this gateway's plan (journal.store "
+        "is false): no completion is stored.",
+        code="stored_completions_disabled",
+    )
 
 
 def _guard(endpoint: Endpoint, keys: ClientKeys) -> Endpoint:
@@ -114,14 +135,21 @@ def _guard(endpoint: Endpoint, keys: ClientKeys) -> Endpoint:
             log.info("stored completion read refused: %s", error)  # the writer warns once
             body = errors.error_body(
                 "The journal database is unreachable right now; stored completions cannot "
-                f"be read. Please retry after {RETRY_AFTER}s.", type="server_error",
-                code="journal_unavailable")
-            return Response(body, 503, headers={"retry-after": str(RETRY_AFTER)},
-                            media_type="application/json")
+                f"be read. Please retry after {RETRY_AFTER}s.",
+                type="server_error",
+                code="journal_unavailable",
+            )
+            return Response(
+                body, 503, headers={"retry-after": str(RETRY_AFTER)}, media_type="application/json"
+            )
         except StandbyError as error:
             status, body, headers = errors.render(error)
-            return Response(body, status, headers={k.decode(): v.decode() for k, v in headers},
-                            media_type="application/json")
+            return Response(
+                body,
+                status,
+                headers={k.decode(): v.decode() for k, v in headers},
+                media_type="application/json",
+            )
 
     return guarded
 
@@ -137,15 +165,18 @@ class _StoredCompletions:
         metadata = _metadata_filter(request.query_params.multi_items())
         await self.service.flush()
         items, has_more = await self.service.store.list_completions(
-            model=request.query_params.get("model") or None, metadata=metadata or None, after=after,
-            limit=limit, order=order)
+            model=request.query_params.get("model") or None,
+            metadata=metadata or None,
+            after=after,
+            limit=limit,
+            order=order,
+        )
         return _json(_page([_completion(item) for item in items], has_more))
 
     async def one(self, request: Request) -> Response:
         completion_id = request.path_params["completion_id"]
         if request.method == "POST":
-            metadata = _metadata_update(await read_body(request.scope, request.receive,
-                                                        _MAX_BODY))
+            metadata = _metadata_update(await read_body(request.scope, request.receive, _MAX_BODY))
             await self.service.flush()
             updated = await self.service.store.update_metadata(completion_id, metadata)
             return _json(_completion(updated or _missing(completion_id)))
@@ -153,8 +184,9 @@ class _StoredCompletions:
         if request.method == "DELETE":
             if not await self.service.store.delete_completion(completion_id):
                 _missing(completion_id)
-            return _json({"id": completion_id, "object": "chat.completion.deleted",
-                          "deleted": True})
+            return _json(
+                {"id": completion_id, "object": "chat.completion.deleted", "deleted": True}
+            )
         found = await self.service.store.get_completion(completion_id)
         return _json(_completion(found or _missing(completion_id)))
 
@@ -162,22 +194,26 @@ class _StoredCompletions:
         completion_id = request.path_params["completion_id"]
         limit, order, after = _cursor(request)
         await self.service.flush()
-        found = await self.service.store.get_completion(completion_id) or _missing(
-            completion_id)
+        found = await self.service.store.get_completion(completion_id) or _missing(completion_id)
         raw = (found.request or {}).get("messages")
-        entries = [_message(completion_id, index, message)
-                   for index, message in enumerate(raw if isinstance(raw, list) else [])
-                   if isinstance(message, dict)]
+        entries = [
+            _message(completion_id, index, message)
+            for index, message in enumerate(raw if isinstance(raw, list) else [])
+            if isinstance(message, dict)
+        ]
         if order == "desc":
             entries.reverse()
         start = 0
         if after is not None:
             ids = [entry["id"] for entry in entries]
             if after not in ids:
-                raise InvalidRequest(f"Invalid 'after': no message with id '{after}' in chat "
-                                     f"completion '{completion_id}'.", param="after")
+                raise InvalidRequest(
+                    f"Invalid 'after': no message with id '{after}' in chat "
+                    f"completion '{completion_id}'.",
+                    param="after",
+                )
             start = ids.index(after) + 1
-        return _json(_page(entries[start:start + limit], start + limit < len(entries)))
+        return _json(_page(entries[start : start + limit], start + limit < len(entries)))
 
 
 def _missing(completion_id: str) -> NoReturn:
@@ -189,14 +225,23 @@ def _json(body: dict[str, Any]) -> Response:
 
 
 def _page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None, "has_more": has_more}
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
 
 
 def _completion(record: StoredCompletion) -> dict[str, Any]:
     """A stored completion as OpenAI returns it: the answer, its metadata, its request."""
-    body: dict[str, Any] = {"object": "chat.completion", "choices": [],
-                            **(record.response or {}), "id": record.completion_id}
+    body: dict[str, Any] = {
+        "object": "chat.completion",
+        "choices": [],
+        **(record.response or {}),
+        "id": record.completion_id,
+    }
     body.setdefault("created", int(record.created))
     body.setdefault("model", record.model)
     body["request_id"] = record.rid
@@ -213,12 +258,20 @@ def _message(completion_id: str, index: int, message: dict[str, Any]) -> dict[st
     content = message.get("content")
     parts = None
     if isinstance(content, list):
-        parts = [part for part in content if isinstance(part, dict)
-                 and part.get("type") in ("text", "image_url")]
+        parts = [
+            part
+            for part in content
+            if isinstance(part, dict) and part.get("type") in ("text", "image_url")
+        ]
         texts = [str(part.get("text", "")) for part in parts if part["type"] == "text"]
         content = "".join(texts) if texts else None
-    return {**message, "id": f"{completion_id}-{index}", "content": content,
-            "name": message.get("name"), "content_parts": parts}
+    return {
+        **message,
+        "id": f"{completion_id}-{index}",
+        "content": content,
+        "name": message.get("name"),
+        "content_parts": parts,
+    }
 
 
 def _cursor(request: Request) -> tuple[int, Literal["asc", "desc"], str | None]:
@@ -233,13 +286,19 @@ def _limit(raw: str | None) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidRequest(f"Invalid 'limit': expected an integer, but got '{raw}' "
-                             "instead.", param="limit", code="invalid_type") from None
+        raise InvalidRequest(
+            f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
+            param="limit",
+            code="invalid_type",
+        ) from None
     if not 1 <= value <= MAX_LIMIT:
         side, bound = ("below_min", ">= 1") if value < 1 else ("above_max", f"<= {MAX_LIMIT}")
-        raise InvalidRequest(f"Invalid 'limit': integer {side.replace('_', ' ')}imum value. "
-                             f"Expected a value {bound}, but got {value} instead.",
-                             param="limit", code=f"integer_{side}_value")
+        raise InvalidRequest(
+            f"Invalid 'limit': integer {side.replace('_', ' ')}imum value. "
+            f"Expected a value {bound}, but got {value} instead.",
+            param="limit",
+            code=f"integer_{side}_value",
+        )
     return value
 
 
@@ -248,14 +307,20 @@ def _order(raw: str | None) -> Literal["asc", "desc"]:
         return "asc"
     if raw == "desc":
         return "desc"
-    raise InvalidRequest(f"Invalid value: '{raw}'. Supported values are: 'asc' and 'desc'.",
-                         param="order", code="invalid_value")
+    raise InvalidRequest(
+        f"Invalid value: '{raw}'. Supported values are: 'asc' and 'desc'.",
+        param="order",
+        code="invalid_value",
+    )
 
 
 def _metadata_filter(items: list[tuple[str, str]]) -> dict[str, str]:
     """``metadata[key]=value`` query parameters (how the SDKs encode the filter)."""
-    wanted = {key[9:-1]: value for key, value in items
-              if key.startswith("metadata[") and key.endswith("]") and len(key) > 10}
+    wanted = {
+        key[9:-1]: value
+        for key, value in items
+        if key.startswith("metadata[") and key.endswith("]") and len(key) > 10
+    }
     _check_metadata(wanted)
     return wanted
 
@@ -269,32 +334,49 @@ def _metadata_update(raw: bytes) -> dict[str, str]:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     if "metadata" not in body:
-        raise InvalidRequest("Missing required parameter: 'metadata'.", param="metadata",
-                             code="missing_required_parameter")
+        raise InvalidRequest(
+            "Missing required parameter: 'metadata'.",
+            param="metadata",
+            code="missing_required_parameter",
+        )
     metadata = body["metadata"] if body["metadata"] is not None else {}
     if not isinstance(metadata, dict):
-        raise InvalidRequest("Invalid type for 'metadata': expected an object of string "
-                             "values.", param="metadata", code="invalid_type")
+        raise InvalidRequest(
+            "Invalid type for 'metadata': expected an object of string values.",
+            param="metadata",
+            code="invalid_type",
+        )
     _check_metadata(metadata)
     return metadata
 
 
 def _check_metadata(metadata: dict[str, Any]) -> None:
     if len(metadata) > MAX_METADATA_KEYS:
-        raise InvalidRequest(f"Invalid 'metadata': too many properties. Expected at most "
-                             f"{MAX_METADATA_KEYS}, but got {len(metadata)} instead.",
-                             param="metadata", code="object_above_max_size")
+        raise InvalidRequest(
+            f"Invalid 'metadata': too many properties. Expected at most "
+            f"{MAX_METADATA_KEYS}, but got {len(metadata)} instead.",
+            param="metadata",
+            code="object_above_max_size",
+        )
     for key, value in metadata.items():
         if len(key) > MAX_KEY_LENGTH:
             raise InvalidRequest(
                 f"Invalid 'metadata': key '{key[:MAX_KEY_LENGTH]}…' is too long. Expected "
                 f"keys of at most {MAX_KEY_LENGTH} characters, but got {len(key)}.",
-                param="metadata", code="string_above_max_length")
+                param="metadata",
+                code="string_above_max_length",
+            )
         if not isinstance(value, str):
-            raise InvalidRequest(f"Invalid type for 'metadata.{key}': expected a string.",
-                                 param=f"metadata.{key}", code="invalid_type")
+            raise InvalidRequest(
+                f"Invalid type for 'metadata.{key}': expected a string.",
+                param=f"metadata.{key}",
+                code="invalid_type",
+            )
         if len(value) > MAX_VALUE_LENGTH:
             raise InvalidRequest(
                 f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
                 f"length {MAX_VALUE_LENGTH}, but got a string with length {len(value)} "
-                "instead.", param=f"metadata.{key}", code="string_above_max_length")
+                "instead.",
+                param=f"metadata.{key}",
+                code="string_above_max_length",
+            )

@@ -54,9 +54,12 @@ class JournalReader(Protocol):
     def flush(self) -> Awaitable[Any]: ...
 
 
-def journal_routes(service: JournalReader, *,
-                   authorise: Callable[[Request], None] | None = None,
-                   clock: Callable[[], float] = time.time) -> list[Route]:
+def journal_routes(
+    service: JournalReader,
+    *,
+    authorise: Callable[[Request], None] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> list[Route]:
     """The journal's admin routes; ``authorise`` raises ``HTTPException(401)`` for a
     request without the admin token (the admin app passes its check)."""
 
@@ -70,14 +73,22 @@ def journal_routes(service: JournalReader, *,
             log.debug("journal view: flush skipped (%s)", type(exc).__name__)
         try:
             rows = await service.store.list_requests(
-                since=query.since, until=query.until, state=query.state, route=query.route,
-                before=query.before, limit=query.limit + 1)
+                since=query.since,
+                until=query.until,
+                state=query.state,
+                route=query.route,
+                before=query.before,
+                limit=query.limit + 1,
+            )
         except Exception as exc:
             log.warning("journal view: the database did not answer (%s)", type(exc).__name__)
-            raise HTTPException(503, "The journal database is unreachable; the gateway "
-                                     "keeps journaling to its write-ahead log.") from exc
+            raise HTTPException(
+                503,
+                "The journal database is unreachable; the gateway "
+                "keeps journaling to its write-ahead log.",
+            ) from exc
         more = len(rows) > query.limit
-        rows = rows[:query.limit]
+        rows = rows[: query.limit]
         data = [_row(record(row), query.bodies) for row in rows]
         body = {"data": data, "next": rows[-1].rid if more and rows else None}
         return Response(orjson.dumps(body), media_type="application/json")

@@ -41,15 +41,24 @@ log = logging.getLogger("standby.web")
 class Deferrals(Protocol):
     """Turns a request nothing can serve now into a 202 when its route and caller allow."""
 
-    async def maybe_defer(self, rid: str, scope: Scope, body: dict[str, Any],
-                          route: ResolvedRoute, send: Send) -> bool: ...
+    async def maybe_defer(
+        self, rid: str, scope: Scope, body: dict[str, Any], route: ResolvedRoute, send: Send
+    ) -> bool: ...
+
 
 class OpenAIWire:
     """Handlers for ``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models``."""
 
-    def __init__(self, router: Router, keys: ClientKeys, max_body: int, *,
-                 journal: JournalSink | None = None, store: bool = True,
-                 deferrals: Deferrals | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        keys: ClientKeys,
+        max_body: int,
+        *,
+        journal: JournalSink | None = None,
+        store: bool = True,
+        deferrals: Deferrals | None = None,
+    ) -> None:
         self.router = router
         self.keys = keys
         self.max_body = max_body
@@ -66,7 +75,8 @@ class OpenAIWire:
             raise InvalidRequest(
                 "We could not parse the JSON body of your request. (HINT: This likely means "
                 "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
-                "payload.)") from None
+                "payload.)"
+            ) from None
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         return raw, body
@@ -77,8 +87,7 @@ class OpenAIWire:
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve("embeddings", scope, receive, send)
 
-    async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive,
-                     send: Send) -> None:
+    async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
         rid = ""
         plan: AttemptPlan | None = None
         try:
@@ -92,10 +101,15 @@ class OpenAIWire:
             stream = endpoint == "chat" and bool(body.get("stream"))
             metadata = body.get("metadata")
             self.journal.accepted(
-                rid, endpoint=endpoint, route=route.name, model=str(body["model"]),
-                stream=stream, raw_body=raw,
+                rid,
+                endpoint=endpoint,
+                route=route.name,
+                model=str(body["model"]),
+                stream=stream,
+                raw_body=raw,
                 metadata=metadata if isinstance(metadata, dict) else None,
-                store=self.store and body.get("store") is not False)
+                store=self.store and body.get("store") is not False,
+            )
             if stream:
                 await self._stream(rid, body, route, send)
                 return
@@ -104,8 +118,11 @@ class OpenAIWire:
         except ClientGone:
             return
         except Exhausted as error:
-            if rid and self.deferrals is not None and await self.deferrals.maybe_defer(
-                    rid, scope, body, route, send):
+            if (
+                rid
+                and self.deferrals is not None
+                and await self.deferrals.maybe_defer(rid, scope, body, route, send)
+            ):
                 return
             await self._fail(rid, plan, error, send)
             return
@@ -114,21 +131,34 @@ class OpenAIWire:
             return
         model = done.reply.model or done.target.model
         self.journal.completed(
-            rid, completion_id=str(done.reply.data.get("id") or rid),
-            provider=done.target.provider, model=model, response=done.reply.raw,
-            usage=done.reply.usage, attempts=journal_attempts(done.history))
-        await respond(send, 200, done.reply.raw,
-                      headers=standby_headers(done.target.provider, model, done.attempts,
-                                              route.name))
+            rid,
+            completion_id=str(done.reply.data.get("id") or rid),
+            provider=done.target.provider,
+            model=model,
+            response=done.reply.raw,
+            usage=done.reply.usage,
+            attempts=journal_attempts(done.history),
+        )
+        await respond(
+            send,
+            200,
+            done.reply.raw,
+            headers=standby_headers(done.target.provider, model, done.attempts, route.name),
+        )
 
-    async def _fail(self, rid: str, plan: AttemptPlan | None, error: StandbyError,
-                    send: Send) -> None:
+    async def _fail(
+        self, rid: str, plan: AttemptPlan | None, error: StandbyError, send: Send
+    ) -> None:
         status, body, headers = errors.render(error)
         if status >= 500:
             log.warning("request failed: %s", error)
         if rid:
-            self.journal.failed(rid, status=status, response=body,
-                                attempts=journal_attempts(plan.history if plan else []))
+            self.journal.failed(
+                rid,
+                status=status,
+                response=body,
+                attempts=journal_attempts(plan.history if plan else []),
+            )
         await respond(send, status, body, headers=headers)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -138,51 +168,63 @@ class OpenAIWire:
             await self._fail("", None, error, send)
             return
         created = int(time.time())
-        data = [{"id": name, "object": "model", "created": created, "owned_by": "standby"}
-                for name in self.router.table.names()]
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": "standby"}
+            for name in self.router.table.names()
+        ]
         await respond(send, 200, orjson.dumps({"object": "list", "data": data}))
 
-    async def _stream(self, rid: str, body: dict[str, Any], route: ResolvedRoute,
-                      send: Send) -> None:
+    async def _stream(
+        self, rid: str, body: dict[str, Any], route: ResolvedRoute, send: Send
+    ) -> None:
         run = StreamRun(self.router, body, route, journal=self.journal, rid=rid)
         try:
             target = await run.start()  # failures up to the first content are plain failovers
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
-        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1,
-                                  route.name)
+        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1, route.name)
         await stream_response(send, headers, run.events())
-
 
 
 def _check_chat(body: dict[str, Any]) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array of message objects.",
-                             param="messages")
+        raise InvalidRequest(
+            "'messages' must be a non-empty array of message objects.", param="messages"
+        )
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidRequest(f"Invalid type for 'messages[{index}]': expected an object "
-                                 "with a 'role'.", param=f"messages[{index}]")
+            raise InvalidRequest(
+                f"Invalid type for 'messages[{index}]': expected an object with a 'role'.",
+                param=f"messages[{index}]",
+            )
     stream = body.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("Invalid type for 'stream': expected a boolean.", param="stream")
     metadata = body.get("metadata")
     if metadata is not None and not (
-            isinstance(metadata, dict) and len(metadata) <= 16
-            and all(isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512
-                    for k, v in metadata.items())):
-        raise InvalidRequest("Invalid 'metadata': expected an object of at most 16 string keys "
-                             "(up to 64 characters) and string values (up to 512 characters).",
-                             param="metadata")
+        isinstance(metadata, dict)
+        and len(metadata) <= 16
+        and all(
+            isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512
+            for k, v in metadata.items()
+        )
+    ):
+        raise InvalidRequest(
+            "Invalid 'metadata': expected an object of at most 16 string keys "
+            "(up to 64 characters) and string values (up to 512 characters).",
+            param="metadata",
+        )
     stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str) and not (
-            isinstance(stop, list) and all(isinstance(item, str) for item in stop)):
-        raise InvalidRequest("Invalid type for 'stop': expected a string or an array of "
-                             "strings.", param="stop")
+    if (
+        stop is not None
+        and not isinstance(stop, str)
+        and not (isinstance(stop, list) and all(isinstance(item, str) for item in stop))
+    ):
+        raise InvalidRequest(
+            "Invalid type for 'stop': expected a string or an array of strings.", param="stop"
+        )
     n = body.get("n")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128):
-        raise InvalidRequest("Invalid value for 'n': expected an integer from 1 to 128.",
-                             param="n")
-
+        raise InvalidRequest("Invalid value for 'n': expected an integer from 1 to 128.", param="n")

@@ -73,37 +73,76 @@ class _AsResponse:
     streamed answer is stored in the same shape as a non-streamed one.
     """
 
-    def __init__(self, inner: JournalSink, response_id: str, body: dict[str, Any],
-                 created_at: int) -> None:
+    def __init__(
+        self, inner: JournalSink, response_id: str, body: dict[str, Any], created_at: int
+    ) -> None:
         self.inner = inner
         self.response_id = response_id
         self.body = body
         self.created_at = created_at
 
-    def accepted(self, rid: str, *, endpoint: str, route: str, model: str, stream: bool,
-                 raw_body: bytes, metadata: dict[str, Any] | None, store: bool) -> None:
-        self.inner.accepted(rid, endpoint=endpoint, route=route, model=model, stream=stream,
-                            raw_body=raw_body, metadata=metadata, store=store)
+    def accepted(
+        self,
+        rid: str,
+        *,
+        endpoint: str,
+        route: str,
+        model: str,
+        stream: bool,
+        raw_body: bytes,
+        metadata: dict[str, Any] | None,
+        store: bool,
+    ) -> None:
+        self.inner.accepted(
+            rid,
+            endpoint=endpoint,
+            route=route,
+            model=model,
+            stream=stream,
+            raw_body=raw_body,
+            metadata=metadata,
+            store=store,
+        )
 
     def delta(self, rid: str, text: str) -> None:
         self.inner.delta(rid, text)
 
-    def completed(self, rid: str, *, completion_id: str, provider: str, model: str,
-                  response: bytes | dict[str, Any], usage: dict[str, Any] | None,
-                  attempts: Sequence[tuple[str, str, float]]) -> None:
+    def completed(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        response: bytes | dict[str, Any],
+        usage: dict[str, Any] | None,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None:
         data = orjson.loads(response) if isinstance(response, bytes) else response
         answer = self.answer(data, model)
-        self.inner.completed(rid, completion_id=self.response_id, provider=provider,
-                             model=model, response=answer, usage=usage, attempts=attempts)
+        self.inner.completed(
+            rid,
+            completion_id=self.response_id,
+            provider=provider,
+            model=model,
+            response=answer,
+            usage=usage,
+            attempts=attempts,
+        )
 
     def answer(self, completion: dict[str, Any], model: str) -> dict[str, Any]:
         """A ``chat.completion`` → this request's ``Response`` object."""
-        return response_to_responses(response_from_openai(completion), id=self.response_id,
-                                     model=model, request=self.body,
-                                     created_at=self.created_at)
+        return response_to_responses(
+            response_from_openai(completion),
+            id=self.response_id,
+            model=model,
+            request=self.body,
+            created_at=self.created_at,
+        )
 
-    def failed(self, rid: str, *, status: int, response: bytes,
-               attempts: Sequence[tuple[str, str, float]]) -> None:
+    def failed(
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+    ) -> None:
         self.inner.failed(rid, status=status, response=response, attempts=attempts)
 
     def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
@@ -123,31 +162,50 @@ class StoredTurns:
     async def get(self, response_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """``(request body, Response object)`` of ``response_id``, or ``None``."""
         t = requests
-        query = sa.select(t.c.request_json, t.c.response_json).where(
-            t.c.completion_id == response_id, t.c.endpoint == "responses",
-            t.c.state == ev.COMPLETED, t.c.store.is_(True), t.c.deleted.is_(False)).limit(1)
+        query = (
+            sa.select(t.c.request_json, t.c.response_json)
+            .where(
+                t.c.completion_id == response_id,
+                t.c.endpoint == "responses",
+                t.c.state == ev.COMPLETED,
+                t.c.store.is_(True),
+                t.c.deleted.is_(False),
+            )
+            .limit(1)
+        )
         try:
             async with self.service.store.engine.connect() as conn:
                 row = (await conn.execute(query)).first()
         except Exception as exc:  # the database is away: say so, never a false 404
-            raise JournalUnavailable(f"the journal database did not answer "
-                                     f"({type(exc).__name__})") from exc
+            raise JournalUnavailable(
+                f"the journal database did not answer ({type(exc).__name__})"
+            ) from exc
         if row is None:
             return None
         request = orjson.loads(row.request_json or "null")
         response = orjson.loads(row.response_json or "null")
         if not isinstance(request, dict) or not isinstance(response, dict):
-            raise InvalidRequest("previous_response_id cannot be served: this gateway's "
-                                 "journal redacts bodies; send the whole conversation as "
-                                 "input.", param="previous_response_id")
+            raise InvalidRequest(
+                "previous_response_id cannot be served: this gateway's "
+                "journal redacts bodies; send the whole conversation as "
+                "input.",
+                param="previous_response_id",
+            )
         return request, response
 
 
 class ResponsesWire:
     """The handler for ``POST /v1/responses``."""
 
-    def __init__(self, router: Router, keys: ClientKeys, max_body: int, *,
-                 service: JournalService | None = None, store: bool = True) -> None:
+    def __init__(
+        self,
+        router: Router,
+        keys: ClientKeys,
+        max_body: int,
+        *,
+        service: JournalService | None = None,
+        store: bool = True,
+    ) -> None:
         self.router = router
         self.keys = keys
         self.max_body = max_body
@@ -167,11 +225,16 @@ class ResponsesWire:
             openai_body = request_to_openai(request_from_responses(body, history))
             rid = new_request_id()
             metadata = body.get("metadata")
-            self.journal.accepted(rid, endpoint="responses", route=route.name,
-                                  model=body["model"], stream=body.get("stream") is True,
-                                  raw_body=raw,
-                                  metadata=metadata if isinstance(metadata, dict) else None,
-                                  store=self.store and body.get("store") is not False)
+            self.journal.accepted(
+                rid,
+                endpoint="responses",
+                route=route.name,
+                model=body["model"],
+                stream=body.get("stream") is True,
+                raw_body=raw,
+                metadata=metadata if isinstance(metadata, dict) else None,
+                store=self.store and body.get("store") is not False,
+            )
             sink = _AsResponse(self.journal, new_response_id(), body, int(time.time()))
             if body.get("stream") is True:
                 await self._stream(rid, sink, openai_body, route, send)
@@ -185,45 +248,62 @@ class ResponsesWire:
             return
         model = done.reply.model or done.target.model
         answer = sink.answer(done.reply.data, model)
-        self.journal.completed(rid, completion_id=sink.response_id,
-                               provider=done.target.provider, model=model, response=answer,
-                               usage=done.reply.usage, attempts=journal_attempts(done.history))
-        await respond(send, 200, orjson.dumps(answer),
-                      headers=standby_headers(done.target.provider, model, done.attempts))
+        self.journal.completed(
+            rid,
+            completion_id=sink.response_id,
+            provider=done.target.provider,
+            model=model,
+            response=answer,
+            usage=done.reply.usage,
+            attempts=journal_attempts(done.history),
+        )
+        await respond(
+            send,
+            200,
+            orjson.dumps(answer),
+            headers=standby_headers(done.target.provider, model, done.attempts),
+        )
 
     async def _history(self, previous: Any) -> list[Message]:
         """The turns of a ``previous_response_id`` chain, oldest first."""
         if not previous:
             return []
         if self.turns is None:
-            raise InvalidRequest("previous_response_id needs the journal, which is switched "
-                                 "off on this gateway; send the whole conversation as input.",
-                                 param="previous_response_id")
+            raise InvalidRequest(
+                "previous_response_id needs the journal, which is switched "
+                "off on this gateway; send the whole conversation as input.",
+                param="previous_response_id",
+            )
         await self.turns.service.flush(FLUSH_WAIT)  # read-your-writes: the last turn too
         turns: list[list[Message]] = []
         wanted: Any = previous
         while isinstance(wanted, str) and wanted:
             if len(turns) >= MAX_CHAIN:
-                raise InvalidRequest(f"The chain of previous responses is longer than "
-                                     f"{MAX_CHAIN} turns.", param="previous_response_id")
+                raise InvalidRequest(
+                    f"The chain of previous responses is longer than {MAX_CHAIN} turns.",
+                    param="previous_response_id",
+                )
             turn = await self.turns.get(wanted)
             if turn is None:
-                raise ResponseNotFound(f"Previous response with id '{wanted}' not found.",
-                                       param="previous_response_id")
+                raise ResponseNotFound(
+                    f"Previous response with id '{wanted}' not found.", param="previous_response_id"
+                )
             turns.append(turn_messages(*turn))
             wanted = turn[0].get("previous_response_id")
         return [message for turn_ in reversed(turns) for message in turn_]
 
-    async def _stream(self, rid: str, sink: _AsResponse, body: dict[str, Any],
-                      route: ResolvedRoute, send: Send) -> None:
+    async def _stream(
+        self, rid: str, sink: _AsResponse, body: dict[str, Any], route: ResolvedRoute, send: Send
+    ) -> None:
         run = StreamRun(self.router, body, route, journal=sink, rid=rid)
         try:
             target = await run.start()  # failures up to the first content are plain failovers
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
-        encoder = EventEncoder(id=sink.response_id, model=target.model, request=sink.body,
-                               created_at=sink.created_at)
+        encoder = EventEncoder(
+            id=sink.response_id, model=target.model, request=sink.body, created_at=sink.created_at
+        )
 
         def translate(data: bytes) -> bytes:
             if run.target is not None:
@@ -231,22 +311,31 @@ class ResponsesWire:
             return _translate(encoder, data)
 
         headers = standby_headers(target.provider, target.model, run.plan.attempts + 1)
-        await stream_response(send, headers, run.events(), translate=translate,
-                              prelude=encoder.start())
+        await stream_response(
+            send, headers, run.events(), translate=translate, prelude=encoder.start()
+        )
 
-    async def _fail(self, rid: str, plan: AttemptPlan | None, error: StandbyError,
-                    send: Send) -> None:
+    async def _fail(
+        self, rid: str, plan: AttemptPlan | None, error: StandbyError, send: Send
+    ) -> None:
         status, body, headers = errors.render(error)
         if isinstance(error, JournalUnavailable):
             status = 503
-            body = errors.error_body(f"previous_response_id could not be read: {error}",
-                                     type="server_error", param="previous_response_id",
-                                     code="journal_unavailable")
+            body = errors.error_body(
+                f"previous_response_id could not be read: {error}",
+                type="server_error",
+                param="previous_response_id",
+                code="journal_unavailable",
+            )
         if status >= 500:
             log.warning("responses request failed: %s", error)
         if rid:
-            self.journal.failed(rid, status=status, response=body,
-                                attempts=journal_attempts(plan.history if plan else []))
+            self.journal.failed(
+                rid,
+                status=status,
+                response=body,
+                attempts=journal_attempts(plan.history if plan else []),
+            )
         await respond(send, status, body, headers=headers)
 
 
@@ -273,21 +362,28 @@ def _parse(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise InvalidRequest("We could not parse the JSON body of your request. The OpenAI "
-                             "API expects a JSON payload.") from None
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. The OpenAI "
+            "API expects a JSON payload."
+        ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model")
     data = body.get("input")
     if not (isinstance(data, str) and data) and not (isinstance(data, list) and data):
-        raise InvalidRequest("Missing required parameter: 'input' (a string or a non-empty "
-                             "array of input items).", param="input")
-    for key, kind in (("stream", bool), ("store", bool), ("instructions", str),
-                      ("tools", list), ("metadata", dict), ("previous_response_id", str)):
+        raise InvalidRequest(
+            "Missing required parameter: 'input' (a string or a non-empty array of input items).",
+            param="input",
+        )
+    for key, kind in (
+        ("stream", bool),
+        ("store", bool),
+        ("instructions", str),
+        ("tools", list),
+        ("metadata", dict),
+        ("previous_response_id", str),
+    ):
         if body.get(key) is not None and not isinstance(body[key], kind):
-            raise InvalidRequest(f"Invalid type for '{key}': expected {kind.__name__}.",
-                                 param=key)
+            raise InvalidRequest(f"Invalid type for '{key}': expected {kind.__name__}.", param=key)
     return body
-
-

@@ -81,8 +81,7 @@ class Gateway:
         self.gw = gw
         self.client = client
 
-    async def ask(self, *, stream: bool, model: str = "gpt-4o-mini",
-                  **kwargs: Any) -> Exchange:
+    async def ask(self, *, stream: bool, model: str = "gpt-4o-mini", **kwargs: Any) -> Exchange:
         """One chat completion read to its end; the SDK's errors propagate."""
         kwargs.setdefault("messages", MESSAGES)
         started = time.monotonic()
@@ -91,24 +90,30 @@ class Gateway:
                 got = await self._ask_stream(model, kwargs)
             else:
                 raw = await self.client.chat.completions.with_raw_response.create(
-                    model=model, **kwargs)
+                    model=model, **kwargs
+                )
                 reply = raw.parse()
-                got = Exchange(False, raw.headers, ids=[reply.id], models={reply.model},
-                               usage=reply.usage)
+                got = Exchange(
+                    False, raw.headers, ids=[reply.id], models={reply.model}, usage=reply.usage
+                )
                 choice = reply.choices[0]
                 got.text = choice.message.content or ""
                 got.roles.append(choice.message.role)
                 got.finish_reason = choice.finish_reason
                 for index, call in enumerate(choice.message.tool_calls or []):
                     assert call.type == "function"
-                    got.tool_calls[index] = {"id": call.id, "name": call.function.name,
-                                             "arguments": call.function.arguments}
+                    got.tool_calls[index] = {
+                        "id": call.id,
+                        "name": call.function.name,
+                        "arguments": call.function.arguments,
+                    }
         got.seconds = time.monotonic() - started
         return got
 
     async def _ask_stream(self, model: str, kwargs: dict[str, Any]) -> Exchange:
         raw = await self.client.chat.completions.with_raw_response.create(
-            model=model, stream=True, **kwargs)
+            model=model, stream=True, **kwargs
+        )
         got = Exchange(True, raw.headers)
         chunks = raw.parse()
         try:
@@ -125,7 +130,8 @@ class Gateway:
                     got.text += delta.content or ""
                     for call in delta.tool_calls or []:
                         slot = got.tool_calls.setdefault(
-                            call.index, {"id": None, "name": "", "arguments": ""})
+                            call.index, {"id": None, "name": "", "arguments": ""}
+                        )
                         if call.id:
                             assert slot["id"] in (None, call.id), "a tool call changed its id"
                             slot["id"] = call.id
@@ -150,12 +156,21 @@ class Gateway:
         targets: dict[str, Any] = (await self.health())["targets"]
         return dict(targets[key])
 
-    async def http(self, method: str, path: str, data: bytes | AsyncIterable[bytes] | None = None,
-                   headers: Mapping[str, str] | None = None) -> tuple[int, bytes, Headers]:
+    async def http(
+        self,
+        method: str,
+        path: str,
+        data: bytes | AsyncIterable[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes, Headers]:
         """A raw HTTP request to the gateway (``path`` from the root), outside the SDK."""
-        async with asyncio.timeout(EXCHANGE_TIMEOUT), aiohttp.ClientSession() as session, \
-                session.request(method, self.gw.root_url + path, data=data,
-                                headers=dict(headers or {})) as resp:
+        async with (
+            asyncio.timeout(EXCHANGE_TIMEOUT),
+            aiohttp.ClientSession() as session,
+            session.request(
+                method, self.gw.root_url + path, data=data, headers=dict(headers or {})
+            ) as resp,
+        ):
             return resp.status, await resp.read(), dict(resp.headers)
 
 
@@ -163,8 +178,9 @@ class Gateway:
 async def serve(plan: dict[str, Any]) -> AsyncIterator[Gateway]:
     """The gateway for ``plan`` on loopback, with a client that never retries by itself."""
     async with running_gateway(plan) as gw:
-        client = openai.AsyncOpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0,
-                                    timeout=EXCHANGE_TIMEOUT)
+        client = openai.AsyncOpenAI(
+            base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=EXCHANGE_TIMEOUT
+        )
         try:
             yield Gateway(gw, client)
         finally:
@@ -199,8 +215,13 @@ def closed_port() -> int:
 def single_target_plan(sim: SimProvider, **overrides: Any) -> dict[str, Any]:
     """One provider, one route ``solo`` → ``primary/gpt-4o-mini``."""
     plan: dict[str, Any] = {
-        "providers": {"primary": {"kind": "openai-compatible", "base_url": sim.base_url,
-                                  "api_key": "sk-primary-secret"}},
+        "providers": {
+            "primary": {
+                "kind": "openai-compatible",
+                "base_url": sim.base_url,
+                "api_key": "sk-primary-secret",
+            }
+        },
         "timeouts": {"connect": "1s", "first_token": "1s", "idle": "1s", "total": "20s"},
         "retry": {"backoff": "10ms", "max_backoff": "50ms"},
         "routes": {"solo": {"targets": ["primary/gpt-4o-mini"]}},

@@ -28,14 +28,18 @@ USAGE: dict[str, Any] = {"stream_options": {"include_usage": True}}
 def claude_backup_plan(primary: SimProvider, backup: SimProvider) -> dict[str, Any]:
     """primary (OpenAI wire) → backup (kind ``anthropic``, the sim's ``/v1/messages``)."""
     plan = two_target_plan(primary, backup)
-    plan["providers"]["backup"] = {"kind": "anthropic", "base_url": backup.root_url + "/v1",
-                                   "api_key": "sk-backup-secret"}
+    plan["providers"]["backup"] = {
+        "kind": "anthropic",
+        "base_url": backup.root_url + "/v1",
+        "api_key": "sk-backup-secret",
+    }
     return plan
 
 
 @STREAMS
-async def test_text_fails_over_to_claude_wire(primary: SimProvider, backup: SimProvider,
-                                              stream: bool) -> None:
+async def test_text_fails_over_to_claude_wire(
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("error", status=503))
     async with serve(claude_backup_plan(primary, backup)) as gw:
         got = await gw.ask(stream=stream, **(USAGE if stream else {}))
@@ -48,15 +52,15 @@ async def test_text_fails_over_to_claude_wire(primary: SimProvider, backup: SimP
     sent = backup.requests[-1]
     assert sent.path == "/v1/messages"
     assert sent.headers["x-api-key"] == "sk-backup-secret" and sent.headers["anthropic-version"]
-    assert sent.body["messages"] == [{"role": "user",
-                                      "content": [{"type": "text", "text": "hi"}]}]
+    assert sent.body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
     assert sent.body["max_tokens"] == 4096, "the plan's default: Claude requires one"
     assert sent.body.get("stream", False) is stream
 
 
 @STREAMS
-async def test_tool_call_fails_over_to_claude_wire(primary: SimProvider, backup: SimProvider,
-                                                   stream: bool) -> None:
+async def test_tool_call_fails_over_to_claude_wire(
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("error", status=503))
     async with serve(claude_backup_plan(primary, backup)) as gw:
         got = await gw.ask(stream=stream, tools=[WEATHER_TOOL], tool_choice="auto")
@@ -66,22 +70,39 @@ async def test_tool_call_fails_over_to_claude_wire(primary: SimProvider, backup:
     assert orjson.loads(call["arguments"]) == WEATHER
     assert got.text == ""
     sent = backup.requests[-1].body
-    assert sent["tools"] == [{"name": "get_weather",
-                              "description": "Current weather in a city.",
-                              "input_schema": WEATHER_TOOL["function"]["parameters"]}]
+    assert sent["tools"] == [
+        {
+            "name": "get_weather",
+            "description": "Current weather in a city.",
+            "input_schema": WEATHER_TOOL["function"]["parameters"],
+        }
+    ]
     assert sent["tool_choice"] == {"type": "auto"}
 
 
-async def test_tool_result_turn_reaches_claude_as_blocks(primary: SimProvider,
-                                                         backup: SimProvider) -> None:
+async def test_tool_result_turn_reaches_claude_as_blocks(
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("error", status=503))
     messages: list[Any] = [
         {"role": "system", "content": "Be terse."},
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": None, "tool_calls": [{
-            "id": "toolu_sim_1", "type": "function",
-            "function": {"name": "get_weather", "arguments": orjson.dumps(WEATHER).decode()}}]},
-        {"role": "tool", "tool_call_id": "toolu_sim_1", "content": "18 degrees"}]
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "toolu_sim_1",
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": orjson.dumps(WEATHER).decode(),
+                    },
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "toolu_sim_1", "content": "18 degrees"},
+    ]
     async with serve(claude_backup_plan(primary, backup)) as gw:
         got = await gw.ask(stream=False, messages=messages, tools=[WEATHER_TOOL])
     assert got.text == backup.expected_text() and got.finish_reason == "stop"
@@ -89,29 +110,48 @@ async def test_tool_result_turn_reaches_claude_as_blocks(primary: SimProvider,
     assert sent["system"] == "Be terse."
     assert sent["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_sim_1",
-                                           "name": "get_weather", "input": WEATHER}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_sim_1",
-                                      "content": [{"type": "text", "text": "18 degrees"}]}]}]
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_sim_1", "name": "get_weather", "input": WEATHER}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_sim_1",
+                    "content": [{"type": "text", "text": "18 degrees"}],
+                }
+            ],
+        },
+    ]
 
 
 @pytest.mark.parametrize("overlap", [0, 10], ids=["exact", "overlapping"])
 async def test_stream_cut_mid_answer_is_continued_by_claude_wire(
-        primary: SimProvider, overlap: int) -> None:
+    primary: SimProvider, overlap: int
+) -> None:
     primary.set_fault(Fault("cut_stream", after=3))
-    async with SimProvider("backup", overlap=overlap) as backup, \
-            serve(claude_backup_plan(primary, backup)) as gw:
+    async with (
+        SimProvider("backup", overlap=overlap) as backup,
+        serve(claude_backup_plan(primary, backup)) as gw,
+    ):
         got = await gw.ask(stream=True, **USAGE)
     assert got.text == primary.expected_text(), "no word lost, none repeated"
     assert len(set(got.ids)) == 1, "one stream, one id"
     assert got.roles == ["assistant"] and got.finish_reason == "stop"
     sent = backup.requests[-1].body
-    assert sent["messages"][-1] == {"role": "assistant", "content": [
-        {"type": "text", "text": "Standby keeps answering"}]}, "continued with a prefill"
+    assert sent["messages"][-1] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Standby keeps answering"}],
+    }, "continued with a prefill"
 
 
-async def test_claude_wire_errors_fail_over_and_exhaust_cleanly(primary: SimProvider,
-                                                                backup: SimProvider) -> None:
+async def test_claude_wire_errors_fail_over_and_exhaust_cleanly(
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("error", status=503))
     backup.set_fault(Fault("error", status=529))
     async with serve(claude_backup_plan(primary, backup)) as gw:

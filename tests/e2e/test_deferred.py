@@ -70,8 +70,11 @@ def deferring_plan(primary: SimProvider, backup: SimProvider, tmp_path: Path) ->
     plan = two_target_plan(primary, backup)
     plan["routes"][MODEL]["defer"] = {"allowed": True, "max_age": "1h"}
     plan["breaker"] = {"ejection": "100ms", "max_ejection": "500ms"}
-    plan["journal"] = {"url": f"sqlite:///{tmp_path / 'journal.db'}",
-                       "wal_dir": str(tmp_path / "wal"), "callback_secret": SECRET}
+    plan["journal"] = {
+        "url": f"sqlite:///{tmp_path / 'journal.db'}",
+        "wal_dir": str(tmp_path / "wal"),
+        "callback_secret": SECRET,
+    }
     return plan
 
 
@@ -92,27 +95,32 @@ async def sdk(gw: RunningGateway) -> openai.AsyncOpenAI:
 async def defer(client: openai.AsyncOpenAI, callback: str) -> str:
     """Ask with deferral allowed while everything is down; the 202's completion id."""
     raw = await client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=MESSAGES,
-        extra_headers={"Standby-Defer": "allow", "Standby-Callback-URL": callback})
+        model=MODEL,
+        messages=MESSAGES,
+        extra_headers={"Standby-Defer": "allow", "Standby-Callback-URL": callback},
+    )
     assert raw.status_code == 202, raw.text
     body = orjson.loads(raw.content)
     completion_id = body["id"]
     assert completion_id.startswith("chatcmpl-")
     assert (body["object"], body["status"], body["model"]) == (
-        "chat.completion.deferred", "deferred", MODEL)
+        "chat.completion.deferred",
+        "deferred",
+        MODEL,
+    )
     assert raw.headers["location"] == f"/v1/chat/completions/{completion_id}"
     assert int(raw.headers["retry-after"]) >= 1
     return str(completion_id)
 
 
-async def check_completed(client: openai.AsyncOpenAI, receiver: Receiver, completion_id: str,
-                          primary: SimProvider) -> None:
+async def check_completed(
+    client: openai.AsyncOpenAI, receiver: Receiver, completion_id: str, primary: SimProvider
+) -> None:
     """The callback arrives signed, and the stored completion holds the same answer."""
     headers, body = await receiver.wait()
     assert headers["Standby-Event"] == COMPLETED_EVENT
     assert verify_signature(SECRET, headers["Standby-Signature"], body, now=time.time())
-    assert not verify_signature("whsec_wrong", headers["Standby-Signature"], body,
-                                now=time.time())
+    assert not verify_signature("whsec_wrong", headers["Standby-Signature"], body, now=time.time())
     posted = orjson.loads(body)
     assert (posted["id"], posted["object"]) == (completion_id, "chat.completion")
     assert posted["choices"][0]["message"]["content"] == primary.expected_text()
@@ -123,8 +131,8 @@ async def check_completed(client: openai.AsyncOpenAI, receiver: Receiver, comple
 
 
 async def test_a_deferred_request_is_completed_on_recovery_and_called_back(
-        primary: SimProvider, backup: SimProvider, receiver: Receiver,
-        tmp_path: Path) -> None:
+    primary: SimProvider, backup: SimProvider, receiver: Receiver, tmp_path: Path
+) -> None:
     both_down(primary, backup)
     async with running_gateway(deferring_plan(primary, backup, tmp_path)) as gw:
         client = await sdk(gw)
@@ -138,14 +146,17 @@ async def test_a_deferred_request_is_completed_on_recovery_and_called_back(
 
 
 async def test_metadata_opts_in_without_headers(
-        primary: SimProvider, backup: SimProvider, receiver: Receiver,
-        tmp_path: Path) -> None:
+    primary: SimProvider, backup: SimProvider, receiver: Receiver, tmp_path: Path
+) -> None:
     both_down(primary, backup)
     async with running_gateway(deferring_plan(primary, backup, tmp_path)) as gw:
         client = await sdk(gw)
         raw = await client.chat.completions.with_raw_response.create(
-            model=MODEL, messages=MESSAGES, store=True,
-            metadata={"standby_defer": "true", "standby_callback": receiver.url})
+            model=MODEL,
+            messages=MESSAGES,
+            store=True,
+            metadata={"standby_defer": "true", "standby_callback": receiver.url},
+        )
         assert raw.status_code == 202
         completion_id = orjson.loads(raw.content)["id"]
         primary.clear()
@@ -155,8 +166,8 @@ async def test_metadata_opts_in_without_headers(
 
 
 async def test_without_opting_in_or_when_streaming_the_caller_gets_the_503(
-        primary: SimProvider, backup: SimProvider, receiver: Receiver,
-        tmp_path: Path) -> None:
+    primary: SimProvider, backup: SimProvider, receiver: Receiver, tmp_path: Path
+) -> None:
     both_down(primary, backup)
     async with running_gateway(deferring_plan(primary, backup, tmp_path)) as gw:
         client = await sdk(gw)
@@ -166,9 +177,11 @@ async def test_without_opting_in_or_when_streaming_the_caller_gets_the_503(
         assert plain.value.response.headers.get("retry-after")
         with pytest.raises(openai.APIStatusError) as streamed:
             stream = await client.chat.completions.create(
-                model=MODEL, messages=MESSAGES, stream=True,
-                extra_headers={"Standby-Defer": "allow",
-                               "Standby-Callback-URL": receiver.url})
+                model=MODEL,
+                messages=MESSAGES,
+                stream=True,
+                extra_headers={"Standby-Defer": "allow", "Standby-Callback-URL": receiver.url},
+            )
             async for _ in stream:
                 pass
         assert streamed.value.status_code == 503
@@ -177,7 +190,8 @@ async def test_without_opting_in_or_when_streaming_the_caller_gets_the_503(
 
 
 async def test_a_route_that_does_not_allow_it_gives_the_503(
-        primary: SimProvider, backup: SimProvider, tmp_path: Path) -> None:
+    primary: SimProvider, backup: SimProvider, tmp_path: Path
+) -> None:
     both_down(primary, backup)
     plan = deferring_plan(primary, backup, tmp_path)
     del plan["routes"][MODEL]["defer"]
@@ -185,14 +199,15 @@ async def test_a_route_that_does_not_allow_it_gives_the_503(
         client = await sdk(gw)
         with pytest.raises(openai.APIStatusError) as caught:
             await client.chat.completions.create(
-                model=MODEL, messages=MESSAGES, extra_headers={"Standby-Defer": "allow"})
+                model=MODEL, messages=MESSAGES, extra_headers={"Standby-Defer": "allow"}
+            )
         assert caught.value.status_code == 503
         await client.close()
 
 
 async def test_deferred_work_survives_a_restart(
-        primary: SimProvider, backup: SimProvider, receiver: Receiver,
-        tmp_path: Path) -> None:
+    primary: SimProvider, backup: SimProvider, receiver: Receiver, tmp_path: Path
+) -> None:
     both_down(primary, backup)
     plan = deferring_plan(primary, backup, tmp_path)
     async with running_gateway(plan) as gw:
@@ -209,8 +224,8 @@ async def test_deferred_work_survives_a_restart(
 
 
 async def test_a_request_nothing_answers_in_time_expires_with_a_failed_callback(
-        primary: SimProvider, backup: SimProvider, receiver: Receiver,
-        tmp_path: Path) -> None:
+    primary: SimProvider, backup: SimProvider, receiver: Receiver, tmp_path: Path
+) -> None:
     both_down(primary, backup)
     plan = deferring_plan(primary, backup, tmp_path)
     plan["routes"][MODEL]["defer"]["max_age"] = "1s"

@@ -35,8 +35,17 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def gateway_process(plan: Path, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "standby.cli", "serve", "--plan", str(plan), "--port", str(port),
-        stderr=subprocess.DEVNULL, start_new_session=True)
+        sys.executable,
+        "-m",
+        "standby.cli",
+        "serve",
+        "--plan",
+        str(plan),
+        "--port",
+        str(port),
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         async with asyncio.timeout(20), aiohttp.ClientSession() as http:
             while True:  # ready once the journal is migrated and recovery has run
@@ -54,10 +63,20 @@ async def gateway_process(plan: Path, port: int) -> AsyncIterator[asyncio.subpro
             await proc.wait()
 
 
-async def one_request(http: aiohttp.ClientSession, url: str, n: int, stream: bool,
-                      seen: dict[str, Any], progress: asyncio.Event) -> None:
-    body = {"model": "gpt-4o-mini", "stream": stream, "metadata": {"test_id": str(n)},
-            "messages": [{"role": "user", "content": f"request {n}"}]}
+async def one_request(
+    http: aiohttp.ClientSession,
+    url: str,
+    n: int,
+    stream: bool,
+    seen: dict[str, Any],
+    progress: asyncio.Event,
+) -> None:
+    body = {
+        "model": "gpt-4o-mini",
+        "stream": stream,
+        "metadata": {"test_id": str(n)},
+        "messages": [{"role": "user", "content": f"request {n}"}],
+    }
     text = ""
     try:
         async with http.post(url, json=body) as resp:
@@ -78,8 +97,10 @@ async def one_request(http: aiohttp.ClientSession, url: str, n: int, stream: boo
 
 
 async def test_kill_9_under_load_loses_no_accepted_request(tmp_path: Path) -> None:
-    async with SimProvider("primary", chunk_delay=0.05) as primary, \
-            SimProvider("backup", chunk_delay=0.05) as backup:
+    async with (
+        SimProvider("primary", chunk_delay=0.05) as primary,
+        SimProvider("backup", chunk_delay=0.05) as backup,
+    ):
         plan = tmp_path / "plan.yaml"
         plan.write_text(json.dumps(two_target_plan(primary, backup)))  # JSON is YAML
         port = free_port()
@@ -87,8 +108,10 @@ async def test_kill_9_under_load_loses_no_accepted_request(tmp_path: Path) -> No
         seen: dict[str, Any] = {}
         async with gateway_process(plan, port) as proc, aiohttp.ClientSession() as http:
             progress = asyncio.Event()
-            tasks = [asyncio.create_task(one_request(http, url, n, n < STREAMS, seen, progress))
-                     for n in range(STREAMS + PLAIN)]
+            tasks = [
+                asyncio.create_task(one_request(http, url, n, n < STREAMS, seen, progress))
+                for n in range(STREAMS + PLAIN)
+            ]
             async with asyncio.timeout(20):  # kill once a few streams are mid-answer
                 while sum(len(s["text"]) > 20 for s in seen.values()) < 4:
                     await progress.wait()
@@ -101,9 +124,12 @@ async def test_kill_9_under_load_loses_no_accepted_request(tmp_path: Path) -> No
         assert acknowledged, "no request got an answer before the kill"
         async with gateway_process(plan, port):  # restart: replay the log, recover
             pass
-    rows = {json.loads(meta)["test_id"]: (state, content, response)
-            for state, content, response, meta in sqlite3.connect(tmp_path / "standby.db").execute(
-                "SELECT state, content_sent, response_json, metadata_json FROM requests")}
+    rows = {
+        json.loads(meta)["test_id"]: (state, content, response)
+        for state, content, response, meta in sqlite3.connect(tmp_path / "standby.db").execute(
+            "SELECT state, content_sent, response_json, metadata_json FROM requests"
+        )
+    }
     assert set(acknowledged) <= set(rows), "an acknowledged request is missing"
     states = {state for state, _, _ in rows.values()}
     assert "accepted" not in states and "interrupted" in states
@@ -117,15 +143,24 @@ async def test_kill_9_under_load_loses_no_accepted_request(tmp_path: Path) -> No
 
 
 async def test_a_client_leaving_mid_stream_still_gets_its_answer_journaled(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.chunk_delay = 0.02
     async with running_gateway(two_target_plan(primary, backup)) as gw:
         service = gw.app.journal_service
         assert service is not None
-        async with aiohttp.ClientSession() as http, http.post(
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
                 f"{gw.base_url}/chat/completions",
-                json={"model": "gpt-4o-mini", "stream": True, "metadata": {"t": "f21"},
-                      "messages": [{"role": "user", "content": "hi"}]}) as resp:
+                json={
+                    "model": "gpt-4o-mini",
+                    "stream": True,
+                    "metadata": {"t": "f21"},
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+            ) as resp,
+        ):
             got = 0
             async for line in resp.content:
                 got += line.startswith(b"data: {")
@@ -144,13 +179,19 @@ async def test_a_client_leaving_mid_stream_still_gets_its_answer_journaled(
 
 
 @pytest.mark.parametrize("redact", [True])
-async def test_redacted_plans_keep_only_hashes(primary: SimProvider, backup: SimProvider,
-                                               redact: bool) -> None:
+async def test_redacted_plans_keep_only_hashes(
+    primary: SimProvider, backup: SimProvider, redact: bool
+) -> None:
     plan = two_target_plan(primary, backup, journal={"redact": redact})
     async with running_gateway(plan) as gw, aiohttp.ClientSession() as http:
-        async with http.post(f"{gw.base_url}/chat/completions",
-                             json={"model": "gpt-4o-mini", "stream": True,
-                                   "messages": [{"role": "user", "content": "secret"}]}) as r:
+        async with http.post(
+            f"{gw.base_url}/chat/completions",
+            json={
+                "model": "gpt-4o-mini",
+                "stream": True,
+                "messages": [{"role": "user", "content": "secret"}],
+            },
+        ) as r:
             await r.read()
         service = gw.app.journal_service
         assert service is not None

@@ -36,7 +36,8 @@ def _error(status: int, body: bytes, headers: Any, expected_status: int) -> dict
 
 @STREAMS
 async def test_unknown_model_is_a_404_model_not_found(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     async with serve(two_target_plan(primary, backup)) as gw:
         with pytest.raises(openai.NotFoundError) as caught:
             await gw.ask(stream=stream, model="no-such-model")
@@ -48,8 +49,7 @@ async def test_unknown_model_is_a_404_model_not_found(
 
 async def test_malformed_json_is_a_400(primary: SimProvider, backup: SimProvider) -> None:
     async with serve(two_target_plan(primary, backup)) as gw:
-        status, body, headers = await gw.http("POST", CHAT, b'{"model": "gpt-4o-mini",',
-                                              JSON)
+        status, body, headers = await gw.http("POST", CHAT, b'{"model": "gpt-4o-mini",', JSON)
         array = await gw.http("POST", CHAT, b"[1, 2]", JSON)
     assert _error(status, body, headers, 400)["type"] == "invalid_request_error"
     assert _error(*array, 400)["type"] == "invalid_request_error"
@@ -58,7 +58,7 @@ async def test_malformed_json_is_a_400(primary: SimProvider, backup: SimProvider
 
 async def _chunked(data: bytes) -> AsyncIterator[bytes]:
     for start in range(0, len(data), 256):
-        yield data[start:start + 256]
+        yield data[start : start + 256]
 
 
 @pytest.fixture
@@ -68,7 +68,8 @@ async def small_gateway(primary: SimProvider, backup: SimProvider) -> AsyncItera
 
 
 async def test_oversized_body_is_a_413(
-        small_gateway: Gateway, primary: SimProvider, backup: SimProvider) -> None:
+    small_gateway: Gateway, primary: SimProvider, backup: SimProvider
+) -> None:
     big = [{"role": "user", "content": "x" * 2000}]
     with pytest.raises(openai.APIStatusError) as caught:
         await small_gateway.ask(stream=False, messages=big)
@@ -82,31 +83,44 @@ async def test_oversized_body_is_a_413(
     assert len(primary.requests) == 1
 
 
-@pytest.mark.parametrize(("change", "param"), [
-    ({"stream": "yes"}, "stream"),
-    ({"n": 0}, "n"),
-    ({"n": "2"}, "n"),
-    ({"messages": []}, "messages"),
-    ({"messages": "hi"}, "messages"),
-    ({"messages": [{"content": "no role"}]}, "messages[0]"),
-], ids=["stream-yes", "n-zero", "n-string", "messages-empty", "messages-string",
-        "message-without-role"])
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"stream": "yes"}, "stream"),
+        ({"n": 0}, "n"),
+        ({"n": "2"}, "n"),
+        ({"messages": []}, "messages"),
+        ({"messages": "hi"}, "messages"),
+        ({"messages": [{"content": "no role"}]}, "messages[0]"),
+    ],
+    ids=[
+        "stream-yes",
+        "n-zero",
+        "n-string",
+        "messages-empty",
+        "messages-string",
+        "message-without-role",
+    ],
+)
 async def test_wrong_types_are_a_400_naming_the_param(
-        primary: SimProvider, backup: SimProvider, change: dict[str, Any], param: str) -> None:
+    primary: SimProvider, backup: SimProvider, change: dict[str, Any], param: str
+) -> None:
     body = orjson.dumps({"model": "gpt-4o-mini", "messages": MESSAGES, **change})
     async with serve(two_target_plan(primary, backup)) as gw:
         status, raw, headers = await gw.http("POST", CHAT, body, JSON)
         with pytest.raises(openai.BadRequestError) as caught:  # the same through the SDK
             await gw.client.chat.completions.create(
-                model="gpt-4o-mini", messages=MESSAGES, extra_body=change)
+                model="gpt-4o-mini", messages=MESSAGES, extra_body=change
+            )
     error = _error(status, raw, headers, 400)
     assert (error["type"], error["param"]) == ("invalid_request_error", param)
     assert caught.value.param == param
     assert primary.requests == backup.requests == []
 
 
-async def test_keys_never_leak(primary: SimProvider, backup: SimProvider,
-                               caplog: pytest.LogCaptureFixture) -> None:
+async def test_keys_never_leak(
+    primary: SimProvider, backup: SimProvider, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     async with serve(two_target_plan(primary, backup)) as gw:
         ok = await gw.ask(stream=False)
@@ -119,8 +133,13 @@ async def test_keys_never_leak(primary: SimProvider, backup: SimProvider,
         health = await gw.http("GET", "/standby/health")
         metrics = await gw.http("GET", "/metrics")
     assert ok.provider == "primary"
-    texts = [plain.value.response.text, streamed.value.response.text,
-             health[1].decode(), metrics[1].decode(), caplog.text]
+    texts = [
+        plain.value.response.text,
+        streamed.value.response.text,
+        health[1].decode(),
+        metrics[1].decode(),
+        caplog.text,
+    ]
     for text in texts:
         for secret in (*SECRETS, CLIENT_KEY):
             assert secret not in text
@@ -129,4 +148,3 @@ async def test_keys_never_leak(primary: SimProvider, backup: SimProvider,
     for sim in (primary, backup):
         for request in sim.requests:
             assert CLIENT_KEY not in repr(request.headers), "the caller's key stays here"
-

@@ -18,10 +18,14 @@ PRIMARY = "primary/gpt-4o-mini"
 
 
 async def test_f16_flapping_primary_never_fails_a_request_and_is_used_again_after_recovery(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("flap", fraction=0.5, seed=1))
-    plan = two_target_plan(primary, backup, breaker={
-        "failures": 2, "ejection": "200ms", "growth": 1.5, "max_ejection": "400ms"})
+    plan = two_target_plan(
+        primary,
+        backup,
+        breaker={"failures": 2, "ejection": "200ms", "growth": 1.5, "max_ejection": "400ms"},
+    )
     async with serve(plan) as gw:
         answers = [await gw.ask(stream=i % 2 == 1) for i in range(40)]
         flapping = await gw.target(PRIMARY)
@@ -49,9 +53,10 @@ async def test_f16_flapping_primary_never_fails_a_request_and_is_used_again_afte
     assert flapping["opened_count"] >= 1, "two failures in a row open the breaker"
     assert len(flap_seen) <= 40, "a failing attempt is never retried on a 503"
 
-    assert [(a.provider, a.attempts) for a in recovered] == [("primary", 1)] * 6, \
+    assert [(a.provider, a.attempts) for a in recovered] == [("primary", 1)] * 6, (
         "after recovery the half-open trial succeeds and the primary serves again"
+    )
     assert after["state"] == "closed"
     assert after["consecutive_failures"] == 0
-    assert set(seen(primary)[len(flap_seen):-6]) <= {"error"}
+    assert set(seen(primary)[len(flap_seen) : -6]) <= {"error"}
     assert seen(primary)[-6:] == ["ok"] * 6

@@ -32,9 +32,11 @@ PRIMARY = "primary/gpt-4o-mini"
 
 # -- F01 429 with Retry-After ---------------------------------------------------------------
 
+
 @STREAMS
 async def test_f01_retry_after_with_a_backup_fails_over_at_once(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("rate_limit", retry_after=30))
     async with serve(two_target_plan(primary, backup)) as gw:
         answers = [await gw.ask(stream=stream) for _ in range(3)]
@@ -52,7 +54,8 @@ async def test_f01_retry_after_with_a_backup_fails_over_at_once(
 
 @STREAMS
 async def test_f01_retry_after_on_a_single_target_is_honoured(
-        primary: SimProvider, stream: bool) -> None:
+    primary: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("rate_limit", retry_after=0.2, times=1))
     async with serve(single_target_plan(primary)) as gw:
         got = await gw.ask(stream=stream, model="solo")
@@ -65,7 +68,8 @@ async def test_f01_retry_after_on_a_single_target_is_honoured(
 
 @STREAMS
 async def test_f01_retry_after_beyond_the_budget_is_a_clean_503(
-        primary: SimProvider, stream: bool) -> None:
+    primary: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("rate_limit", retry_after=30))  # max_retry_after is 5 s
     async with serve(single_target_plan(primary)) as gw:
         with pytest.raises(openai.InternalServerError) as caught:
@@ -78,7 +82,8 @@ async def test_f01_retry_after_beyond_the_budget_is_a_clean_503(
 
 @STREAMS
 async def test_f01_retry_after_is_honoured_when_the_backup_is_down_too(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("rate_limit", retry_after=0.2, times=1))
     backup.set_fault(Fault("error", status=503))
     async with serve(two_target_plan(primary, backup)) as gw:
@@ -91,9 +96,11 @@ async def test_f01_retry_after_is_honoured_when_the_backup_is_down_too(
 
 # -- F02 429 storm without Retry-After --------------------------------------------------------
 
+
 @STREAMS
 async def test_f02_rate_limit_storm_opens_the_breaker_and_skips_the_primary(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("rate_limit"))
     plan = two_target_plan(primary, backup, breaker={"failures": 3, "ejection": "30s"})
     async with serve(plan) as gw:
@@ -108,7 +115,8 @@ async def test_f02_rate_limit_storm_opens_the_breaker_and_skips_the_primary(
 
 @STREAMS
 async def test_f02_rate_limit_storm_on_a_single_target_is_bounded(
-        primary: SimProvider, stream: bool) -> None:
+    primary: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("rate_limit"))
     plan = single_target_plan(primary, retry={"backoff": "100ms", "max_backoff": "200ms"})
     async with serve(plan) as gw:
@@ -122,9 +130,11 @@ async def test_f02_rate_limit_storm_on_a_single_target_is_bounded(
 
 # -- F03 one 500 then healthy ---------------------------------------------------------------
 
+
 @STREAMS
 async def test_f03_one_500_is_retried_on_the_same_target(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("error", status=500, times=1))
     plan = two_target_plan(primary, backup, retry={"backoff": "40ms", "max_backoff": "80ms"})
     async with serve(plan) as gw:
@@ -139,9 +149,11 @@ async def test_f03_one_500_is_retried_on_the_same_target(
 
 # -- F04 persistent 503 ---------------------------------------------------------------------
 
+
 @STREAMS
 async def test_f04_persistent_503_fails_over_and_opens_the_breaker(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("error", status=503))
     plan = two_target_plan(primary, backup, breaker={"failures": 2, "ejection": "30s"})
     async with serve(plan) as gw:
@@ -156,12 +168,21 @@ async def test_f04_persistent_503_fails_over_and_opens_the_breaker(
 
 # -- F13 context length exceeded ------------------------------------------------------------
 
+
 @STREAMS
 async def test_f13_context_length_skips_the_model_and_goes_to_a_larger_one(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("context_length"))
-    plan = two_target_plan(primary, backup, routes={"chat": {"tiers": [
-        ["primary/small-model"], ["backup/small-model"], ["backup/large-model"]]}})
+    plan = two_target_plan(
+        primary,
+        backup,
+        routes={
+            "chat": {
+                "tiers": [["primary/small-model"], ["backup/small-model"], ["backup/large-model"]]
+            }
+        },
+    )
     async with serve(plan) as gw:
         got = await gw.ask(stream=stream, model="chat")
     assert got.provider == "backup"
@@ -169,13 +190,15 @@ async def test_f13_context_length_skips_the_model_and_goes_to_a_larger_one(
     assert got.model == "large-model"
     assert got.text == backup.expected_text()
     assert seen(primary) == ["context_length"]
-    assert [r.body["model"] for r in backup.requests] == ["large-model"], \
+    assert [r.body["model"] for r in backup.requests] == ["large-model"], (
         "the same model at another provider has the same context window: skip it"
+    )
 
 
 @STREAMS
 async def test_f13_context_length_with_no_larger_target_is_the_providers_400(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("context_length"))
     async with serve(two_target_plan(primary, backup)) as gw:  # both targets: gpt-4o-mini
         with pytest.raises(openai.BadRequestError) as caught:
@@ -188,9 +211,11 @@ async def test_f13_context_length_with_no_larger_target_is_the_providers_400(
 
 # -- F14 content-policy rejection -----------------------------------------------------------
 
+
 @STREAMS
 async def test_f14_content_policy_is_final_with_the_providers_reason(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("content_policy"))
     async with serve(two_target_plan(primary, backup)) as gw:
         with pytest.raises(openai.BadRequestError) as caught:
@@ -207,12 +232,17 @@ async def test_f14_content_policy_is_final_with_the_providers_reason(
 
 # -- F17 honest accounting ------------------------------------------------------------------
 
+
 @STREAMS
 async def test_f17_the_answer_names_the_model_that_answered_and_its_usage(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("error", status=503))
-    plan = two_target_plan(primary, backup, routes={
-        "gpt-4o-mini": {"targets": ["primary/gpt-4o-mini", "backup/backup-model"]}})
+    plan = two_target_plan(
+        primary,
+        backup,
+        routes={"gpt-4o-mini": {"targets": ["primary/gpt-4o-mini", "backup/backup-model"]}},
+    )
     extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
     async with serve(plan) as gw:
         got = await gw.ask(stream=stream, **extra)
@@ -226,15 +256,20 @@ async def test_f17_the_answer_names_the_model_that_answered_and_its_usage(
 
 # -- F18 401/402/403 ------------------------------------------------------------------------
 
-AUTH_FAULTS = pytest.mark.parametrize("status", [401, 402, 403, 429],
-                                      ids=["401", "402", "403", "429-quota"])
+AUTH_FAULTS = pytest.mark.parametrize(
+    "status", [401, 402, 403, 429], ids=["401", "402", "403", "429-quota"]
+)
 
 
 @AUTH_FAULTS
 @STREAMS
 async def test_f18_refused_key_fails_over_and_raises_an_alert(
-        primary: SimProvider, backup: SimProvider, stream: bool, status: int,
-        caplog: pytest.LogCaptureFixture) -> None:
+    primary: SimProvider,
+    backup: SimProvider,
+    stream: bool,
+    status: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     primary.set_fault(Fault("auth", status=status))
     async with serve(two_target_plan(primary, backup)) as gw:
         with caplog.at_level(logging.WARNING, logger="standby"):
@@ -258,6 +293,7 @@ async def test_f18_refused_key_fails_over_and_raises_an_alert(
 
 # -- F20 every target down ------------------------------------------------------------------
 
+
 def _all_down(primary: SimProvider, backup: SimProvider, how: str) -> dict[str, Any]:
     plan = two_target_plan(primary, backup)
     if how == "refused":
@@ -266,19 +302,20 @@ def _all_down(primary: SimProvider, backup: SimProvider, how: str) -> dict[str, 
     elif how == "silent":
         primary.set_fault(Fault("silent"))
         backup.set_fault(Fault("silent"))
-        plan["timeouts"] = {"connect": "1s", "first_token": "300ms", "idle": "1s",
-                            "total": "10s"}
+        plan["timeouts"] = {"connect": "1s", "first_token": "300ms", "idle": "1s", "total": "10s"}
     else:
         primary.set_fault(Fault("error", status=503))
-        backup.set_fault(Fault("auth", status=401) if how == "503+auth" else
-                         Fault("error", status=503))
+        backup.set_fault(
+            Fault("auth", status=401) if how == "503+auth" else Fault("error", status=503)
+        )
     return plan
 
 
 @pytest.mark.parametrize("how", ["503", "refused", "silent", "503+auth"])
 @STREAMS
 async def test_f20_every_target_down_is_a_clean_503(
-        primary: SimProvider, backup: SimProvider, stream: bool, how: str) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool, how: str
+) -> None:
     async with serve(_all_down(primary, backup, how)) as gw:
         with pytest.raises(openai.InternalServerError) as caught:
             await gw.ask(stream=stream)
@@ -300,7 +337,8 @@ async def test_f20_every_target_down_is_a_clean_503(
 
 @STREAMS
 async def test_f20_the_providers_retry_after_reaches_the_client(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("error", status=503, retry_after=7))
     backup.set_fault(Fault("error", status=503, retry_after=7))
     async with serve(two_target_plan(primary, backup)) as gw:
@@ -310,12 +348,16 @@ async def test_f20_the_providers_retry_after_reaches_the_client(
 
 
 async def test_f20_silent_and_stalled_targets_end_within_the_budget(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     """Providers that never finish cannot hold a client past the configured deadlines."""
     primary.set_fault(Fault("silent"))
     backup.set_fault(Fault("stall", after=0, delay=0))
-    plan = two_target_plan(primary, backup, timeouts={
-        "connect": "1s", "first_token": "300ms", "idle": "300ms", "total": "2s"})
+    plan = two_target_plan(
+        primary,
+        backup,
+        timeouts={"connect": "1s", "first_token": "300ms", "idle": "300ms", "total": "2s"},
+    )
     async with serve(plan) as gw, asyncio.timeout(5):
         with pytest.raises(openai.InternalServerError) as caught:
             await gw.ask(stream=True)

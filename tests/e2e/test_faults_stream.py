@@ -45,16 +45,36 @@ def _words(sim: SimProvider, n: int) -> str:
 
 # -- F09 stream cut mid-answer --------------------------------------------------------------
 
-@pytest.mark.parametrize(("after", "overlap", "prefill"), [
-    (3, 0, False), (3, 0, True), (3, 10, False), (3, 10, True),
-    (1, 0, False), (19, 0, True), (10, 10, False),
-], ids=["instruction", "prefill", "overlap-instruction", "overlap-prefill",
-        "after-first-word", "before-finish", "overlap-mid"])
+
+@pytest.mark.parametrize(
+    ("after", "overlap", "prefill"),
+    [
+        (3, 0, False),
+        (3, 0, True),
+        (3, 10, False),
+        (3, 10, True),
+        (1, 0, False),
+        (19, 0, True),
+        (10, 10, False),
+    ],
+    ids=[
+        "instruction",
+        "prefill",
+        "overlap-instruction",
+        "overlap-prefill",
+        "after-first-word",
+        "before-finish",
+        "overlap-mid",
+    ],
+)
 async def test_f09_cut_stream_is_continued_as_one_stream(
-        primary: SimProvider, after: int, overlap: int, prefill: bool) -> None:
+    primary: SimProvider, after: int, overlap: int, prefill: bool
+) -> None:
     primary.set_fault(Fault("cut_stream", after=after))
-    async with SimProvider("backup", overlap=overlap) as backup, \
-            serve(_prefill_plan(primary, backup, prefill)) as gw:
+    async with (
+        SimProvider("backup", overlap=overlap) as backup,
+        serve(_prefill_plan(primary, backup, prefill)) as gw,
+    ):
         got = await gw.ask(stream=True)
     assert got.text == primary.expected_text(), "no word lost, none repeated"
     assert len(set(got.ids)) == 1, "one stream, one id"
@@ -73,7 +93,8 @@ async def test_f09_cut_stream_is_continued_as_one_stream(
 
 
 async def test_f09_cut_before_any_content_is_a_plain_failover(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("cut_stream", after=0))
     async with serve(two_target_plan(primary, backup)) as gw:
         got = await gw.ask(stream=True)
@@ -95,13 +116,15 @@ async def test_f09_cut_plain_reply_fails_over(primary: SimProvider, backup: SimP
 
 
 async def test_f09_nothing_can_continue_ends_with_an_error_event_and_no_done(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("cut_stream", after=3))
     backup.set_fault(Fault("error", status=503))
     async with serve(two_target_plan(primary, backup)) as gw:
         text = ""
         chunks = await gw.client.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
         with pytest.raises(openai.APIError) as caught:
             async with asyncio.timeout(EXCHANGE_TIMEOUT):
                 async for chunk in chunks:
@@ -109,8 +132,11 @@ async def test_f09_nothing_can_continue_ends_with_an_error_event_and_no_done(
                         text += chunk.choices[0].delta.content or ""
         await chunks.close()
         payload = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
-        async with asyncio.timeout(EXCHANGE_TIMEOUT), aiohttp.ClientSession() as session, \
-                session.post(gw.gw.base_url + "/chat/completions", json=payload) as resp:
+        async with (
+            asyncio.timeout(EXCHANGE_TIMEOUT),
+            aiohttp.ClientSession() as session,
+            session.post(gw.gw.base_url + "/chat/completions", json=payload) as resp,
+        ):
             status, raw = resp.status, await resp.read()
     assert text == _words(primary, 3), "what was sent stays sent; nothing pretends to finish"
     assert not isinstance(caught.value, openai.APIStatusError), "the stream had started"
@@ -125,9 +151,11 @@ async def test_f09_nothing_can_continue_ends_with_an_error_event_and_no_done(
 
 # -- F10 stream stalls ----------------------------------------------------------------------
 
+
 @STREAMS
 async def test_f10_stall_hits_the_idle_deadline_then_continues(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("stall", after=3, delay=0))  # held until released: never here
     async with serve(two_target_plan(primary, backup)) as gw:
         got = await gw.ask(stream=stream)
@@ -145,6 +173,7 @@ async def test_f10_stall_hits_the_idle_deadline_then_continues(
 
 # -- F11 malformed SSE event ----------------------------------------------------------------
 
+
 async def test_f11_malformed_event_is_skipped(primary: SimProvider, backup: SimProvider) -> None:
     primary.set_fault(Fault("malformed_event", after=3))
     async with serve(two_target_plan(primary, backup)) as gw:
@@ -159,9 +188,11 @@ async def test_f11_malformed_event_is_skipped(primary: SimProvider, backup: SimP
 
 # -- F12 stream ends without [DONE] ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("usage", [False, True], ids=["no-usage", "include-usage"])
 async def test_f12_missing_done_is_finalised_promptly(
-        primary: SimProvider, backup: SimProvider, usage: bool) -> None:
+    primary: SimProvider, backup: SimProvider, usage: bool
+) -> None:
     primary.set_fault(Fault("no_done"))
     extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if usage else {}
     async with serve(two_target_plan(primary, backup)) as gw:
@@ -177,7 +208,8 @@ async def test_f12_missing_done_is_finalised_promptly(
 
 
 async def test_f12_missing_done_and_finish_is_continued(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("no_done_no_finish"))
     async with serve(two_target_plan(primary, backup)) as gw:
         got = await gw.ask(stream=True)
@@ -191,13 +223,17 @@ async def test_f12_missing_done_and_finish_is_continued(
 
 # -- F15 continuation target rejects assistant prefill --------------------------------------
 
+
 @pytest.mark.parametrize("refusal", ["accepts_prefill=False", "reject_prefill fault"])
 async def test_f15_prefill_refusal_never_reaches_the_client(
-        primary: SimProvider, refusal: str) -> None:
+    primary: SimProvider, refusal: str
+) -> None:
     primary.set_fault(Fault("cut_stream", after=3))
     strict = refusal == "accepts_prefill=False"
-    async with SimProvider("backup", accepts_prefill=not strict) as backup, \
-            serve(_prefill_plan(primary, backup, True)) as gw:
+    async with (
+        SimProvider("backup", accepts_prefill=not strict) as backup,
+        serve(_prefill_plan(primary, backup, True)) as gw,
+    ):
         if not strict:
             backup.set_fault(Fault("reject_prefill"))
         first = await gw.ask(stream=True)
@@ -215,8 +251,10 @@ async def test_f15_prefill_refusal_never_reaches_the_client(
 
 # -- F23 tool-call stream cut mid-arguments -------------------------------------------------
 
+
 async def test_f23_tool_call_cut_is_restarted_whole(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("tool_call_cut"))
     async with serve(two_target_plan(primary, backup)) as gw:
         got = await gw.ask(stream=True, tools=[WEATHER_TOOL])
@@ -234,11 +272,13 @@ async def test_f23_tool_call_cut_is_restarted_whole(
 
 
 async def test_f23_restarted_tool_call_keeps_the_assistant_role(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("tool_call_cut"))
     async with serve(two_target_plan(primary, backup)) as gw, asyncio.timeout(EXCHANGE_TIMEOUT):
         async with gw.client.chat.completions.stream(
-                model="gpt-4o-mini", messages=MESSAGES, tools=[WEATHER_TOOL]) as events:
+            model="gpt-4o-mini", messages=MESSAGES, tools=[WEATHER_TOOL]
+        ) as events:
             final = await events.get_final_completion()
     choice = final.choices[0]
     assert choice.finish_reason == "tool_calls"

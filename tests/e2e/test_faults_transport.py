@@ -18,9 +18,11 @@ PRIMARY = "primary/gpt-4o-mini"
 
 # -- F05 TCP reset before headers -----------------------------------------------------------
 
+
 @STREAMS
 async def test_f05_one_reset_is_retried_on_the_same_target(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("reset", times=1))
     async with serve(two_target_plan(primary, backup)) as gw:
         got = await gw.ask(stream=stream)
@@ -32,7 +34,8 @@ async def test_f05_one_reset_is_retried_on_the_same_target(
 
 @STREAMS
 async def test_f05_persistent_reset_fails_over_after_one_retry(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("reset"))
     async with serve(two_target_plan(primary, backup)) as gw:
         got = await gw.ask(stream=stream)
@@ -44,10 +47,12 @@ async def test_f05_persistent_reset_fails_over_after_one_retry(
 
 # -- F06 connection refused / DNS failure / TLS error ---------------------------------------
 
+
 @pytest.mark.parametrize("how", ["refused", "dns", "tls"])
 @STREAMS
 async def test_f06_unreachable_provider_fails_over_at_once(
-        primary: SimProvider, backup: SimProvider, stream: bool, how: str) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool, how: str
+) -> None:
     plan = two_target_plan(primary, backup)
     plan["providers"]["primary"]["base_url"] = {
         "refused": f"http://127.0.0.1:{closed_port()}/v1",
@@ -67,9 +72,11 @@ async def test_f06_unreachable_provider_fails_over_at_once(
 
 # -- F07 silent provider --------------------------------------------------------------------
 
+
 @STREAMS
 async def test_f07_silent_provider_hits_the_deadline_once_then_is_skipped(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("silent"))
     plan = two_target_plan(primary, backup, breaker={"ejection": "30s"})
     async with serve(plan) as gw:
@@ -87,10 +94,15 @@ async def test_f07_silent_provider_hits_the_deadline_once_then_is_skipped(
 
 # -- F08 slow first token -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("stream", "headers_early"), [(False, False), (True, False), (True, True)],
-                         ids=["plain", "stream", "stream-headers-early"])
+
+@pytest.mark.parametrize(
+    ("stream", "headers_early"),
+    [(False, False), (True, False), (True, True)],
+    ids=["plain", "stream", "stream-headers-early"],
+)
 async def test_f08_slow_first_token_fails_over_at_the_deadline(
-        primary: SimProvider, backup: SimProvider, stream: bool, headers_early: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool, headers_early: bool
+) -> None:
     primary.set_fault(Fault("slow_first_token", delay=3, headers_early=headers_early))
     async with serve(two_target_plan(primary, backup)) as gw:
         got = await gw.ask(stream=stream)
@@ -104,15 +116,20 @@ async def test_f08_slow_first_token_fails_over_at_the_deadline(
 
 # -- F19 200 with an error body, or an HTML page --------------------------------------------
 
-@pytest.mark.parametrize(("fault", "primary_saw"), [
-    (Fault("error_body_200"), ["error_body_200"]),
-    (Fault("html"), ["html"]),
-    (Fault("html", status=502), ["html", "html"]),  # a 5xx page: one retry there first
-], ids=["error-body-200", "html-200", "html-502"])
+
+@pytest.mark.parametrize(
+    ("fault", "primary_saw"),
+    [
+        (Fault("error_body_200"), ["error_body_200"]),
+        (Fault("html"), ["html"]),
+        (Fault("html", status=502), ["html", "html"]),  # a 5xx page: one retry there first
+    ],
+    ids=["error-body-200", "html-200", "html-502"],
+)
 @STREAMS
 async def test_f19_error_body_or_html_fails_over(
-        primary: SimProvider, backup: SimProvider, stream: bool, fault: Fault,
-        primary_saw: list[str]) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool, fault: Fault, primary_saw: list[str]
+) -> None:
     primary.set_fault(fault)
     async with serve(two_target_plan(primary, backup)) as gw:
         got = await gw.ask(stream=stream)
@@ -125,7 +142,8 @@ async def test_f19_error_body_or_html_fails_over(
 
 
 async def test_f19_unparseable_json_reply_fails_over(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("malformed_event"))  # without a stream: the body is not JSON
     async with serve(two_target_plan(primary, backup)) as gw:
         got = await gw.ask(stream=False)

@@ -24,12 +24,16 @@ GEMINI_MODEL = "gemini-2.0-flash"
 GEMINI_KEY = "gm-backup-secret"
 
 
-def gemini_plan(primary: SimProvider, backup: SimProvider, *,
-                gemini_first: bool = False) -> dict[str, Any]:
+def gemini_plan(
+    primary: SimProvider, backup: SimProvider, *, gemini_first: bool = False
+) -> dict[str, Any]:
     """``primary`` on the OpenAI wire, ``backup`` on the Gemini wire (first if asked)."""
     plan = two_target_plan(primary, backup)
-    plan["providers"]["backup"] = {"kind": "gemini", "base_url": backup.root_url + "/v1beta",
-                                   "api_key": GEMINI_KEY}
+    plan["providers"]["backup"] = {
+        "kind": "gemini",
+        "base_url": backup.root_url + "/v1beta",
+        "api_key": GEMINI_KEY,
+    }
     targets = ["primary/gpt-4o-mini", f"backup/{GEMINI_MODEL}"]
     plan["routes"] = {"gpt-4o-mini": {"targets": targets[::-1] if gemini_first else targets}}
     return plan
@@ -49,7 +53,8 @@ def gemini_requests(sim: SimProvider) -> list[dict[str, Any]]:
 
 @STREAMS
 async def test_a_dead_primary_is_answered_by_gemini(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("error", status=503))
     async with serve(gemini_plan(primary, backup)) as gw:
         extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
@@ -66,7 +71,8 @@ async def test_a_dead_primary_is_answered_by_gemini(
 
 @STREAMS
 async def test_tool_calls_come_back_from_gemini(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     primary.set_fault(Fault("error", status=503))
     async with serve(gemini_plan(primary, backup)) as gw:
         got = await gw.ask(stream=stream, tools=[WEATHER_TOOL], tool_choice="required")
@@ -82,13 +88,22 @@ async def test_tool_calls_come_back_from_gemini(
 
 
 async def test_a_tool_result_goes_back_to_gemini_by_name(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     primary.set_fault(Fault("error", status=503))
     history: list[Any] = [
         *MESSAGES,
-        {"role": "assistant", "content": None, "tool_calls": [{
-            "id": "call_from_openai", "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_from_openai",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_from_openai", "content": "sunny"},
     ]
     async with serve(gemini_plan(primary, backup)) as gw:
@@ -96,13 +111,15 @@ async def test_a_tool_result_goes_back_to_gemini_by_name(
     assert got.text == backup.expected_text() and got.finish_reason == "stop"
     [body] = gemini_requests(backup)
     assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
-    assert body["contents"][2]["parts"] == [{"functionResponse": {
-        "name": "get_weather", "response": {"output": "sunny"}}}]
+    assert body["contents"][2]["parts"] == [
+        {"functionResponse": {"name": "get_weather", "response": {"output": "sunny"}}}
+    ]
 
 
 @pytest.mark.parametrize("after", [1, 3, 12])
 async def test_a_cut_stream_is_continued_by_gemini(
-        primary: SimProvider, backup: SimProvider, after: int) -> None:
+    primary: SimProvider, backup: SimProvider, after: int
+) -> None:
     primary.set_fault(Fault("cut_stream", after=after))
     async with serve(gemini_plan(primary, backup)) as gw:
         got = await gw.ask(stream=True)
@@ -119,7 +136,8 @@ async def test_a_cut_stream_is_continued_by_gemini(
 
 @STREAMS
 async def test_a_gemini_safety_block_is_final(
-        primary: SimProvider, backup: SimProvider, stream: bool) -> None:
+    primary: SimProvider, backup: SimProvider, stream: bool
+) -> None:
     backup.set_fault(Fault("content_policy"))
     async with serve(gemini_plan(primary, backup, gemini_first=True)) as gw:
         with pytest.raises(openai.BadRequestError) as caught:
@@ -132,7 +150,8 @@ async def test_a_gemini_safety_block_is_final(
 
 
 async def test_a_gemini_outage_fails_over_to_openai(
-        primary: SimProvider, backup: SimProvider) -> None:
+    primary: SimProvider, backup: SimProvider
+) -> None:
     backup.set_fault(Fault("error", status=503))
     async with serve(gemini_plan(primary, backup, gemini_first=True)) as gw:
         got = await gw.ask(stream=True)

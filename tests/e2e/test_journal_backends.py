@@ -22,18 +22,24 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-async def test_answers_are_journaled_and_readable(primary: SimProvider, backup: SimProvider,
-                                                  journal_url: str, tmp_path: Path) -> None:
+async def test_answers_are_journaled_and_readable(
+    primary: SimProvider, backup: SimProvider, journal_url: str, tmp_path: Path
+) -> None:
     plan = two_target_plan(primary, backup, journal={"url": journal_url})
     async with running_gateway(plan, data_dir=tmp_path) as gw:
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
         plain = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "one"}],
-            metadata={"case": "plain"})
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "one"}],
+            metadata={"case": "plain"},
+        )
         primary.set_fault(Fault("cut_stream", after=4))
         stream = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "two"}], stream=True,
-            metadata={"case": "stream"})
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "two"}],
+            stream=True,
+            metadata={"case": "stream"},
+        )
         stream_id = ""
         async for chunk in stream:
             stream_id = chunk.id

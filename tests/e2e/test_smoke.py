@@ -13,12 +13,14 @@ async def test_plain_and_streamed_answers(primary: SimProvider, backup: SimProvi
     async with running_gateway(two_target_plan(primary, backup)) as gw:
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
         reply = await client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
         assert reply.headers["x-standby-provider"] == "primary"
         assert reply.parse().choices[0].message.content == primary.expected_text()
         primary.set_fault(Fault("cut_stream", after=3))
         stream = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
         ids, text = set(), ""
         async for chunk in stream:
             ids.add(chunk.id)

@@ -25,14 +25,18 @@ CLIENT_KEY = "sk-client-for-stored-completions"
 
 def journaled(plan: dict[str, Any], tmp_path: Path, **journal: Any) -> dict[str, Any]:
     """``plan`` with its journal (log and SQLite database) in ``tmp_path``, spelled out."""
-    plan["journal"] = {"url": f"sqlite:///{tmp_path / 'journal.db'}",
-                       "wal_dir": str(tmp_path / "wal"), **journal}
+    plan["journal"] = {
+        "url": f"sqlite:///{tmp_path / 'journal.db'}",
+        "wal_dir": str(tmp_path / "wal"),
+        **journal,
+    }
     return plan
 
 
 @pytest.fixture
-async def client(primary: SimProvider, backup: SimProvider,
-                 tmp_path: Path) -> AsyncIterator[openai.AsyncOpenAI]:
+async def client(
+    primary: SimProvider, backup: SimProvider, tmp_path: Path
+) -> AsyncIterator[openai.AsyncOpenAI]:
     # the journal's default place: <data_dir>/standby.db and <data_dir>/standby-wal/
     async with running_gateway(two_target_plan(primary, backup), data_dir=tmp_path) as gw:
         assert (tmp_path / "standby.db").exists()
@@ -54,19 +58,33 @@ async def streamed(client: openai.AsyncOpenAI, **kwargs: Any) -> tuple[str, str,
     return ids.pop(), text, model
 
 
-async def test_store_retrieve_list_update_delete(client: openai.AsyncOpenAI,
-                                                 primary: SimProvider) -> None:
+async def test_store_retrieve_list_update_delete(
+    client: openai.AsyncOpenAI, primary: SimProvider
+) -> None:
     chat = client.chat.completions
-    first = await chat.create(model="gpt-4o-mini", store=True, metadata={"team": "alpha"},
-                              messages=[{"role": "system", "content": "be brief"},
-                                        {"role": "user", "content": "first"}])
+    first = await chat.create(
+        model="gpt-4o-mini",
+        store=True,
+        metadata={"team": "alpha"},
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "first"}],
+    )
     second_id, second_text, _ = await streamed(
-        client, store=True, metadata={"team": "beta"},
-        messages=[{"role": "user", "content": "second"}])
-    third = await chat.create(model="gpt-4o-mini", metadata={"team": "alpha", "env": "prod"},
-                              messages=[{"role": "user", "content": "third"}])  # default: on
-    hidden = await chat.create(model="gpt-4o-mini", store=False, metadata={"team": "alpha"},
-                               messages=[{"role": "user", "content": "not for the journal"}])
+        client,
+        store=True,
+        metadata={"team": "beta"},
+        messages=[{"role": "user", "content": "second"}],
+    )
+    third = await chat.create(
+        model="gpt-4o-mini",
+        metadata={"team": "alpha", "env": "prod"},
+        messages=[{"role": "user", "content": "third"}],
+    )  # default: on
+    hidden = await chat.create(
+        model="gpt-4o-mini",
+        store=False,
+        metadata={"team": "alpha"},
+        messages=[{"role": "user", "content": "not for the journal"}],
+    )
     ids = [first.id, second_id, third.id]
     assert len({*ids, hidden.id}) == 4
 
@@ -89,15 +107,20 @@ async def test_store_retrieve_list_update_delete(client: openai.AsyncOpenAI,
     assert [c.id for c in page.data] == ids[1:] and not page.has_more
     assert [c.id for c in (await chat.list(order="desc")).data] == ids[::-1]
     assert [c.id for c in (await chat.list(metadata={"team": "alpha"})).data] == [
-        first.id, third.id]
-    assert [c.id for c in (await chat.list(metadata={"team": "alpha", "env": "prod"})).data
-            ] == [third.id]
+        first.id,
+        third.id,
+    ]
+    assert [c.id for c in (await chat.list(metadata={"team": "alpha", "env": "prod"})).data] == [
+        third.id
+    ]
     assert [c.id for c in (await chat.list(model="gpt-4o-mini")).data] == ids
     assert (await chat.list(model="another-model")).data == []
 
     messages = [m async for m in chat.messages.list(first.id, limit=1)]
     assert [(m.id, m.role, m.content) for m in messages] == [
-        (f"{first.id}-0", "system", "be brief"), (f"{first.id}-1", "user", "first")]
+        (f"{first.id}-0", "system", "be brief"),
+        (f"{first.id}-1", "user", "first"),
+    ]
     desc = await chat.messages.list(first.id, order="desc")
     assert [m.id for m in desc.data] == [f"{first.id}-1", f"{first.id}-0"]
 
@@ -109,28 +132,30 @@ async def test_store_retrieve_list_update_delete(client: openai.AsyncOpenAI,
 
     deleted = await chat.delete(second_id)
     assert (deleted.id, deleted.object, deleted.deleted) == (
-        second_id, "chat.completion.deleted", True)
-    for call in (chat.retrieve(second_id), chat.delete(second_id),
-                 chat.messages.list(second_id)):
+        second_id,
+        "chat.completion.deleted",
+        True,
+    )
+    for call in (chat.retrieve(second_id), chat.delete(second_id), chat.messages.list(second_id)):
         with pytest.raises(openai.NotFoundError):
             await call
     assert [c.id async for c in chat.list()] == [first.id, third.id]
 
 
-async def test_failover_stores_the_model_that_answered(primary: SimProvider, backup: SimProvider,
-                                                       tmp_path: Path) -> None:
+async def test_failover_stores_the_model_that_answered(
+    primary: SimProvider, backup: SimProvider, tmp_path: Path
+) -> None:
     plan = journaled(two_target_plan(primary, backup), tmp_path)
-    plan["routes"] = {"gpt-4o-mini": {"targets": ["primary/gpt-4o-mini",
-                                                  "backup/backup-mini"]}}
+    plan["routes"] = {"gpt-4o-mini": {"targets": ["primary/gpt-4o-mini", "backup/backup-mini"]}}
     async with running_gateway(plan) as gw:
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
         chat = client.chat.completions
         primary.set_fault(Fault("cut_stream", after=3))  # continued on the backup
-        cut_id, cut_text, _ = await streamed(client, messages=[{"role": "user",
-                                                                "content": "cut"}])
+        cut_id, cut_text, _ = await streamed(client, messages=[{"role": "user", "content": "cut"}])
         primary.set_fault(Fault("error", status=503))  # a plain failover
-        reply = await chat.create(model="gpt-4o-mini",
-                                  messages=[{"role": "user", "content": "down"}])
+        reply = await chat.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "down"}]
+        )
         assert reply.model == "backup-mini"
 
         cut = await chat.retrieve(cut_id)
@@ -145,32 +170,41 @@ async def test_failover_stores_the_model_that_answered(primary: SimProvider, bac
         await client.close()
 
 
-async def test_plan_turns_storing_off(primary: SimProvider, backup: SimProvider,
-                                      tmp_path: Path) -> None:
+async def test_plan_turns_storing_off(
+    primary: SimProvider, backup: SimProvider, tmp_path: Path
+) -> None:
     plan = journaled(two_target_plan(primary, backup), tmp_path, store=False)
     async with running_gateway(plan) as gw:
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
         reply = await client.chat.completions.create(
-            model="gpt-4o-mini", store=True, messages=[{"role": "user", "content": "private"}])
-        for call in (client.chat.completions.retrieve(reply.id),
-                     client.chat.completions.list(),
-                     client.chat.completions.messages.list(reply.id)):
+            model="gpt-4o-mini", store=True, messages=[{"role": "user", "content": "private"}]
+        )
+        for call in (
+            client.chat.completions.retrieve(reply.id),
+            client.chat.completions.list(),
+            client.chat.completions.messages.list(reply.id),
+        ):
             with pytest.raises(openai.NotFoundError) as caught:
                 await call
             assert caught.value.code == "stored_completions_disabled"
         await client.close()
 
 
-async def test_client_keys_guard_stored_completions(primary: SimProvider, backup: SimProvider,
-                                                    tmp_path: Path) -> None:
+async def test_client_keys_guard_stored_completions(
+    primary: SimProvider, backup: SimProvider, tmp_path: Path
+) -> None:
     plan = two_target_plan(primary, backup, server={"client_keys": [hash_key(CLIENT_KEY)]})
     async with running_gateway(plan, data_dir=tmp_path) as gw:
         good = openai.AsyncOpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0)
         bad = openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-wrong", max_retries=0)
         reply = await good.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-        for call in (bad.chat.completions.retrieve(reply.id), bad.chat.completions.list(),
-                     bad.chat.completions.delete(reply.id)):
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        for call in (
+            bad.chat.completions.retrieve(reply.id),
+            bad.chat.completions.list(),
+            bad.chat.completions.delete(reply.id),
+        ):
             with pytest.raises(openai.AuthenticationError) as caught:
                 await call
             assert caught.value.code == "invalid_api_key"
@@ -180,14 +214,21 @@ async def test_client_keys_guard_stored_completions(primary: SimProvider, backup
 
 
 async def test_journal_database_down_is_a_503_and_chat_keeps_working(
-        primary: SimProvider, backup: SimProvider, tmp_path: Path) -> None:
-    plan = two_target_plan(primary, backup, journal={
-        "url": "postgresql://standby@127.0.0.1:9/journal",  # nothing listens there
-        "wal_dir": str(tmp_path / "wal")})
+    primary: SimProvider, backup: SimProvider, tmp_path: Path
+) -> None:
+    plan = two_target_plan(
+        primary,
+        backup,
+        journal={
+            "url": "postgresql://standby@127.0.0.1:9/journal",  # nothing listens there
+            "wal_dir": str(tmp_path / "wal"),
+        },
+    )
     async with running_gateway(plan) as gw:
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
         reply = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
         assert reply.choices[0].message.content == primary.expected_text()
         with pytest.raises(openai.InternalServerError) as caught:
             await client.chat.completions.retrieve(reply.id)

@@ -32,8 +32,14 @@ PG_SERVER = os.environ.get("STANDBY_TEST_PG", "postgresql://postgres@127.0.0.1:5
 
 async def _pg_admin(statement: str) -> None:
     url = make_url(PG_SERVER)
-    conn = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
-                                 password=url.password, database=url.database, timeout=5)
+    conn = await asyncpg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+        timeout=5,
+    )
     try:
         await conn.execute(statement)
     finally:
@@ -87,23 +93,46 @@ class Rig:
         self.writers.append(writer)
         return writer
 
-    def request(self, rid: str, *, text: Sequence[str] = (), finish: bool = True,
-                metadata: dict[str, str] | None = None, store: bool = True,
-                model: str = "gpt-4o-mini") -> None:
+    def request(
+        self,
+        rid: str,
+        *,
+        text: Sequence[str] = (),
+        finish: bool = True,
+        metadata: dict[str, str] | None = None,
+        store: bool = True,
+        model: str = "gpt-4o-mini",
+    ) -> None:
         """Journal one chat request: accepted, its stream text, and (maybe) its answer."""
         body = b'{"model":"%s","messages":[{"role":"user","content":"hi"}]}' % model.encode()
-        self.journal.accepted(rid, endpoint="chat", route=model, model=model, stream=bool(text),
-                              raw_body=body, metadata=metadata, store=store)
+        self.journal.accepted(
+            rid,
+            endpoint="chat",
+            route=model,
+            model=model,
+            stream=bool(text),
+            raw_body=body,
+            metadata=metadata,
+            store=store,
+        )
         for part in text:
             self.journal.delta(rid, part)
         if finish:
             self.journal.completed(
-                rid, completion_id=f"chatcmpl-{rid}", provider="backup", model=f"{model}-b",
-                response={"id": f"chatcmpl-{rid}", "object": "chat.completion",
-                          "choices": [{"index": 0, "message": {"role": "assistant",
-                                                               "content": "".join(text)}}]},
-                usage={"total_tokens": 3}, attempts=[("primary/m", "server_error", 0.1),
-                                                     ("backup/m", "ok", 0.2)])
+                rid,
+                completion_id=f"chatcmpl-{rid}",
+                provider="backup",
+                model=f"{model}-b",
+                response={
+                    "id": f"chatcmpl-{rid}",
+                    "object": "chat.completion",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "".join(text)}}
+                    ],
+                },
+                usage={"total_tokens": 3},
+                attempts=[("primary/m", "server_error", 0.1), ("backup/m", "ok", 0.2)],
+            )
 
 
 @pytest.fixture

@@ -53,17 +53,27 @@ async def test_rows_are_stored_as_the_log_says(rig: Rig) -> None:
     assert row["stream"] is True and row["store"] is True and row["deleted"] is False
     assert orjson.loads(row["request_json"])["messages"][0]["content"] == "hi"
     assert orjson.loads(row["response_json"])["object"] == "chat.completion"
-    assert orjson.loads(row["attempts_json"]) == [["primary/m", "server_error", 0.1],
-                                                  ["backup/m", "ok", 0.2]]
+    assert orjson.loads(row["attempts_json"]) == [
+        ["primary/m", "server_error", 0.1],
+        ["backup/m", "ok", 0.2],
+    ]
     assert orjson.loads(row["metadata_json"]) == {"k": "v"}
     assert (row["completion_id"], row["provider"], row["model"], row["status"]) == (
-        "chatcmpl-r1", "backup", "gpt-4o-mini-b", 200)
+        "chatcmpl-r1",
+        "backup",
+        "gpt-4o-mini-b",
+        200,
+    )
     assert row["finished_at"] >= row["received_at"]
 
 
 async def test_an_ending_without_its_acceptance_still_leaves_a_row(rig: Rig) -> None:
-    rig.journal.failed("lost", status=503, response=b'{"error":{"message":"down"}}',
-                       attempts=[("p/m", "unavailable", 1.0)])
+    rig.journal.failed(
+        "lost",
+        status=503,
+        response=b'{"error":{"message":"down"}}',
+        attempts=[("p/m", "unavailable", 1.0)],
+    )
     await rig.store.apply(_events(rig), wal_id=rig.wal_id)
     [row] = await rows(rig.store)
     assert (row["rid"], row["state"], row["status"]) == ("lost", "failed", 503)
@@ -75,9 +85,16 @@ async def test_acceptance_and_ending_in_separate_batches_in_log_order(rig: Rig) 
     first = _events(rig)
     await rig.store.apply(first, wal_id=rig.wal_id)
     assert (await rows(rig.store))[0]["state"] == "accepted"
-    rig.journal.completed("r1", completion_id="c1", provider="p", model="m",
-                          response=b'{"object":"chat.completion"}', usage=None, attempts=[])
-    await rig.store.apply(_events(rig)[len(first):], wal_id=rig.wal_id)
+    rig.journal.completed(
+        "r1",
+        completion_id="c1",
+        provider="p",
+        model="m",
+        response=b'{"object":"chat.completion"}',
+        usage=None,
+        attempts=[],
+    )
+    await rig.store.apply(_events(rig)[len(first) :], wal_id=rig.wal_id)
     [row] = await rows(rig.store)
     assert (row["state"], row["content_sent"], row["completion_id"]) == ("completed", "x", "c1")
 
@@ -85,8 +102,9 @@ async def test_acceptance_and_ending_in_separate_batches_in_log_order(rig: Rig) 
 async def test_stream_text_is_one_append_per_request_per_batch(rig: Rig) -> None:
     updates: list[int] = []
 
-    def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
-              executemany: bool) -> None:
+    def count(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+    ) -> None:
         if statement.startswith("UPDATE requests SET content_sent"):
             updates.append(len(parameters) if executemany else 1)
 
@@ -100,35 +118,66 @@ async def test_stream_text_is_one_append_per_request_per_batch(rig: Rig) -> None
 
 
 async def test_an_ending_after_a_deferral_wins_and_a_later_deferral_wins_back(
-        store: SQLStore) -> None:
+    store: SQLStore,
+) -> None:
     def acc(rid: str) -> dict[str, Any]:
-        return {"e": "acc", "rid": rid, "at": 1.0, "endpoint": "chat", "route": "m",
-                "model": "m", "stream": False, "store": True, "body": {"model": "m"}}
+        return {
+            "e": "acc",
+            "rid": rid,
+            "at": 1.0,
+            "endpoint": "chat",
+            "route": "m",
+            "model": "m",
+            "stream": False,
+            "store": True,
+            "body": {"model": "m"},
+        }
 
     fin = {"e": "fin", "at": 2.0, "state": "completed", "completion_id": "c", "status": 200}
     dfr = {"e": "dfr", "at": 2.0, "until": 50.0, "callback": None}
-    await store.apply([acc("a"), {**dfr, "rid": "a"}, {**fin, "rid": "a"},
-                       acc("b"), {**fin, "rid": "b"}, {**dfr, "rid": "b"}], wal_id="w")
+    await store.apply(
+        [
+            acc("a"),
+            {**dfr, "rid": "a"},
+            {**fin, "rid": "a"},
+            acc("b"),
+            {**fin, "rid": "b"},
+            {**dfr, "rid": "b"},
+        ],
+        wal_id="w",
+    )
     states = {r["rid"]: r["state"] for r in await rows(store)}
     assert states == {"a": "completed", "b": "deferred"}
 
 
-async def test_text_postgresql_refuses_is_cleaned_and_bad_events_dropped(
-        store: SQLStore) -> None:
-    batch = fold([{"e": "acc", "rid": "r"}, {"e": "nope", "rid": "x"},
-                  {"e": "dlt", "rid": "r", "text": "a\x00b"}], "w")
+async def test_text_postgresql_refuses_is_cleaned_and_bad_events_dropped(store: SQLStore) -> None:
+    batch = fold(
+        [
+            {"e": "acc", "rid": "r"},
+            {"e": "nope", "rid": "x"},
+            {"e": "dlt", "rid": "r", "text": "a\x00b"},
+        ],
+        "w",
+    )
     assert batch.dropped == 2 and batch.deltas == {"r": ["a\ufffdb"]}
-    await store.apply([{"e": "acc", "rid": "r", "at": 1.0, "model": "m\x00"},
-                       {"e": "dlt", "rid": "r", "text": "a\x00b"}], wal_id="w")
+    await store.apply(
+        [
+            {"e": "acc", "rid": "r", "at": 1.0, "model": "m\x00"},
+            {"e": "dlt", "rid": "r", "text": "a\x00b"},
+        ],
+        wal_id="w",
+    )
     [row] = await rows(store)
     assert (row["model_asked"], row["content_sent"]) == ("m\ufffd", "a\ufffdb")
 
 
 async def test_metadata_and_deletion_events_find_rows_by_completion_id(rig: Rig) -> None:
     rig.request("r1")
-    events = [*_events(rig), {"e": "meta", "completion_id": "chatcmpl-r1",
-                              "metadata": {"x": "1"}},
-              {"e": "del", "completion_id": "chatcmpl-r1"}]
+    events = [
+        *_events(rig),
+        {"e": "meta", "completion_id": "chatcmpl-r1", "metadata": {"x": "1"}},
+        {"e": "del", "completion_id": "chatcmpl-r1"},
+    ]
     await rig.store.apply(events, wal_id=rig.wal_id)
     [row] = await rows(rig.store)
     assert orjson.loads(row["metadata_json"]) == {"x": "1"} and row["deleted"] is True

@@ -15,9 +15,10 @@ from standby.journal.sql import SQLStore
 
 
 def _differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={
-        "version_table": VERSION_TABLE, "compare_type": True,
-        "compare_server_default": True})
+    context = MigrationContext.configure(
+        connection,
+        opts={"version_table": VERSION_TABLE, "compare_type": True, "compare_server_default": True},
+    )
     return list(compare_metadata(context, metadata))
 
 

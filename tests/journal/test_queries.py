@@ -25,7 +25,11 @@ async def test_a_stored_completion_comes_back_whole(rig: Rig) -> None:
     got = await rig.store.get_completion("chatcmpl-r1")
     assert got is not None
     assert (got.rid, got.model, got.provider, got.metadata) == (
-        "r1", "gpt-4o-mini-b", "backup", {"team": "a"})
+        "r1",
+        "gpt-4o-mini-b",
+        "backup",
+        {"team": "a"},
+    )
     assert got.response and got.response["choices"][0]["message"]["content"] == "Hi!"
     assert got.request and got.request["model"] == "gpt-4o-mini"
     assert await rig.store.get_completion("chatcmpl-private") is None
@@ -92,14 +96,22 @@ async def test_requests_newest_first_with_filters(rig: Rig) -> None:
     rig.journal = Journal(rig.wal, clock=lambda: float(next(ticks)))
     rig.request("r1", text=["x"], finish=False)
     rig.request("r2", model="other")  # accepted at 101, finished at 102
-    rig.journal.failed("r1", status=503, response=b'{"error":{"message":"down"}}',
-                       attempts=[("p/m", "unavailable", 1.5)])
+    rig.journal.failed(
+        "r1",
+        status=503,
+        response=b'{"error":{"message":"down"}}',
+        attempts=[("p/m", "unavailable", 1.5)],
+    )
     await _journaled(rig)
     rows = await rig.store.list_requests()
     assert [r.rid for r in rows] == ["r2", "r1"]
     r1 = rows[1]
     assert (r1.state, r1.status, r1.content_sent, r1.attempts) == (
-        "failed", 503, "x", [("p/m", "unavailable", 1.5)])
+        "failed",
+        503,
+        "x",
+        [("p/m", "unavailable", 1.5)],
+    )
     assert r1.response == {"error": {"message": "down"}} and r1.stream
     assert [r.rid for r in await rig.store.list_requests(since=101)] == ["r2"]
     assert [r.rid for r in await rig.store.list_requests(until=101)] == ["r1"]
@@ -116,7 +128,10 @@ async def test_deferred_rows_due_now_oldest_first(rig: Rig) -> None:
     await _journaled(rig)
     due = await rig.store.pending_deferred(now=50.0)
     assert [(d.rid, d.until, d.tries) for d in due] == [
-        ("d1", 1000.0, 0), ("d2", 1000.0, 0), ("old", 10.0, 0)]  # "old" is due to expire
+        ("d1", 1000.0, 0),
+        ("d2", 1000.0, 0),
+        ("old", 10.0, 0),
+    ]  # "old" is due to expire
     assert due[0].callback == "https://cb.test/d1" and due[0].request["model"] == "gpt-4o-mini"
     await rig.store.note_deferred_try("d1", next_at=60.0)
     assert [d.rid for d in await rig.store.pending_deferred(now=50.0, limit=1)] == ["d2"]

@@ -54,12 +54,19 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
-async def test_kill_9_under_load_then_restart(store: SQLStore, store_url: str,
-                                              tmp_path: Path) -> None:
+async def test_kill_9_under_load_then_restart(
+    store: SQLStore, store_url: str, tmp_path: Path
+) -> None:
     wal_dir = tmp_path / "wal"
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _LOAD, str(wal_dir), store_url, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-c",
+        _LOAD,
+        str(wal_dir),
+        store_url,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert child.stdout is not None
     assert await asyncio.wait_for(child.stdout.readline(), 30) == b"loaded\n"
     os.kill(child.pid, signal.SIGKILL)
@@ -108,8 +115,12 @@ async def test_recovery_spares_other_logs_and_the_current_run(rig: Rig) -> None:
     await writer.flush()
     assert await recover(rig.store, rig.wal_id, before=started) == 1
     states = {r["rid"]: (r["state"], r["content_sent"]) for r in await rows(rig.store)}
-    assert states == {"old": ("interrupted", "partial"), "done": ("completed", "x"),
-                      "other": ("accepted", None), "new": ("accepted", None)}
+    assert states == {
+        "old": ("interrupted", "partial"),
+        "done": ("completed", "x"),
+        "other": ("accepted", None),
+        "new": ("accepted", None),
+    }
 
 
 def test_the_log_id_is_made_once_and_kept(tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ _CLUSTERS = Path("/etc/postgresql")
 
 async def _run(*command: str) -> int:
     process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
     return await process.wait()
 
 
@@ -58,8 +59,9 @@ async def cluster() -> AsyncIterator[list[str]]:
         await _ready()
 
 
-async def test_server_stopped_and_started_again(pg_database: str, tmp_path: Path,
-                                                cluster: list[str]) -> None:
+async def test_server_stopped_and_started_again(
+    pg_database: str, tmp_path: Path, cluster: list[str]
+) -> None:
     store = SQLStore.from_url(pg_database)
     await migrate(store.engine)
     wal = WriteAheadLog(tmp_path / "wal")

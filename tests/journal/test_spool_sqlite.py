@@ -24,15 +24,31 @@ from tests.journal.conftest import rows
 def _journal(journal: Journal, first: int, last: int) -> None:
     for i in range(first, last):
         rid = f"r{i:03d}"
-        journal.accepted(rid, endpoint="chat", route="m", model="m", stream=True,
-                         raw_body=b'{"model":"m"}', metadata=None, store=True)
+        journal.accepted(
+            rid,
+            endpoint="chat",
+            route="m",
+            model="m",
+            stream=True,
+            raw_body=b'{"model":"m"}',
+            metadata=None,
+            store=True,
+        )
         journal.delta(rid, f"{rid}!")
-        journal.completed(rid, completion_id=f"c{rid}", provider="p", model="m",
-                          response=b'{"object":"chat.completion"}', usage=None, attempts=[])
+        journal.completed(
+            rid,
+            completion_id=f"c{rid}",
+            provider="p",
+            model="m",
+            response=b'{"object":"chat.completion"}',
+            usage=None,
+            attempts=[],
+        )
 
 
 async def test_writes_fail_then_the_spool_is_replayed_once(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     home = tmp_path / "db"
     store = SQLStore.from_url(f"sqlite:///{home / 'journal.db'}")
     await migrate(store.engine)
@@ -59,8 +75,7 @@ async def test_writes_fail_then_the_spool_is_replayed_once(
         assert status["db_up"] and status["outages"] == 1 and status["lag_bytes"] == 0
         found = await rows(store)
         assert [r["rid"] for r in found] == [f"r{i:03d}" for i in range(40)]
-        assert all(r["content_sent"] == r["rid"] + "!" and r["state"] == "completed"
-                   for r in found)
+        assert all(r["content_sent"] == r["rid"] + "!" and r["state"] == "completed" for r in found)
         warnings = [r.getMessage() for r in caplog.records if r.name == "standby.journal"]
         assert len(warnings) == 2  # one when it went away (however many retries), one back
         assert "unreachable" in warnings[0] and "back after" in warnings[1]

@@ -25,8 +25,10 @@ async def test_plain_urls_get_async_drivers(tmp_path: Path) -> None:
 async def test_sqlite_runs_in_wal_mode_and_waits_for_locks(tmp_path: Path) -> None:
     store = SQLStore.from_url(f"sqlite:///{tmp_path / 'j.db'}", busy_timeout=2.5)
     async with store.engine.connect() as conn:
-        settings = [(await conn.execute(sa.text(f"PRAGMA {name}"))).scalar()
-                    for name in ("journal_mode", "synchronous", "busy_timeout")]
+        settings = [
+            (await conn.execute(sa.text(f"PRAGMA {name}"))).scalar()
+            for name in ("journal_mode", "synchronous", "busy_timeout")
+        ]
     assert settings == ["wal", 1, 2500]  # synchronous 1 = NORMAL
     await store.close()
 
@@ -37,7 +39,8 @@ async def test_errors_are_explained_without_password_or_sql() -> None:
         await store.cursor("w")  # nothing listens on port 9
     text = store.explain(failure.value)
     assert text and "s3cret-pw" not in text
-    wrapped = sa.exc.DBAPIError("SELECT secret FROM t", {"body": "private"},
-                                Exception("boom s3cret-pw\nmore"))
+    wrapped = sa.exc.DBAPIError(
+        "SELECT secret FROM t", {"body": "private"}, Exception("boom s3cret-pw\nmore")
+    )
     assert store.explain(wrapped) == "Exception: boom ***"
     await store.close()

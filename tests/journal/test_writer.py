@@ -139,8 +139,14 @@ async def test_segments_behind_the_database_are_deleted(rig: Rig) -> None:
 class _Mangling(SQLStore):
     """A real store handed one value no database driver can bind (a lone surrogate)."""
 
-    async def write(self, batch: Batch, *, wal_id: str, start: Position | None = None,
-                    end: Position | None = None) -> bool:
+    async def write(
+        self,
+        batch: Batch,
+        *,
+        wal_id: str,
+        start: Position | None = None,
+        end: Position | None = None,
+    ) -> bool:
         if "poison" in batch.deltas:
             batch.deltas["poison"] = ["\ud800"]
         return await super().write(batch, wal_id=wal_id, start=start, end=end)
@@ -156,14 +162,24 @@ async def test_an_event_the_database_refuses_is_dropped_alone(rig: Rig) -> None:
     await writer.flush()
     assert writer.dropped == 1 and writer.status()["db_up"]
     found = {r["rid"]: (r["state"], r["content_sent"]) for r in await rows(rig.store)}
-    assert found == {"before": ("completed", "a"), "poison": ("completed", None),
-                     "after": ("completed", "c")}
+    assert found == {
+        "before": ("completed", "a"),
+        "poison": ("completed", None),
+        "after": ("completed", "c"),
+    }
 
 
 async def test_a_lone_surrogate_in_a_body_does_not_lose_the_request(rig: Rig) -> None:
-    rig.journal.accepted("r1", endpoint="chat", route="m", model="m", stream=False,
-                         raw_body=b'{"messages":[{"content":"x\\ud800y"}]}', metadata=None,
-                         store=True)
+    rig.journal.accepted(
+        "r1",
+        endpoint="chat",
+        route="m",
+        model="m",
+        stream=False,
+        raw_body=b'{"messages":[{"content":"x\\ud800y"}]}',
+        metadata=None,
+        store=True,
+    )
     writer = rig.writer()
     await writer.start()
     await writer.flush()

@@ -37,11 +37,13 @@ def service(clock: Clock) -> Service:
 
 
 @pytest.fixture
-async def runner(upstream: Upstream, service: Service,
-                 clock: Clock) -> AsyncIterator[DeferredRunner]:
+async def runner(
+    upstream: Upstream, service: Service, clock: Clock
+) -> AsyncIterator[DeferredRunner]:
     router = Router(PLAN, {"a": upstream}, OpenGate(), NoMetrics())
-    runner = DeferredRunner(router, as_service(service), clock=clock, interval=1.0, rate=2.0,
-                            concurrency=2)
+    runner = DeferredRunner(
+        router, as_service(service), clock=clock, interval=1.0, rate=2.0, concurrency=2
+    )
     runner.callbacks.pause = 0.01
     yield runner
     await runner.stop()

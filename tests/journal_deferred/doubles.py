@@ -54,10 +54,19 @@ class Upstream:
             await self.hold.wait()
         if self.down:
             raise UpstreamStatus("down", status=503, kind="unavailable")
-        data = {"id": "chatcmpl-upstream", "object": "chat.completion", "model": "m-real",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        data = {
+            "id": "chatcmpl-upstream",
+            "object": "chat.completion",
+            "model": "m-real",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "hi"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
         return Reply(raw=orjson.dumps(data), data=data)
 
     async def open_stream(self, call: Call, deadlines: Deadlines) -> Any:
@@ -65,7 +74,6 @@ class Upstream:
 
     async def aclose(self) -> None:
         pass
-
 
 
 class NoMetrics:
@@ -102,17 +110,23 @@ class Service:
     def completed(self, rid: str, **fields: Any) -> None:
         self.events.append(("completed", rid, fields))
 
-    def failed(self, rid: str, *, status: int, response: bytes,
-               attempts: Sequence[tuple[str, str, float]]) -> None:
+    def failed(
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+    ) -> None:
         self.events.append(("failed", rid, {"status": status, "response": response}))
 
     async def flush(self) -> None:
-        for kind, rid, fields in self.events[self.applied:]:
+        for kind, rid, fields in self.events[self.applied :]:
             if kind == "dfr":
                 self.rows[rid] = DeferredRow(
-                    rid=rid, received_at=self.clock(), until=fields["until"],
-                    callback=fields["callback"], route="m", request=self.requests[rid],
-                    tries=0)
+                    rid=rid,
+                    received_at=self.clock(),
+                    until=fields["until"],
+                    callback=fields["callback"],
+                    route="m",
+                    request=self.requests[rid],
+                    tries=0,
+                )
             else:
                 self.rows.pop(rid, None)
         self.applied = len(self.events)
@@ -126,8 +140,9 @@ class Service:
     async def note_deferred_try(self, rid: str, next_at: float) -> None:
         self.tries.append((rid, next_at))
         old = self.rows[rid]
-        self.rows[rid] = DeferredRow(old.rid, old.received_at, old.until, old.callback,
-                                     old.route, old.request, old.tries + 1)
+        self.rows[rid] = DeferredRow(
+            old.rid, old.received_at, old.until, old.callback, old.route, old.request, old.tries + 1
+        )
 
     def finals(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [e for e in self.events if e[0] != "dfr"]
@@ -138,12 +153,16 @@ def as_service(service: Service) -> DeferredService:
     return cast(DeferredService, service)
 
 
-PLAN = Plan.model_validate({
-    "providers": {"a": {"base_url": "http://127.0.0.1:9"}},
-    "retry": {"same_target": 0, "backoff": "1ms"},
-    "routes": {"m": {"targets": ["a/m"], "defer": {"allowed": True, "max_age": "1h"}},
-               "strict": {"targets": ["a/m"]}},
-})
+PLAN = Plan.model_validate(
+    {
+        "providers": {"a": {"base_url": "http://127.0.0.1:9"}},
+        "retry": {"same_target": 0, "backoff": "1ms"},
+        "routes": {
+            "m": {"targets": ["a/m"], "defer": {"allowed": True, "max_age": "1h"}},
+            "strict": {"targets": ["a/m"]},
+        },
+    }
+)
 BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -174,8 +193,13 @@ class Sent:
         return orjson.loads(self.messages[1]["body"])
 
 
-async def defer(runner: DeferredRunner, service: Service, rid: str,
-                *headers: tuple[bytes, bytes], body: dict[str, Any] = BODY) -> Sent:
+async def defer(
+    runner: DeferredRunner,
+    service: Service,
+    rid: str,
+    *headers: tuple[bytes, bytes],
+    body: dict[str, Any] = BODY,
+) -> Sent:
     service.accept(rid, body)
     sent = Sent()
     route = runner.router.resolve(body["model"])

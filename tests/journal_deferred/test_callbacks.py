@@ -32,8 +32,12 @@ from tests.journal_deferred.doubles import (
 
 
 async def test_a_completion_is_posted_signed_and_retried_until_accepted(
-        runner: DeferredRunner, service: Service, upstream: Upstream,
-        receiver: tuple[Receiver, str], clock: Clock) -> None:
+    runner: DeferredRunner,
+    service: Service,
+    upstream: Upstream,
+    receiver: tuple[Receiver, str],
+    clock: Clock,
+) -> None:
     rec, url = receiver
     rec.statuses = [500]
     upstream.down = False
@@ -49,8 +53,8 @@ async def test_a_completion_is_posted_signed_and_retried_until_accepted(
 
 
 async def test_an_expiry_is_posted_as_a_failed_event(
-        runner: DeferredRunner, service: Service, receiver: tuple[Receiver, str],
-        clock: Clock) -> None:
+    runner: DeferredRunner, service: Service, receiver: tuple[Receiver, str], clock: Clock
+) -> None:
     rec, url = receiver
     body = {**BODY, "metadata": {"standby_callback": url}}
     await defer(runner, service, "req_10", body=body)
@@ -66,7 +70,8 @@ async def test_an_expiry_is_posted_as_a_failed_event(
 
 
 async def test_run_completes_in_the_background_and_stop_ends_it(
-        upstream: Upstream, service: Service, receiver: tuple[Receiver, str]) -> None:
+    upstream: Upstream, service: Service, receiver: tuple[Receiver, str]
+) -> None:
     rec, url = receiver
     upstream.down = False
     router = Router(PLAN, {"a": upstream}, OpenGate(), NoMetrics())
@@ -81,7 +86,8 @@ async def test_run_completes_in_the_background_and_stop_ends_it(
 
 
 async def test_stop_cancels_tries_in_flight_and_leaves_them_deferred(
-        runner: DeferredRunner, service: Service, upstream: Upstream) -> None:
+    runner: DeferredRunner, service: Service, upstream: Upstream
+) -> None:
     upstream.hold = asyncio.Event()
     await defer(runner, service, "req_12")
     task = asyncio.create_task(runner.run())
@@ -92,7 +98,8 @@ async def test_stop_cancels_tries_in_flight_and_leaves_them_deferred(
 
 
 async def test_a_receiver_that_keeps_failing_is_given_up_after_the_last_try(
-        receiver: tuple[Receiver, str]) -> None:
+    receiver: tuple[Receiver, str],
+) -> None:
     rec, url = receiver
     rec.statuses = [500, 502, 503, 200]
     sender = CallbackSender(SECRET, clock=lambda: 0.0, tries=3, pause=0.01)
@@ -103,7 +110,8 @@ async def test_a_receiver_that_keeps_failing_is_given_up_after_the_last_try(
 
 
 async def test_a_silent_receiver_costs_at_most_the_timeout_per_try(
-        receiver: tuple[Receiver, str]) -> None:
+    receiver: tuple[Receiver, str],
+) -> None:
     rec, url = receiver
     rec.hold = asyncio.Event()  # never set: the receiver accepts and never answers
     sender = CallbackSender(SECRET, clock=lambda: 0.0, timeout=0.2, tries=2, pause=0.01)
@@ -123,7 +131,8 @@ async def test_without_a_secret_callbacks_go_unsigned(receiver: tuple[Receiver, 
 
 
 async def test_closing_cancels_deliveries_still_waiting_after_the_grace(
-        receiver: tuple[Receiver, str]) -> None:
+    receiver: tuple[Receiver, str],
+) -> None:
     rec, url = receiver
     rec.hold = asyncio.Event()
     sender = CallbackSender(SECRET, clock=lambda: 0.0, timeout=60)

@@ -22,8 +22,15 @@ SECRET = "whsec_test"
 
 
 def row(rid: str, received_at: float, *, until: float = 1e12, tries: int = 0) -> DeferredRow:
-    return DeferredRow(rid=rid, received_at=received_at, until=until, callback=None,
-                       route="m", request={"model": "m", "messages": []}, tries=tries)
+    return DeferredRow(
+        rid=rid,
+        received_at=received_at,
+        until=until,
+        callback=None,
+        route="m",
+        request={"model": "m", "messages": []},
+        tries=tries,
+    )
 
 
 def scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
@@ -32,12 +39,15 @@ def scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
 
 # -- ids and backoff -------------------------------------------------------------------
 
+
 def test_completion_id_is_the_request_ids_hex_part() -> None:
     assert completion_id("req_0123abcd") == "chatcmpl-0123abcd"
 
 
-@pytest.mark.parametrize(("tries", "pause"), [
-    (0, 0.0), (1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (7, MAX_BACKOFF), (500, MAX_BACKOFF)])
+@pytest.mark.parametrize(
+    ("tries", "pause"),
+    [(0, 0.0), (1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (7, MAX_BACKOFF), (500, MAX_BACKOFF)],
+)
 def test_backoff_doubles_per_failed_try_up_to_a_minute(tries: int, pause: float) -> None:
     assert backoff(tries) == pause
 
@@ -48,6 +58,7 @@ def test_backoff_scales_with_its_base_and_respects_its_cap() -> None:
 
 
 # -- what to do in one pass --------------------------------------------------------------
+
 
 def test_oldest_rows_start_first_within_the_free_slots() -> None:
     rows = [row("req_c", 30), row("req_a", 10), row("req_b", 20)]
@@ -63,8 +74,7 @@ def test_ties_on_arrival_time_are_broken_by_request_id() -> None:
 
 def test_rows_in_flight_or_pausing_are_left_alone() -> None:
     rows = [row("req_a", 1), row("req_b", 2), row("req_c", 3), row("req_d", 4)]
-    tick = plan_tick(rows, 100, busy={"req_a"}, not_before={"req_b": 100.5, "req_c": 100},
-                     slots=5)
+    tick = plan_tick(rows, 100, busy={"req_a"}, not_before={"req_b": 100.5, "req_c": 100}, slots=5)
     assert [r.rid for r in tick.start] == ["req_c", "req_d"]  # a pause ending now is over
 
 
@@ -81,6 +91,7 @@ def test_a_row_in_flight_is_not_expired_under_its_own_try() -> None:
 
 
 # -- pacing ------------------------------------------------------------------------------
+
 
 def test_pacer_allows_a_burst_then_its_rate() -> None:
     pacer = Pacer(rate=2.0, burst=2.0, now=0.0)
@@ -108,18 +119,23 @@ def test_pacer_refuses_nonsense_settings() -> None:
 
 # -- opting in -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("headers", "body", "expected"), [
-    ([(b"standby-defer", b"allow")], {}, True),
-    ([(b"standby-defer", b" Allow ")], {}, True),
-    ([(b"standby-defer", b"never")], {"metadata": {"standby_defer": "true"}}, False),
-    ([], {"metadata": {"standby_defer": "true"}}, True),
-    ([], {"metadata": {"standby_defer": "TRUE"}}, True),
-    ([], {"metadata": {"standby_defer": "false"}}, False),
-    ([], {"metadata": "standby_defer"}, False),
-    ([], {}, False),
-])
-def test_callers_opt_in_by_header_or_metadata(headers: list[tuple[bytes, bytes]],
-                                              body: dict[str, Any], expected: bool) -> None:
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ([(b"standby-defer", b"allow")], {}, True),
+        ([(b"standby-defer", b" Allow ")], {}, True),
+        ([(b"standby-defer", b"never")], {"metadata": {"standby_defer": "true"}}, False),
+        ([], {"metadata": {"standby_defer": "true"}}, True),
+        ([], {"metadata": {"standby_defer": "TRUE"}}, True),
+        ([], {"metadata": {"standby_defer": "false"}}, False),
+        ([], {"metadata": "standby_defer"}, False),
+        ([], {}, False),
+    ],
+)
+def test_callers_opt_in_by_header_or_metadata(
+    headers: list[tuple[bytes, bytes]], body: dict[str, Any], expected: bool
+) -> None:
     assert opted_in(scope(*headers), body) is expected
 
 
@@ -156,14 +172,17 @@ def test_the_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
     assert sign(SECRET, BODY, 1_700_000_000) == f"t=1700000000,v1={digest}"
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda h, b: (h, b + b" "),  # body changed
-    lambda h, b: (h.replace("t=1700000000", "t=1700000001"), b),  # timestamp changed
-    lambda h, b: (h[:-1] + ("0" if h[-1] != "0" else "1"), b),  # digest changed
-    lambda h, b: ("v1=" + h.split("v1=")[1], b),  # no timestamp
-    lambda h, b: (h.split(",")[0], b),  # no digest
-    lambda h, b: ("garbage", b),
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda h, b: (h, b + b" "),  # body changed
+        lambda h, b: (h.replace("t=1700000000", "t=1700000001"), b),  # timestamp changed
+        lambda h, b: (h[:-1] + ("0" if h[-1] != "0" else "1"), b),  # digest changed
+        lambda h, b: ("v1=" + h.split("v1=")[1], b),  # no timestamp
+        lambda h, b: (h.split(",")[0], b),  # no digest
+        lambda h, b: ("garbage", b),
+    ],
+)
 def test_tampered_signatures_fail(tamper: Any) -> None:
     header, body = tamper(sign(SECRET, BODY, 1_700_000_000), BODY)
     assert not verify_signature(SECRET, header, body, now=1_700_000_000)

@@ -30,28 +30,44 @@ from tests.journal_deferred.doubles import (
 
 # -- the 202 ---------------------------------------------------------------------------------
 
+
 async def test_an_opted_in_request_gets_a_202_and_a_journaled_deferral(
-        runner: DeferredRunner, service: Service, clock: Clock) -> None:
+    runner: DeferredRunner, service: Service, clock: Clock
+) -> None:
     sent = await defer(runner, service, "req_00ff", (b"standby-callback-url", b"http://h/cb"))
     assert sent.status == 202
     assert sent.headers["location"] == "/v1/chat/completions/chatcmpl-00ff"
     assert sent.headers["retry-after"] == "2"
-    assert sent.body == {"id": "chatcmpl-00ff", "object": "chat.completion.deferred",
-                         "status": "deferred", "created": int(clock.now), "model": "m",
-                         "retry_after": 2, "expires_at": int(clock.now) + 3600}
-    assert service.events == [("dfr", "req_00ff", {"until": clock.now + 3600,
-                                                   "callback": "http://h/cb"})]
+    assert sent.body == {
+        "id": "chatcmpl-00ff",
+        "object": "chat.completion.deferred",
+        "status": "deferred",
+        "created": int(clock.now),
+        "model": "m",
+        "retry_after": 2,
+        "expires_at": int(clock.now) + 3600,
+    }
+    assert service.events == [
+        ("dfr", "req_00ff", {"until": clock.now + 3600, "callback": "http://h/cb"})
+    ]
 
 
-@pytest.mark.parametrize(("headers", "body", "path"), [
-    ((), BODY, "/v1/chat/completions"),  # not opted in
-    ((OPT_IN,), {**BODY, "stream": True}, "/v1/chat/completions"),
-    ((OPT_IN,), {**BODY, "model": "strict"}, "/v1/chat/completions"),  # route forbids
-    ((OPT_IN,), {"model": "m", "input": "x"}, "/v1/embeddings"),
-])
+@pytest.mark.parametrize(
+    ("headers", "body", "path"),
+    [
+        ((), BODY, "/v1/chat/completions"),  # not opted in
+        ((OPT_IN,), {**BODY, "stream": True}, "/v1/chat/completions"),
+        ((OPT_IN,), {**BODY, "model": "strict"}, "/v1/chat/completions"),  # route forbids
+        ((OPT_IN,), {"model": "m", "input": "x"}, "/v1/embeddings"),
+    ],
+)
 async def test_requests_that_may_not_be_deferred_are_left_to_the_503(
-        runner: DeferredRunner, service: Service, headers: tuple[tuple[bytes, bytes], ...],
-        body: dict[str, Any], path: str) -> None:
+    runner: DeferredRunner,
+    service: Service,
+    headers: tuple[tuple[bytes, bytes], ...],
+    body: dict[str, Any],
+    path: str,
+) -> None:
     sent = Sent()
     route = runner.router.resolve(body["model"])
     assert not await runner.maybe_defer("req_1", scope(*headers, path=path), body, route, sent)
@@ -60,21 +76,25 @@ async def test_requests_that_may_not_be_deferred_are_left_to_the_503(
 
 @pytest.mark.parametrize("config", [{"redact": True}, {"enabled": False}])
 async def test_nothing_is_deferred_when_the_journal_cannot_keep_the_body(
-        upstream: Upstream, clock: Clock, config: dict[str, Any]) -> None:
+    upstream: Upstream, clock: Clock, config: dict[str, Any]
+) -> None:
     service = Service(clock, **config)
-    runner = DeferredRunner(Router(PLAN, {"a": upstream}, OpenGate(), NoMetrics()),
-                            as_service(service),
-                            clock=clock)
+    runner = DeferredRunner(
+        Router(PLAN, {"a": upstream}, OpenGate(), NoMetrics()), as_service(service), clock=clock
+    )
     sent = Sent()
-    assert not await runner.maybe_defer("req_1", scope(OPT_IN), BODY,
-                                        runner.router.resolve("m"), sent)
+    assert not await runner.maybe_defer(
+        "req_1", scope(OPT_IN), BODY, runner.router.resolve("m"), sent
+    )
     assert sent.messages == []
 
 
 # -- the loop --------------------------------------------------------------------------------
 
+
 async def test_a_failed_try_pauses_the_row_then_a_recovered_target_completes_it(
-        runner: DeferredRunner, service: Service, upstream: Upstream, clock: Clock) -> None:
+    runner: DeferredRunner, service: Service, upstream: Upstream, clock: Clock
+) -> None:
     await defer(runner, service, "req_0a")
     await runner.tick()
     await runner.idle()
@@ -101,7 +121,8 @@ async def test_a_failed_try_pauses_the_row_then_a_recovered_target_completes_it(
 
 
 async def test_pauses_grow_with_each_failed_try(
-        runner: DeferredRunner, service: Service, clock: Clock) -> None:
+    runner: DeferredRunner, service: Service, clock: Clock
+) -> None:
     await defer(runner, service, "req_0b")
     start = clock.now
     for _ in range(4):
@@ -112,7 +133,8 @@ async def test_pauses_grow_with_each_failed_try(
 
 
 async def test_a_completed_row_is_not_tried_again_before_the_store_has_it(
-        runner: DeferredRunner, service: Service, upstream: Upstream) -> None:
+    runner: DeferredRunner, service: Service, upstream: Upstream
+) -> None:
     upstream.down = False
     await defer(runner, service, "req_0c")
     await runner.tick()
@@ -128,7 +150,8 @@ async def test_a_completed_row_is_not_tried_again_before_the_store_has_it(
 
 
 async def test_concurrency_and_rate_bound_how_fast_tries_start(
-        runner: DeferredRunner, service: Service, upstream: Upstream, clock: Clock) -> None:
+    runner: DeferredRunner, service: Service, upstream: Upstream, clock: Clock
+) -> None:
     upstream.down = False
     upstream.hold = asyncio.Event()
     for n in range(5):
@@ -151,7 +174,8 @@ async def test_concurrency_and_rate_bound_how_fast_tries_start(
 
 
 async def test_a_row_past_its_deadline_fails_with_a_504(
-        runner: DeferredRunner, service: Service, upstream: Upstream, clock: Clock) -> None:
+    runner: DeferredRunner, service: Service, upstream: Upstream, clock: Clock
+) -> None:
     await defer(runner, service, "req_0d")
     clock.now += 3600
     await runner.tick()
@@ -164,9 +188,16 @@ async def test_a_row_past_its_deadline_fails_with_a_504(
 
 
 async def test_a_final_provider_verdict_fails_the_row_with_the_providers_reason(
-        runner: DeferredRunner, service: Service, upstream: Upstream) -> None:
-    reason = {"error": {"message": "no", "type": "invalid_request_error", "param": None,
-                        "code": "content_policy_violation"}}
+    runner: DeferredRunner, service: Service, upstream: Upstream
+) -> None:
+    reason = {
+        "error": {
+            "message": "no",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "content_policy_violation",
+        }
+    }
 
     async def refuse(call: Call, deadlines: Deadlines) -> Reply:
         raise UpstreamStatus("no", status=400, kind="content_policy", body=reason)

@@ -111,8 +111,11 @@ class Stack:
 
 
 @asynccontextmanager
-async def journal_stack(url: str, wal_dir: Path, clock: Clock | None = None,
-                        ) -> AsyncIterator[Stack]:
+async def journal_stack(
+    url: str,
+    wal_dir: Path,
+    clock: Clock | None = None,
+) -> AsyncIterator[Stack]:
     clock = clock or Clock()
     store = SQLStore.from_url(url)
     await migrate(store.engine)
@@ -144,23 +147,37 @@ def converse(stack: Stack, count: int, *, step: float = 60.0) -> list[dict[str, 
 
 def _one(stack: Stack, i: int, kind: str) -> dict[str, Any]:
     journal, rid, at = stack.journal, new_request_id(), stack.clock.now
-    messages = [{"role": "system", "content": "You are terse | exact."},
-                {"role": "user", "content": f"Question {i}: what is 2+{i}?\nÉtape deux ✓"}]
-    body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": messages,
-                            "metadata": {"user_email": f"user{i}@example.com", "team": "ops"}}
+    messages = [
+        {"role": "system", "content": "You are terse | exact."},
+        {"role": "user", "content": f"Question {i}: what is 2+{i}?\nÉtape deux ✓"},
+    ]
+    body: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "messages": messages,
+        "metadata": {"user_email": f"user{i}@example.com", "team": "ops"},
+    }
     endpoint, answer = "chat", f"It is {2 + i}."
     if kind == "embeddings":
         endpoint, body = "embeddings", {"model": "gpt-4o-mini", "input": f"text {i}"}
     if kind == "tools":
         body["tools"] = [{"type": "function", "function": {"name": "add", "parameters": {}}}]
     stream = kind in ("stream", "cut")
-    journal.accepted(rid, endpoint=endpoint, route="gpt-4o-mini", model="gpt-4o-mini",
-                     stream=stream, raw_body=orjson.dumps(body),
-                     metadata=body.get("metadata"), store=True)
+    journal.accepted(
+        rid,
+        endpoint=endpoint,
+        route="gpt-4o-mini",
+        model="gpt-4o-mini",
+        stream=stream,
+        raw_body=orjson.dumps(body),
+        metadata=body.get("metadata"),
+        store=True,
+    )
     attempts = [("primary/gpt-4o-mini", "ok", 0.25)]
     if kind == "failed":
-        attempts = [("primary/gpt-4o-mini", "unavailable", 0.1),
-                    ("backup/gpt-4o-mini", "unavailable", 0.2)]
+        attempts = [
+            ("primary/gpt-4o-mini", "unavailable", 0.1),
+            ("backup/gpt-4o-mini", "unavailable", 0.2),
+        ]
         error = {"error": {"message": "every target failed", "code": "upstream_unavailable"}}
         stack.clock.now += 0.5
         journal.failed(rid, status=503, response=orjson.dumps(error), attempts=attempts)
@@ -169,23 +186,46 @@ def _one(stack: Stack, i: int, kind: str) -> dict[str, Any]:
         for word in answer.split(" "):
             journal.delta(rid, word + " ")
         if kind == "cut":  # the gateway died mid-stream: never finished
-            return {"rid": rid, "kind": kind, "body": body, "answer": None, "at": at,
-                    "sent_text": answer + " "}
+            return {
+                "rid": rid,
+                "kind": kind,
+                "body": body,
+                "answer": None,
+                "at": at,
+                "sent_text": answer + " ",
+            }
     message: dict[str, Any] = {"role": "assistant", "content": answer}
     if kind == "tools":
-        message = {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "add", "arguments": '{"a": 2}'}}]}
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "add", "arguments": '{"a": 2}'},
+                }
+            ],
+        }
     response: dict[str, Any] = {
-        "id": f"chatcmpl-{i}", "object": "chat.completion", "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+        "id": f"chatcmpl-{i}",
+        "object": "chat.completion",
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
     if kind == "embeddings":
         response = {"object": "list", "data": [{"embedding": [0.1, 0.2]}]}
     usage = {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16}
     stack.clock.now += 1.5
-    journal.completed(rid, completion_id=f"chatcmpl-{i}", provider="primary",
-                      model="gpt-4o-mini", usage=usage, attempts=attempts,
-                      response=response if stream else orjson.dumps(response))
+    journal.completed(
+        rid,
+        completion_id=f"chatcmpl-{i}",
+        provider="primary",
+        model="gpt-4o-mini",
+        usage=usage,
+        attempts=attempts,
+        response=response if stream else orjson.dumps(response),
+    )
     return {"rid": rid, "kind": kind, "body": body, "answer": message, "at": at}
 
 
@@ -203,7 +243,10 @@ def plan_file(tmp_path: Path, url: str | None, **journal: Any) -> Path:
     path = tmp_path / "plan.yaml"
     settings = {"url": url, **journal} if url else {"enabled": True, **journal}
     lines = [f"  {key}: {orjson.dumps(value).decode()}" for key, value in settings.items()]
-    path.write_text("providers:\n  primary: {base_url: 'http://127.0.0.1:9'}\n"
-                    "routes:\n  gpt-4o-mini: {targets: [primary/gpt-4o-mini]}\n"
-                    "journal:\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(
+        "providers:\n  primary: {base_url: 'http://127.0.0.1:9'}\n"
+        "routes:\n  gpt-4o-mini: {targets: [primary/gpt-4o-mini]}\n"
+        "journal:\n" + "\n".join(lines) + "\n",
+        encoding="utf-8",
+    )
     return path

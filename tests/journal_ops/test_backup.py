@@ -26,8 +26,7 @@ async def rows_of(url: str) -> list[RequestRow]:
         await store.close()
 
 
-async def test_backup_taken_during_writes_is_a_consistent_valid_database(
-        tmp_path: Path) -> None:
+async def test_backup_taken_during_writes_is_a_consistent_valid_database(tmp_path: Path) -> None:
     copy = tmp_path / "copy.db"
     async with database("sqlite", tmp_path) as url, journal_stack(url, tmp_path / "wal") as stack:
         converse(stack, 60)
@@ -100,8 +99,10 @@ def test_postgresql_is_refused_with_the_pg_dump_command_and_no_password() -> Non
     with pytest.raises(BackupError) as caught:
         sqlite_path("postgresql+asyncpg://standby:s3cret@db.example:5432/journal")
     message = str(caught.value)
-    assert "pg_dump --format=custom --file PATH 'postgresql://standby:***@db.example:5432/" \
-           "journal'" in message
+    assert (
+        "pg_dump --format=custom --file PATH 'postgresql://standby:***@db.example:5432/"
+        "journal'" in message
+    )
     assert "s3cret" not in message and "pg_restore" in message
 
 
@@ -112,23 +113,36 @@ def test_in_memory_and_other_databases_are_refused() -> None:
         sqlite_path("mysql://u@h/db")
 
 
-@pytest.mark.skipif(not shutil.which("pg_dump") or not shutil.which("pg_restore"),
-                    reason="pg_dump/pg_restore not installed")
-async def test_the_advised_pg_dump_command_backs_up_a_postgresql_journal(
-        tmp_path: Path) -> None:
-    async with database("postgresql", tmp_path) as url, \
-            journal_stack(url, tmp_path / "wal") as stack:
+@pytest.mark.skipif(
+    not shutil.which("pg_dump") or not shutil.which("pg_restore"),
+    reason="pg_dump/pg_restore not installed",
+)
+async def test_the_advised_pg_dump_command_backs_up_a_postgresql_journal(tmp_path: Path) -> None:
+    async with (
+        database("postgresql", tmp_path) as url,
+        journal_stack(url, tmp_path / "wal") as stack,
+    ):
         converse(stack, 5)
         await stack.flush()
         with pytest.raises(BackupError) as caught:
             await backup(url, tmp_path / "unused")
-        command = next(line.strip() for line in str(caught.value).splitlines()
-                       if line.strip().startswith("pg_dump"))
+        command = next(
+            line.strip()
+            for line in str(caught.value).splitlines()
+            if line.strip().startswith("pg_dump")
+        )
         dump = tmp_path / "journal.dump"
         args = [str(dump) if arg == "PATH" else arg for arg in shlex.split(command)]
-        done = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True,
-                                       timeout=60)
+        done = await asyncio.to_thread(
+            subprocess.run, args, capture_output=True, text=True, timeout=60
+        )
     assert done.returncode == 0, done.stderr
-    listing = await asyncio.to_thread(subprocess.run, ["pg_restore", "--list", str(dump)],
-                                      capture_output=True, text=True, timeout=60, check=True)
+    listing = await asyncio.to_thread(
+        subprocess.run,
+        ["pg_restore", "--list", str(dump)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "TABLE DATA public requests" in listing.stdout

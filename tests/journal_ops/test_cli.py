@@ -64,9 +64,13 @@ def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]
 
 
 def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], prog_name="standby",
-                              env={"COLUMNS": "200"},
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        main,
+        [str(a) for a in args],
+        prog_name="standby",
+        env={"COLUMNS": "200"},
+        catch_exceptions=False,
+    )
 
 
 @pytest.mark.parametrize("command", [["export"], ["backup"], ["journal"], ["journal", "tail"]])
@@ -89,9 +93,21 @@ def test_export_jsonl_round_trips(journal: Journal) -> None:
 def test_export_window_state_route_and_redaction(journal: Journal) -> None:
     _, plan, sent = journal
     since = str(sent[2]["at"])
-    result = run("export", "--plan", plan, "--since", since, "--until", str(sent[8]["at"]),
-                 "--state", "completed", "--redact", "metadata.user_email",
-                 "--redact", "request.messages.content")
+    result = run(
+        "export",
+        "--plan",
+        plan,
+        "--since",
+        since,
+        "--until",
+        str(sent[8]["at"]),
+        "--state",
+        "completed",
+        "--redact",
+        "metadata.user_email",
+        "--redact",
+        "request.messages.content",
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     expected = [s["rid"] for s in reversed(sent[2:8]) if s["kind"] not in ("failed", "cut")]
@@ -117,12 +133,20 @@ def test_export_openai_chat_to_a_file(journal: Journal, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.partial"))
 
 
-def test_export_markdown_writes_one_file_per_conversation(journal: Journal,
-                                                          tmp_path: Path) -> None:
+def test_export_markdown_writes_one_file_per_conversation(journal: Journal, tmp_path: Path) -> None:
     _, plan, sent = journal
     out = tmp_path / "pages"
-    result = run("export", "--plan", plan, "--format", "markdown", "--out", out,
-                 "--redact", "metadata.user_email")
+    result = run(
+        "export",
+        "--plan",
+        plan,
+        "--format",
+        "markdown",
+        "--out",
+        out,
+        "--redact",
+        "metadata.user_email",
+    )
     assert result.exit_code == 0, result.output
     pages = sorted(out.glob("*.md"))
     assert len(pages) == 12
@@ -141,8 +165,9 @@ def test_export_refuses_bad_options(journal: Journal) -> None:
     assert result.exit_code == 2 and "bad time" in result.stderr
 
 
-def test_the_default_journal_lives_beside_the_plan(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_journal_lives_beside_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sent = asyncio.run(populate(f"sqlite:///{tmp_path / 'standby.db'}", tmp_path / "wal", 3))
     plan = plan_file(tmp_path, None)
     elsewhere = tmp_path / "elsewhere"
@@ -166,8 +191,10 @@ def test_an_unreachable_postgresql_is_named_without_its_password(tmp_path: Path)
     for args in (["export"], ["journal", "tail"]):
         result = run(*args, "--plan", plan)
         assert result.exit_code == 1, result.output
-        assert "cannot read the journal at postgresql://standby:***@127.0.0.1:9/journal" \
+        assert (
+            "cannot read the journal at postgresql://standby:***@127.0.0.1:9/journal"
             in result.stderr
+        )
         assert "s3cret" not in result.output and "Traceback" not in result.output
 
 
@@ -190,8 +217,17 @@ def test_tail_shows_the_latest_requests_as_a_table(journal: Journal) -> None:
     result = run("journal", "tail", "--plan", plan, "--limit", "4")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["time", "request", "route", "→", "answered", "by", "state",
-                                "attempts", "latency"]
+    assert lines[0].split() == [
+        "time",
+        "request",
+        "route",
+        "→",
+        "answered",
+        "by",
+        "state",
+        "attempts",
+        "latency",
+    ]
     rids = [word for line in lines for word in line.split() if word.startswith("req_")]
     assert rids == [s["rid"] for s in sent[-4:]]  # the latest four, oldest first
     by_rid = {line.split()[1]: line for line in lines[1:]}
@@ -214,9 +250,18 @@ async def test_tail_follow_prints_new_requests_until_ctrl_c(tmp_path: Path) -> N
         await stack.flush()
         plan = plan_file(tmp_path, url)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from standby.cli import main; main()", "journal", "tail",
-            "--plan", str(plan), "--follow", stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+            sys.executable,
+            "-c",
+            "from standby.cli import main; main()",
+            "journal",
+            "tail",
+            "--plan",
+            str(plan),
+            "--follow",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         assert process.stdout is not None
         seen = await read_until(process.stdout, first[-1]["rid"])
         later = converse(stack, 6, step=0.1)  # ends with a cut stream, still accepted

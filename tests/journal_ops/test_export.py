@@ -30,24 +30,43 @@ NOW = 1_790_000_000.0
 
 def row(**changes: Any) -> RequestRow:
     base: dict[str, Any] = dict(
-        rid="req_0001", received_at=NOW, endpoint="chat", route="gpt-4o-mini",
-        model_asked="gpt-4o-mini", stream=False, state="completed", status=200,
-        completion_id="chatcmpl-1", provider="backup", model="gpt-4o-mini-2024",
+        rid="req_0001",
+        received_at=NOW,
+        endpoint="chat",
+        route="gpt-4o-mini",
+        model_asked="gpt-4o-mini",
+        stream=False,
+        state="completed",
+        status=200,
+        completion_id="chatcmpl-1",
+        provider="backup",
+        model="gpt-4o-mini-2024",
         finished_at=NOW + 1.25,
         attempts=[("primary/gpt-4o-mini", "unavailable", 0.1), ("backup/gpt-4o", "ok", 1.1)],
-        request={"model": "gpt-4o-mini", "messages": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Hello | there"},
-                                         {"type": "image_url", "image_url": {"url": "x"}}]}]},
-        response={"choices": [{"index": 0, "message": {"role": "assistant",
-                                                       "content": "Hi!"}}]},
-        content_sent=None, usage={"prompt_tokens": 5, "completion_tokens": 2},
-        metadata={"user_email": "a@example.com", "team": "ops"})
+        request={
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Hello | there"},
+                        {"type": "image_url", "image_url": {"url": "x"}},
+                    ],
+                },
+            ],
+        },
+        response={"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"}}]},
+        content_sent=None,
+        usage={"prompt_tokens": 5, "completion_tokens": 2},
+        metadata={"user_email": "a@example.com", "team": "ops"},
+    )
     base.update(changes)
     return RequestRow(**base)
 
 
 # -- pure formats ------------------------------------------------------------------------
+
 
 def test_a_jsonl_line_reads_back_as_the_same_row() -> None:
     original = row()
@@ -58,8 +77,16 @@ def test_a_jsonl_line_reads_back_as_the_same_row() -> None:
 
 def test_redaction_replaces_dotted_paths_and_crosses_lists() -> None:
     data = record(row())
-    hidden = redact(data, ["metadata.user_email", "request.messages.content", "usage",
-                           "missing.path", "content_sent"])
+    hidden = redact(
+        data,
+        [
+            "metadata.user_email",
+            "request.messages.content",
+            "usage",
+            "missing.path",
+            "content_sent",
+        ],
+    )
     assert hidden["metadata"] == {"user_email": REDACTED, "team": "ops"}
     assert [m["content"] for m in hidden["request"]["messages"]] == [REDACTED, REDACTED]
     assert [m["role"] for m in hidden["request"]["messages"]] == ["system", "user"]
@@ -88,11 +115,19 @@ def test_chat_line_is_the_messages_plus_the_answer() -> None:
     assert set(line) == {"messages"}
 
 
-@pytest.mark.parametrize("changes", [
-    {"state": "failed"}, {"endpoint": "embeddings"}, {"request": None}, {"response": None},
-    {"state": "interrupted", "content_sent": "Hi"}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"state": "failed"},
+        {"endpoint": "embeddings"},
+        {"request": None},
+        {"response": None},
+        {"state": "interrupted", "content_sent": "Hi"},
+    ],
+)
 def test_chat_line_skips_rows_that_are_not_a_completed_conversation(
-        changes: dict[str, Any]) -> None:
+    changes: dict[str, Any],
+) -> None:
     assert chat_line(row(**changes)) is None
 
 
@@ -103,8 +138,15 @@ def test_chat_line_with_redaction_keeps_its_shape() -> None:
     assert chat_line(row(), ["request.messages"]) is None  # no messages left to train on
 
 
-@pytest.mark.parametrize("path", ["response", "response.choices", "response.choices.message",
-                                  "response.choices.message.content"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "response",
+        "response.choices",
+        "response.choices.message",
+        "response.choices.message.content",
+    ],
+)
 def test_a_redacted_answer_stays_an_assistant_message(path: str) -> None:
     line = json.loads(chat_line(row(), [path]) or b"")
     assert line["messages"][-1] == {"role": "assistant", "content": REDACTED}
@@ -130,8 +172,16 @@ def test_markdown_page_has_metadata_messages_answer_and_attempts() -> None:
 
 
 def test_markdown_page_of_a_cut_stream_and_of_a_redacted_journal() -> None:
-    cut = markdown_page(row(state="interrupted", status=None, response=None, provider=None,
-                            content_sent="Half an ans", finished_at=None))
+    cut = markdown_page(
+        row(
+            state="interrupted",
+            status=None,
+            response=None,
+            provider=None,
+            content_sent="Half an ans",
+            finished_at=None,
+        )
+    )
     assert "## Sent before the interruption\n\nHalf an ans" in cut and "## Answer" not in cut
     blind = markdown_page(row(request=None, response=None))
     assert "_The request body was not kept (journal.redact)._" in blind
@@ -144,11 +194,20 @@ def test_markdown_names_sort_by_time_and_are_unique() -> None:
     assert sorted([markdown_name(second), markdown_name(first)])[0] == markdown_name(first)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("24h", NOW - 86400), ("90m", NOW - 5400), ("7d", NOW - 7 * 86400), ("2w", NOW - 14 * 86400),
-    ("1790000000", 1_790_000_000.0), ("2026-09-21T14:13:20Z", NOW),
-    ("2026-09-21T14:13:20", NOW), ("2026-09-21T16:13:20+02:00", NOW),
-    ("2026-09-21", NOW - 51200)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("24h", NOW - 86400),
+        ("90m", NOW - 5400),
+        ("7d", NOW - 7 * 86400),
+        ("2w", NOW - 14 * 86400),
+        ("1790000000", 1_790_000_000.0),
+        ("2026-09-21T14:13:20Z", NOW),
+        ("2026-09-21T14:13:20", NOW),
+        ("2026-09-21T16:13:20+02:00", NOW),
+        ("2026-09-21", NOW - 51200),
+    ],
+)
 def test_times_are_durations_ago_unix_seconds_or_iso(text: str, expected: float) -> None:
     assert parse_when(text, NOW) == expected
 
@@ -159,6 +218,7 @@ def test_a_bad_time_says_which_forms_work() -> None:
 
 
 # -- round trips through the real journal ------------------------------------------------
+
 
 class CountingStore:
     """The real store, noting the page sizes asked for (an export must page)."""
@@ -197,8 +257,11 @@ async def test_jsonl_export_round_trips_through_the_database(kind: str, tmp_path
         if item["kind"] == "cut":
             assert got.state == "accepted" and got.content_sent == item["sent_text"]
         if item["kind"] == "failed":
-            assert got.status == 503 and got.attempts[1] == ("backup/gpt-4o-mini",
-                                                             "unavailable", 0.2)
+            assert got.status == 503 and got.attempts[1] == (
+                "backup/gpt-4o-mini",
+                "unavailable",
+                0.2,
+            )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -216,8 +279,11 @@ async def test_openai_chat_lines_are_a_valid_dataset(kind: str, tmp_path: Path) 
     async with database(kind, tmp_path) as url, journal_stack(url, tmp_path / "wal") as stack:
         sent = converse(stack, 12)
         await stack.flush()
-        lines = [line async for r in iter_requests(stack.store, page=4)
-                 if (line := chat_line(r)) is not None]
+        lines = [
+            line
+            async for r in iter_requests(stack.store, page=4)
+            if (line := chat_line(r)) is not None
+        ]
     answered = [s for s in reversed(sent) if s["kind"] in ("chat", "stream", "tools")]
     assert len(lines) == len(answered) == 6
     for line, item in zip(lines, answered, strict=True):
@@ -225,8 +291,7 @@ async def test_openai_chat_lines_are_a_valid_dataset(kind: str, tmp_path: Path) 
         assert data["messages"][:-1] == item["body"]["messages"]
         last = data["messages"][-1]
         assert last["role"] == "assistant"
-        assert all(m["role"] in ("system", "user", "assistant", "tool")
-                   for m in data["messages"])
+        assert all(m["role"] in ("system", "user", "assistant", "tool") for m in data["messages"])
         if item["kind"] == "tools":
             assert last["tool_calls"][0]["function"]["name"] == "add"
             assert data["tools"] == item["body"]["tools"]

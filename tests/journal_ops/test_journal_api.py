@@ -33,8 +33,9 @@ def check_token(request: Request) -> None:
 @asynccontextmanager
 async def serving(service: JournalReader, clock: Clock) -> AsyncIterator[aiohttp.ClientSession]:
     app = Starlette(routes=journal_routes(service, authorise=check_token, clock=clock))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -42,8 +43,9 @@ async def serving(service: JournalReader, clock: Clock) -> AsyncIterator[aiohttp
                 task.result()
             await asyncio.sleep(0.005)
         port = server.servers[0].sockets[0].getsockname()[1]
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", headers={
-                "authorization": f"Bearer {TOKEN}"}) as session:
+        async with aiohttp.ClientSession(
+            f"http://127.0.0.1:{port}", headers={"authorization": f"Bearer {TOKEN}"}
+        ) as session:
             yield session
     finally:
         server.should_exit = True
@@ -75,8 +77,19 @@ async def test_pages_follow_the_cursor_to_the_end(kind: str, tmp_path: Path) -> 
     assert rids == [s["rid"] for s in reversed(sent)]  # newest first, no gaps or repeats
     assert exact["next"] is None and len(exact["data"]) == 23  # no empty page after a full one
     first = pages[0][0]
-    assert {"rid", "received_at", "route", "model_asked", "provider", "model", "state",
-            "attempts", "usage", "request", "response"} <= set(first)
+    assert {
+        "rid",
+        "received_at",
+        "route",
+        "model_asked",
+        "provider",
+        "model",
+        "state",
+        "attempts",
+        "usage",
+        "request",
+        "response",
+    } <= set(first)
 
 
 async def test_filters_and_bodies(tmp_path: Path) -> None:
@@ -88,8 +101,9 @@ async def test_filters_and_bodies(tmp_path: Path) -> None:
             window = await get(session, since=str(sent[2]["at"]), until=str(sent[5]["at"]))
             other = await get(session, route="another-route")
             slim = await get(session, limit=1, bodies="false")
-    assert {row["rid"] for row in failed["data"]} == {s["rid"] for s in sent
-                                                       if s["kind"] == "failed"}
+    assert {row["rid"] for row in failed["data"]} == {
+        s["rid"] for s in sent if s["kind"] == "failed"
+    }
     assert all(row["state"] == "failed" and row["status"] == 503 for row in failed["data"])
     assert [row["rid"] for row in recent["data"]] == [s["rid"] for s in reversed(sent[-5:])]
     assert [row["rid"] for row in window["data"]] == [s["rid"] for s in reversed(sent[2:5])]
@@ -102,11 +116,13 @@ async def test_admin_token_and_bad_parameters(tmp_path: Path) -> None:
         async with serving(stack, stack.clock) as session:
             async with session.get("/standby/journal", headers={"authorization": ""}) as r:
                 assert r.status == 401
-            for params, words in [({"limit": "0"}, "between 1 and 500"),
-                                  ({"limit": "ten"}, "whole number"),
-                                  ({"state": "done"}, "state must be one of"),
-                                  ({"since": "yesterday"}, "since: bad time"),
-                                  ({"bodies": "maybe"}, "bodies")]:
+            for params, words in [
+                ({"limit": "0"}, "between 1 and 500"),
+                ({"limit": "ten"}, "whole number"),
+                ({"state": "done"}, "state must be one of"),
+                ({"since": "yesterday"}, "since: bad time"),
+                ({"bodies": "maybe"}, "bodies"),
+            ]:
                 async with session.get("/standby/journal", params=params) as r:
                     assert r.status == 400
                     assert words in await r.text()
@@ -125,8 +141,10 @@ class DeadJournal:
 async def test_an_unreachable_database_is_a_503_without_secrets() -> None:
     service = DeadJournal()
     try:
-        async with serving(service, Clock()) as session, \
-                session.get("/standby/journal") as response:
+        async with (
+            serving(service, Clock()) as session,
+            session.get("/standby/journal") as response,
+        ):
             assert response.status == 503
             text = await response.text()
     finally:

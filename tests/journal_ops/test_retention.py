@@ -18,8 +18,10 @@ DAY = 86400.0
 @pytest.mark.parametrize("kind", KINDS)
 async def test_run_once_prunes_only_rows_older_than_retain(kind: str, tmp_path: Path) -> None:
     clock = Clock()
-    async with database(kind, tmp_path) as url, \
-            journal_stack(url, tmp_path / "wal", clock) as stack:
+    async with (
+        database(kind, tmp_path) as url,
+        journal_stack(url, tmp_path / "wal", clock) as stack,
+    ):
         sent = converse(stack, 10, step=DAY)  # one request a day, ten days
         await stack.flush()
         job = RetentionJob(stack.store, 3 * DAY + 1, clock=clock)
@@ -34,8 +36,10 @@ async def test_run_once_prunes_only_rows_older_than_retain(kind: str, tmp_path: 
 
 async def test_retain_zero_keeps_everything(tmp_path: Path) -> None:
     clock = Clock()
-    async with database("sqlite", tmp_path) as url, \
-            journal_stack(url, tmp_path / "wal", clock) as stack:
+    async with (
+        database("sqlite", tmp_path) as url,
+        journal_stack(url, tmp_path / "wal", clock) as stack,
+    ):
         converse(stack, 3, step=365 * DAY)
         await stack.flush()
         assert await RetentionJob(stack.store, 0, clock=clock).run_once() == 0
@@ -44,8 +48,10 @@ async def test_retain_zero_keeps_everything(tmp_path: Path) -> None:
 
 async def test_run_prunes_every_interval_until_cancelled(tmp_path: Path) -> None:
     clock = Clock()
-    async with database("sqlite", tmp_path) as url, \
-            journal_stack(url, tmp_path / "wal", clock) as stack:
+    async with (
+        database("sqlite", tmp_path) as url,
+        journal_stack(url, tmp_path / "wal", clock) as stack,
+    ):
         converse(stack, 4, step=DAY)
         await stack.flush()
         job = RetentionJob(stack.store, 1.5 * DAY, clock=clock, interval=0.01)
@@ -61,7 +67,8 @@ async def test_run_prunes_every_interval_until_cancelled(tmp_path: Path) -> None
 
 
 async def test_an_unreachable_database_is_logged_and_retried(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # a port nothing listens on: every prune fails with a connection error
     store = SQLStore.from_url("postgresql://standby:s3cret@127.0.0.1:9/journal")
     job = RetentionJob(store, DAY, interval=0.01)
@@ -87,13 +94,14 @@ def test_interval_must_be_positive() -> None:
 
 async def test_run_waits_until_the_journal_is_ready(tmp_path: Path) -> None:
     clock = Clock()
-    async with database("sqlite", tmp_path) as url, \
-            journal_stack(url, tmp_path / "wal", clock) as stack:
+    async with (
+        database("sqlite", tmp_path) as url,
+        journal_stack(url, tmp_path / "wal", clock) as stack,
+    ):
         converse(stack, 2, step=DAY)
         await stack.flush()
         ready = asyncio.Event()
-        job = RetentionJob(stack.store, 0.5 * DAY, clock=clock, interval=0.01,
-                           ready=ready.wait)
+        job = RetentionJob(stack.store, 0.5 * DAY, clock=clock, interval=0.01, ready=ready.wait)
         task = asyncio.create_task(job.run())
         await asyncio.sleep(0.05)
         assert job.pruned == 0  # the tables might not exist yet: no prune, no warning

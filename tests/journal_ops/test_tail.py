@@ -15,8 +15,10 @@ from tests.journal_ops import Clock, converse, database, journal_stack
 
 async def test_poll_shows_new_rows_and_state_changes_once(tmp_path: Path) -> None:
     clock = Clock(time.time() - 60)
-    async with database("sqlite", tmp_path) as url, \
-            journal_stack(url, tmp_path / "wal", clock) as stack:
+    async with (
+        database("sqlite", tmp_path) as url,
+        journal_stack(url, tmp_path / "wal", clock) as stack,
+    ):
         before = converse(stack, 3, step=1)
         await stack.flush()
         tail = Tail(stack.store)
@@ -25,32 +27,51 @@ async def test_poll_shows_new_rows_and_state_changes_once(tmp_path: Path) -> Non
 
         rid = new_request_id()
         clock.now += 1
-        stack.journal.accepted(rid, endpoint="chat", route="gpt-4o-mini", model="gpt-4o-mini",
-                               stream=True, raw_body=b'{"model":"gpt-4o-mini","messages":[]}',
-                               metadata=None, store=True)
+        stack.journal.accepted(
+            rid,
+            endpoint="chat",
+            route="gpt-4o-mini",
+            model="gpt-4o-mini",
+            stream=True,
+            raw_body=b'{"model":"gpt-4o-mini","messages":[]}',
+            metadata=None,
+            store=True,
+        )
         stack.journal.delta(rid, "Hel")
         await stack.flush()
         assert [(r.rid, r.state) for r in await tail.poll()] == [(rid, "accepted")]
         assert await tail.poll() == []
 
         clock.now += 30
-        stack.journal.completed(rid, completion_id="chatcmpl-x", provider="backup",
-                                model="gpt-4o-mini", response={"choices": []}, usage=None,
-                                attempts=[("primary/gpt-4o-mini", "stream_broken", 1.0),
-                                          ("backup/gpt-4o-mini", "ok", 2.0)])
+        stack.journal.completed(
+            rid,
+            completion_id="chatcmpl-x",
+            provider="backup",
+            model="gpt-4o-mini",
+            response={"choices": []},
+            usage=None,
+            attempts=[
+                ("primary/gpt-4o-mini", "stream_broken", 1.0),
+                ("backup/gpt-4o-mini", "ok", 2.0),
+            ],
+        )
         later = converse(stack, 1, step=1)
         await stack.flush()
         changed = await tail.poll()
-    assert [(r.rid, r.state) for r in changed] == [(rid, "completed"), (later[0]["rid"],
-                                                                       "completed")]
+    assert [(r.rid, r.state) for r in changed] == [
+        (rid, "completed"),
+        (later[0]["rid"], "completed"),
+    ]
     assert attempts_summary(changed[0]) == "primary:stream_broken, backup:ok"
     assert "tracking=" in repr(tail)
 
 
 async def test_what_tail_remembers_is_bounded_by_its_window(tmp_path: Path) -> None:
     clock = Clock(time.time() - 3600)
-    async with database("sqlite", tmp_path) as url, \
-            journal_stack(url, tmp_path / "wal", clock) as stack:
+    async with (
+        database("sqlite", tmp_path) as url,
+        journal_stack(url, tmp_path / "wal", clock) as stack,
+    ):
         tail = Tail(stack.store)
         assert await tail.latest(5) == []
         for _ in range(4):
@@ -64,8 +85,14 @@ def test_the_table_fits_the_console_and_keeps_its_columns() -> None:
     from tests.journal_ops.test_export import row
 
     console = Console(width=160, record=True, color_system=None)
-    console.print(table([row(), row(rid="req_0002", state="failed", status=502,
-                                    provider=None, finished_at=None)]))
+    console.print(
+        table(
+            [
+                row(),
+                row(rid="req_0002", state="failed", status=502, provider=None, finished_at=None),
+            ]
+        )
+    )
     text = console.export_text()
     assert "gpt-4o-mini → backup/gpt-4o-mini-2024" in text
     assert "failed 502" in text and "primary:unavailable, backup:ok" in text

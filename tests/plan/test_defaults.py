@@ -18,18 +18,26 @@ def targets(plan: Plan, name: str) -> list[str]:
 # (env var names present, providers expected in order, targets of gpt-4o-mini, targets of *)
 CASES = [
     (["OPENAI_API_KEY"], ["openai"], ["openai/gpt-4o-mini"], ["openai/{model}"]),
-    (["OPENAI_API_KEY", "GROQ_API_KEY"], ["openai", "groq"],
-     ["openai/gpt-4o-mini", "groq/llama-3.3-70b-versatile"],
-     ["openai/{model}", "groq/llama-3.3-70b-versatile"]),
+    (
+        ["OPENAI_API_KEY", "GROQ_API_KEY"],
+        ["openai", "groq"],
+        ["openai/gpt-4o-mini", "groq/llama-3.3-70b-versatile"],
+        ["openai/{model}", "groq/llama-3.3-70b-versatile"],
+    ),
     # Order comes from Standby's list, not from the environment's order.
-    (["OPENROUTER_API_KEY", "MISTRAL_API_KEY", "OPENAI_API_KEY"],
-     ["openai", "mistral", "openrouter"],
-     ["openai/gpt-4o-mini", "mistral/mistral-small-latest", "openrouter/openai/gpt-4o-mini"],
-     ["openai/{model}", "mistral/mistral-small-latest", "openrouter/openai/gpt-4o-mini"]),
+    (
+        ["OPENROUTER_API_KEY", "MISTRAL_API_KEY", "OPENAI_API_KEY"],
+        ["openai", "mistral", "openrouter"],
+        ["openai/gpt-4o-mini", "mistral/mistral-small-latest", "openrouter/openai/gpt-4o-mini"],
+        ["openai/{model}", "mistral/mistral-small-latest", "openrouter/openai/gpt-4o-mini"],
+    ),
     # Without OpenAI the OpenAI names still answer, from the backups.
-    (["GEMINI_API_KEY", "ANTHROPIC_API_KEY"], ["anthropic", "gemini"],
-     ["anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash"],
-     ["anthropic/{model}", "gemini/gemini-2.5-flash"]),
+    (
+        ["GEMINI_API_KEY", "ANTHROPIC_API_KEY"],
+        ["anthropic", "gemini"],
+        ["anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash"],
+        ["anthropic/{model}", "gemini/gemini-2.5-flash"],
+    ),
 ]
 
 
@@ -74,8 +82,9 @@ def test_description_of_all_keys_contains_none() -> None:
     assert not any(key in text for key in ALL_KEYS.values())
 
 
-@pytest.mark.parametrize("env", [{}, {"OPENAI_API_KEY": ""}, {"GROQ_API_KEY": "  "},
-                                 {"UNRELATED_API_KEY": "x"}])
+@pytest.mark.parametrize(
+    "env", [{}, {"OPENAI_API_KEY": ""}, {"GROQ_API_KEY": "  "}, {"UNRELATED_API_KEY": "x"}]
+)
 def test_no_keys_is_a_clear_error(env: dict[str, str]) -> None:
     with pytest.raises(PlanError, match="no provider keys") as info:
         default_plan(env)

@@ -66,19 +66,26 @@ def test_example_plan_loads() -> None:
     assert plan.timeouts.first_token == 10.0
     assert list(plan.routes) == ["gpt-4o-mini", "team-*"]  # written order is match order
     assert [t.target for [t] in plan.routes["team-*"].tier_list()] == [
-        "primary/{model}", "backup/gpt-4o-mini"]
+        "primary/{model}",
+        "backup/gpt-4o-mini",
+    ]
 
 
 def test_full_plan_loads() -> None:
     plan = parse(FULL, {"OPENAI_API_KEY": "sk-real"})
     openai = plan.providers["openai"]
     assert (openai.kind, openai.base_url, openai.api_key) == (
-        "openai", "https://api.openai.com/v1", "sk-real")
+        "openai",
+        "https://api.openai.com/v1",
+        "sk-real",
+    )
     assert openai.timeouts.first_token == 15.0
     assert plan.providers["local"].prefill is True
     tiers = plan.routes["gpt-4o"].tier_list()
     assert [[(t.target, t.weight) for t in tier] for tier in tiers] == [
-        [("openai/gpt-4o", 1.0)], [("local/big", 3.0), ("local/small", 1.0)]]
+        [("openai/gpt-4o", 1.0)],
+        [("local/big", 3.0), ("local/small", 1.0)],
+    ]
     assert plan.routes["gpt-4o"].timeouts.total == 60.0
     assert (plan.timeouts.connect, plan.timeouts.idle, plan.timeouts.total) == (0.5, 60.0, 120.0)
     assert plan.retry.backoff == 0.1
@@ -111,61 +118,162 @@ routes:
 
 # (case, plan text, env, line, key, words the message must contain)
 BAD = [
-    ("unknown key", BASE + "timeouts:\n  conect: 3s\n", {},
-     6, "timeouts.conect", ["unknown key", "did you mean 'connect'",
-                            "known: connect, first_token, idle, total"]),
-    ("bad duration", BASE + "timeouts:\n  idle: 3 seconds\n", {},
-     6, "timeouts.idle", ["bad duration '3 seconds'", "e.g. 3s"]),
-    ("bad size", BASE + "server: {max_body: lots}\n", {},
-     5, "server.max_body", ["bad size", "MiB"]),
-    ("missing env var", BASE + "server:\n  admin_token: ${ADMIN}\n", {},
-     6, "server.admin_token", ["ADMIN", "not set"]),
-    ("missing env var in provider",
-     BASE.replace('"}', '", api_key: "${PRIMARY_KEY}"}'), {},
-     2, "providers.main.api_key", ["PRIMARY_KEY", "not set"]),
-    ("malformed reference", BASE + "server: {admin_token: 'a${b'}\n", {},
-     5, "server.admin_token", ["$${"]),
-    ("wrong type", BASE + "server:\n  host: h\n  port: eighty\n", {},
-     7, "server.port", ["valid integer", "got 'eighty'"]),
-    ("wrong type from env", BASE + "server: {port: '${PORT}'}\n", {"PORT": "secret-ish"},
-     5, "server.port", ["valid integer", "from the environment"]),
-    ("section not a mapping", BASE + "retry: [1, 2]\n", {},
-     5, "retry", ["should be a mapping"]),
-    ("unknown provider kind", BASE.replace("{base_url", "{kind: bedrock, base_url"), {},
-     2, "providers.main.kind", ["'openai', 'openai-compatible'", "got 'bedrock'"]),
-    ("unknown provider in a target",
-     BASE + "  other:\n    targets:\n      - main/m\n      - mian/m\n", {},
-     8, "routes.other.targets[1]", ["unknown provider 'mian'", "known: main"]),
-    ("unknown provider in a tier",
-     BASE + "  tiered:\n    tiers: [[main/m], [{target: nope/x, weight: 2}]]\n", {},
-     6, "routes.tiered.tiers[1][0]", ["unknown provider 'nope'"]),
-    ("target without a model", BASE.replace("[main/m]", "[main]"), {},
-     4, "routes.chat.targets[0]", ["'provider/model'"]),
-    ("missing providers", "routes:\n  chat: {targets: [a/b]}\n", {},
-     1, "providers", ["required key is missing"]),
-    ("missing base_url",
-     "providers:\n  main:\n    kind: openai\nroutes: {c: {targets: [main/m]}}\n", {},
-     2, "providers.main.base_url", ["required key is missing"]),
-    ("both targets and tiers", BASE.replace("{targets: [main/m]}",
-                                            "{targets: [main/m], tiers: [[main/m]]}"), {},
-     4, "routes.chat", ["exactly one of 'targets' or 'tiers'"]),
-    ("unknown key in a target", BASE.replace("[main/m]", "[{target: main/m, wieght: 2}]"), {},
-     4, "routes.chat.targets[0].wieght", ["did you mean 'weight'"]),
-    ("unhashed client key", BASE + "server:\n  client_keys: [sk-plain]\n", {},
-     6, "server.client_keys", ["sha256:"]),
-    ("yaml syntax error", BASE + "timeouts: {connect: 3s\nretry: {}\n", {},
-     6, "", ["YAML syntax error"]),
-    ("tab indentation", BASE + "server:\n\tport: 1\n", {},
-     6, "", ["YAML syntax error"]),
-    ("duplicate key", BASE + "providers: {}\n", {},
-     5, "", ["'providers' appears twice"]),
-    ("top level is a list", "- providers\n- routes\n", {},
-     1, "", ["must be a mapping"]),
+    (
+        "unknown key",
+        BASE + "timeouts:\n  conect: 3s\n",
+        {},
+        6,
+        "timeouts.conect",
+        ["unknown key", "did you mean 'connect'", "known: connect, first_token, idle, total"],
+    ),
+    (
+        "bad duration",
+        BASE + "timeouts:\n  idle: 3 seconds\n",
+        {},
+        6,
+        "timeouts.idle",
+        ["bad duration '3 seconds'", "e.g. 3s"],
+    ),
+    (
+        "bad size",
+        BASE + "server: {max_body: lots}\n",
+        {},
+        5,
+        "server.max_body",
+        ["bad size", "MiB"],
+    ),
+    (
+        "missing env var",
+        BASE + "server:\n  admin_token: ${ADMIN}\n",
+        {},
+        6,
+        "server.admin_token",
+        ["ADMIN", "not set"],
+    ),
+    (
+        "missing env var in provider",
+        BASE.replace('"}', '", api_key: "${PRIMARY_KEY}"}'),
+        {},
+        2,
+        "providers.main.api_key",
+        ["PRIMARY_KEY", "not set"],
+    ),
+    (
+        "malformed reference",
+        BASE + "server: {admin_token: 'a${b'}\n",
+        {},
+        5,
+        "server.admin_token",
+        ["$${"],
+    ),
+    (
+        "wrong type",
+        BASE + "server:\n  host: h\n  port: eighty\n",
+        {},
+        7,
+        "server.port",
+        ["valid integer", "got 'eighty'"],
+    ),
+    (
+        "wrong type from env",
+        BASE + "server: {port: '${PORT}'}\n",
+        {"PORT": "secret-ish"},
+        5,
+        "server.port",
+        ["valid integer", "from the environment"],
+    ),
+    ("section not a mapping", BASE + "retry: [1, 2]\n", {}, 5, "retry", ["should be a mapping"]),
+    (
+        "unknown provider kind",
+        BASE.replace("{base_url", "{kind: bedrock, base_url"),
+        {},
+        2,
+        "providers.main.kind",
+        ["'openai', 'openai-compatible'", "got 'bedrock'"],
+    ),
+    (
+        "unknown provider in a target",
+        BASE + "  other:\n    targets:\n      - main/m\n      - mian/m\n",
+        {},
+        8,
+        "routes.other.targets[1]",
+        ["unknown provider 'mian'", "known: main"],
+    ),
+    (
+        "unknown provider in a tier",
+        BASE + "  tiered:\n    tiers: [[main/m], [{target: nope/x, weight: 2}]]\n",
+        {},
+        6,
+        "routes.tiered.tiers[1][0]",
+        ["unknown provider 'nope'"],
+    ),
+    (
+        "target without a model",
+        BASE.replace("[main/m]", "[main]"),
+        {},
+        4,
+        "routes.chat.targets[0]",
+        ["'provider/model'"],
+    ),
+    (
+        "missing providers",
+        "routes:\n  chat: {targets: [a/b]}\n",
+        {},
+        1,
+        "providers",
+        ["required key is missing"],
+    ),
+    (
+        "missing base_url",
+        "providers:\n  main:\n    kind: openai\nroutes: {c: {targets: [main/m]}}\n",
+        {},
+        2,
+        "providers.main.base_url",
+        ["required key is missing"],
+    ),
+    (
+        "both targets and tiers",
+        BASE.replace("{targets: [main/m]}", "{targets: [main/m], tiers: [[main/m]]}"),
+        {},
+        4,
+        "routes.chat",
+        ["exactly one of 'targets' or 'tiers'"],
+    ),
+    (
+        "unknown key in a target",
+        BASE.replace("[main/m]", "[{target: main/m, wieght: 2}]"),
+        {},
+        4,
+        "routes.chat.targets[0].wieght",
+        ["did you mean 'weight'"],
+    ),
+    (
+        "unhashed client key",
+        BASE + "server:\n  client_keys: [sk-plain]\n",
+        {},
+        6,
+        "server.client_keys",
+        ["sha256:"],
+    ),
+    (
+        "yaml syntax error",
+        BASE + "timeouts: {connect: 3s\nretry: {}\n",
+        {},
+        6,
+        "",
+        ["YAML syntax error"],
+    ),
+    ("tab indentation", BASE + "server:\n\tport: 1\n", {}, 6, "", ["YAML syntax error"]),
+    ("duplicate key", BASE + "providers: {}\n", {}, 5, "", ["'providers' appears twice"]),
+    ("top level is a list", "- providers\n- routes\n", {}, 1, "", ["must be a mapping"]),
 ]
 
 
-@pytest.mark.parametrize(("text", "env", "line", "key", "words"),
-                         [case[1:] for case in BAD], ids=[case[0] for case in BAD])
+@pytest.mark.parametrize(
+    ("text", "env", "line", "key", "words"),
+    [case[1:] for case in BAD],
+    ids=[case[0] for case in BAD],
+)
 def test_bad_plan_names_file_line_and_key(
     text: str, env: dict[str, str], line: int, key: str, words: list[str]
 ) -> None:
@@ -265,7 +373,13 @@ def test_examples_in_the_docs_load() -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.DOTALL)
     full = [b for b in blocks if re.search(r"^providers:", b, re.MULTILINE)]
     assert len(full) >= 4
-    env = {"PRIMARY_KEY": "k", "OPENAI_API_KEY": "k", "GROQ_API_KEY": "k",
-           "ANTHROPIC_API_KEY": "k", "GEMINI_API_KEY": "k", "STANDBY_ADMIN_TOKEN": "t"}
+    env = {
+        "PRIMARY_KEY": "k",
+        "OPENAI_API_KEY": "k",
+        "GROQ_API_KEY": "k",
+        "ANTHROPIC_API_KEY": "k",
+        "GEMINI_API_KEY": "k",
+        "STANDBY_ADMIN_TOKEN": "t",
+    }
     for block in full:
         assert parse_plan(block, file="plan.md", env=env).routes

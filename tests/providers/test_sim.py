@@ -40,14 +40,21 @@ class Client:
     def text(self) -> str:
         return self.sim.expected_text()
 
-    async def call(self, body: dict[str, Any] | None = None, *, path: str = "/chat/completions",
-                   method: str = "POST", headers: dict[str, str] | None = None,
-                   ) -> tuple[int, dict[str, str], bytes]:
+    async def call(
+        self,
+        body: dict[str, Any] | None = None,
+        *,
+        path: str = "/chat/completions",
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         """One request, body read whole: status, headers, body."""
         body = {"model": "m", "messages": HI} if body is None else body
         url = self.sim.base_url + path
-        async with asyncio.timeout(5), self.http.request(method, url, json=body,
-                                                         headers=headers) as r:
+        async with (
+            asyncio.timeout(5),
+            self.http.request(method, url, json=body, headers=headers) as r,
+        ):
             return r.status, dict(r.headers), await r.read()
 
     async def stream(self, body: dict[str, Any] | None = None) -> tuple[Events, Exception | None]:
@@ -81,8 +88,9 @@ def chunks(events: Events) -> list[dict[str, Any]]:
 
 
 def text_of(events: Events) -> str:
-    return "".join(ch["choices"][0]["delta"].get("content") or ""
-                   for ch in chunks(events) if ch["choices"])
+    return "".join(
+        ch["choices"][0]["delta"].get("content") or "" for ch in chunks(events) if ch["choices"]
+    )
 
 
 async def test_json_reply_is_a_chat_completion(c: Client) -> None:
@@ -127,11 +135,13 @@ ERRORS = [  # fault, (status, error type, code, Retry-After)
 ]
 
 
-@pytest.mark.parametrize(("fault", "expected"), ERRORS,
-                         ids=[f"{f.kind}-{e[0]}-{e[3]}" for f, e in ERRORS])
+@pytest.mark.parametrize(
+    ("fault", "expected"), ERRORS, ids=[f"{f.kind}-{e[0]}-{e[3]}" for f, e in ERRORS]
+)
 @pytest.mark.parametrize("streamed", [False, True])
-async def test_error_faults(c: Client, fault: Fault, expected: tuple[Any, ...],
-                            streamed: bool) -> None:
+async def test_error_faults(
+    c: Client, fault: Fault, expected: tuple[Any, ...], streamed: bool
+) -> None:
     c.sim.set_fault(fault)
     status, headers, raw = await c.call({"model": "m", "messages": HI, "stream": streamed})
     if streamed and fault.kind == "error_body_200":  # one SSE event carrying the error
@@ -224,9 +234,14 @@ async def test_slow_first_token_with_early_headers(c: Client) -> None:
     assert text_of([e[6:] for e in (first + rest).split(b"\n\n") if e]) == c.text
 
 
-@pytest.mark.parametrize(("kind", "finish", "done"), [
-    ("malformed_event", True, True), ("no_done", True, False), ("no_done_no_finish", False, False),
-])
+@pytest.mark.parametrize(
+    ("kind", "finish", "done"),
+    [
+        ("malformed_event", True, True),
+        ("no_done", True, False),
+        ("no_done_no_finish", False, False),
+    ],
+)
 async def test_stream_end_faults(c: Client, kind: str, finish: bool, done: bool) -> None:
     c.sim.set_fault(Fault(kind, after=3))
     events, error = await c.stream({"stream_options": {"include_usage": True}})
@@ -246,8 +261,9 @@ def convo(prefix: str, *, instruction: bool) -> dict[str, Any]:
 
 @pytest.mark.parametrize("instruction", [False, True])
 @pytest.mark.parametrize("cut", [0, 5, 12])
-async def test_continuation_gives_the_exact_remainder(c: Client, instruction: bool,
-                                                      cut: int) -> None:
+async def test_continuation_gives_the_exact_remainder(
+    c: Client, instruction: bool, cut: int
+) -> None:
     prefix = "".join(split_pieces(c.text)[:cut])
     _, _, raw = await c.call(convo(prefix, instruction=instruction))
     assert prefix + content(raw) == c.text
@@ -287,8 +303,9 @@ async def test_tool_calls(c: Client) -> None:
     choice = orjson.loads((await c.call(body))[2])["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
     function = {"name": "get_weather", "arguments": ARGUMENTS}
-    assert choice["message"]["tool_calls"] == [{"id": "call_sim_1", "type": "function",
-                                                "function": function}]
+    assert choice["message"]["tool_calls"] == [
+        {"id": "call_sim_1", "type": "function", "function": function}
+    ]
     assert orjson.loads(ARGUMENTS) == {"city": "Paris", "unit": "celsius"}
     events, error = await c.stream(body)
     deltas = [ch["choices"][0]["delta"] for ch in chunks(events)]
@@ -304,8 +321,9 @@ async def test_tool_calls(c: Client) -> None:
 async def test_tool_call_cut_mid_arguments(c: Client) -> None:
     c.sim.set_fault(Fault("tool_call_cut", after=99))  # clamped: always inside the arguments
     events, error = await c.stream({"tools": TOOLS})
-    args = "".join(ch["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
-                   for ch in chunks(events))
+    args = "".join(
+        ch["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] for ch in chunks(events)
+    )
     assert error is not None and args == "".join(ARGUMENT_PIECES[:-1])
     events, error = await c.stream()  # no tools: the fault does not fire
     assert error is None and text_of(events) == c.text

@@ -54,8 +54,9 @@ class WireClient:
         """(status, error type, message, retry hint)."""
         raise NotImplementedError
 
-    async def post(self, body: dict[str, Any], *, stream: bool = False,
-                   headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    async def post(
+        self, body: dict[str, Any], *, stream: bool = False, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, bytes]:
         url, sent = self.url(stream), {**self.headers(), **(headers or {})}
         async with asyncio.timeout(5), self.http.post(url, json=body, headers=sent) as r:
             return r.status, r.headers, await r.read()
@@ -66,14 +67,20 @@ class WireClient:
         reply: dict[str, Any] = orjson.loads(raw)
         return reply
 
-    async def stream(self, turns: Turns = HI, *, tools: bool = False,
-                     ) -> tuple[list[Event], Exception | None]:
+    async def stream(
+        self,
+        turns: Turns = HI,
+        *,
+        tools: bool = False,
+    ) -> tuple[list[Event], Exception | None]:
         """The SSE events of a streamed answer, and the error that ended it early."""
         raw, error = b"", None
         body = self.body(turns, stream=True, tools=tools)
         try:
-            async with asyncio.timeout(5), self.http.post(self.url(True), json=body,
-                                                          headers=self.headers()) as r:
+            async with (
+                asyncio.timeout(5),
+                self.http.post(self.url(True), json=body, headers=self.headers()) as r,
+            ):
                 assert r.status == 200 and r.content_type == "text/event-stream"
                 async for piece in r.content.iter_any():
                     raw += piece
@@ -111,28 +118,41 @@ class Anthropic(WireClient):
         messages: list[dict[str, Any]] = []
         for role, text in turns:
             if role == "tool":
-                use = {"type": "tool_use", "id": "toolu_sim_1", "name": "get_weather",
-                       "input": ARGS}
+                use = {
+                    "type": "tool_use",
+                    "id": "toolu_sim_1",
+                    "name": "get_weather",
+                    "input": ARGS,
+                }
                 result = {"type": "tool_result", "tool_use_id": "toolu_sim_1", "content": text}
-                messages += [{"role": "assistant", "content": [use]},
-                             {"role": "user", "content": [result]}]
+                messages += [
+                    {"role": "assistant", "content": [use]},
+                    {"role": "user", "content": [result]},
+                ]
             else:  # an image counts for nothing in the prompt size
                 image = [{"type": "image", "source": PNG}] if role == "user" else []
-                messages.append({"role": role, "content": [*image, {"type": "text",
-                                                                    "text": text}]})
-        body = {"model": "claude-sim", "max_tokens": 1024,
-                "system": [{"type": "text", "text": "Be brief."}],
-                "messages": messages, "stream": stream}
+                messages.append({"role": role, "content": [*image, {"type": "text", "text": text}]})
+        body = {
+            "model": "claude-sim",
+            "max_tokens": 1024,
+            "system": [{"type": "text", "text": "Be brief."}],
+            "messages": messages,
+            "stream": stream,
+        }
         schema = {"type": "object", "properties": {"city": {"type": "string"}}}
-        return body | ({"tools": [{"name": "get_weather", "description": "Weather.",
-                                   "input_schema": schema}]} if tools else {})
+        return body | (
+            {"tools": [{"name": "get_weather", "description": "Weather.", "input_schema": schema}]}
+            if tools
+            else {}
+        )
 
     def text(self, reply: dict[str, Any]) -> str:
         return "".join(block["text"] for block in reply["content"])
 
     def stream_text(self, events: list[Event]) -> str:
-        return "".join(d["delta"].get("text", "") for name, d in events
-                       if name == "content_block_delta")
+        return "".join(
+            d["delta"].get("text", "") for name, d in events if name == "content_block_delta"
+        )
 
     def error(self, status: int, headers: Any, reply: dict[str, Any]) -> tuple[Any, ...]:
         assert reply["type"] == "error"
@@ -156,14 +176,23 @@ class Gemini(WireClient):
             if role == "tool":
                 call = {"functionCall": {"name": "get_weather", "args": ARGS}}
                 answer = {"functionResponse": {"name": "get_weather", "response": {"t": text}}}
-                contents += [{"role": "model", "parts": [call]},
-                             {"role": "user", "parts": [answer]}]
+                contents += [
+                    {"role": "model", "parts": [call]},
+                    {"role": "user", "parts": [answer]},
+                ]
             else:
                 image = [{"inlineData": {"mimeType": PNG["media_type"], "data": PNG["data"]}}]
-                contents.append({"role": {"assistant": "model"}.get(role, role),
-                                 "parts": [*(image if role == "user" else []), {"text": text}]})
-        body = {"contents": contents, "system_instruction": {"parts": [{"text": "Be brief."}]},
-                "generationConfig": {"temperature": 0.2, "topP": 0.9, "maxOutputTokens": 999}}
+                contents.append(
+                    {
+                        "role": {"assistant": "model"}.get(role, role),
+                        "parts": [*(image if role == "user" else []), {"text": text}],
+                    }
+                )
+        body = {
+            "contents": contents,
+            "system_instruction": {"parts": [{"text": "Be brief."}]},
+            "generationConfig": {"temperature": 0.2, "topP": 0.9, "maxOutputTokens": 999},
+        }
         declaration = {"name": "get_weather", "description": "Weather.", "parameters": {}}
         return body | ({"tools": [{"functionDeclarations": [declaration]}]} if tools else {})
 
@@ -190,8 +219,9 @@ async def sim_http() -> AsyncIterator[tuple[SimProvider, aiohttp.ClientSession]]
 
 
 @pytest.fixture(params=list(WIRES))
-def w(request: pytest.FixtureRequest,
-      sim_http: tuple[SimProvider, aiohttp.ClientSession]) -> WireClient:
+def w(
+    request: pytest.FixtureRequest, sim_http: tuple[SimProvider, aiohttp.ClientSession]
+) -> WireClient:
     return WIRES[request.param](*sim_http)
 
 
@@ -199,8 +229,11 @@ def finishes(w: WireClient, events: list[Event]) -> list[str]:
     """The stop reasons a stream carried (``message_delta`` / ``finishReason``)."""
     if w.name == "anthropic":
         return [d["delta"]["stop_reason"] for name, d in events if name == "message_delta"]
-    return [d["candidates"][0]["finishReason"] for _, d in events
-            if isinstance(d, dict) and "finishReason" in d["candidates"][0]]
+    return [
+        d["candidates"][0]["finishReason"]
+        for _, d in events
+        if isinstance(d, dict) and "finishReason" in d["candidates"][0]
+    ]
 
 
 async def test_plain_answers(w: WireClient) -> None:
@@ -209,14 +242,20 @@ async def test_plain_answers(w: WireClient) -> None:
     if isinstance(w, Anthropic):
         assert reply["id"].startswith("msg_sim_") and reply["model"] == "claude-sim"
         assert (reply["type"], reply["role"], reply["stop_reason"]) == (
-            "message", "assistant", "end_turn")
+            "message",
+            "assistant",
+            "end_turn",
+        )
         assert reply["stop_sequence"] is None
         assert reply["usage"] == {"input_tokens": 6, "output_tokens": 12}
     else:
         assert reply["candidates"][0]["finishReason"] == "STOP"
         assert reply["modelVersion"] == "gemini-sim" and reply["responseId"].startswith("sim_")
-        assert reply["usageMetadata"] == {"promptTokenCount": 6, "candidatesTokenCount": 12,
-                                          "totalTokenCount": 18}
+        assert reply["usageMetadata"] == {
+            "promptTokenCount": 6,
+            "candidatesTokenCount": 12,
+            "totalTokenCount": 18,
+        }
     assert w.sim.requests[-1].path == w.url(False).split("?")[0].removeprefix(w.sim.root_url)
 
 
@@ -227,9 +266,15 @@ async def test_streamed_answers(w: WireClient) -> None:
     assert finishes(w, events) == ["end_turn" if w.name == "anthropic" else "STOP"]
     if isinstance(w, Anthropic):
         names = [name for name, _ in events]
-        assert names == ["message_start", "content_block_start", "ping",
-                         *["content_block_delta"] * 12, "content_block_stop", "message_delta",
-                         "message_stop"]
+        assert names == [
+            "message_start",
+            "content_block_start",
+            "ping",
+            *["content_block_delta"] * 12,
+            "content_block_stop",
+            "message_delta",
+            "message_stop",
+        ]
         assert events[0][1]["message"]["content"] == []
         assert events[0][1]["message"]["usage"]["input_tokens"] == 6
         assert events[-2][1]["usage"] == {"output_tokens": 12}
@@ -295,7 +340,7 @@ async def test_continuation(w: WireClient, instruction: bool, cut: int) -> None:
     assert prefix + w.stream_text(events) == full
     async with SimProvider(words=12, overlap=4) as sim:
         reply = await type(w)(sim, w.http).call(turns)
-    assert w.text(reply) == prefix[-4:] + full[len(prefix):]
+    assert w.text(reply) == prefix[-4:] + full[len(prefix) :]
 
 
 async def test_prefill_rules(w: WireClient) -> None:
@@ -314,7 +359,7 @@ async def test_prefill_rules(w: WireClient) -> None:
         assert (status, faulted[0]) == (400, 400) and b"user role" in raw
         assert strict.requests[1].fault == "reject_prefill" and spaced_status == 400
         text = w.text(await w.call(spaced))
-        assert text == w.sim.expected_text()[len("Standby keeps"):].lstrip()
+        assert text == w.sim.expected_text()[len("Standby keeps") :].lstrip()
 
 
 ERRORS = [  # wire, fault, (status, type, words of the message, retry hint)
@@ -322,8 +367,11 @@ ERRORS = [  # wire, fault, (status, type, words of the message, retry hint)
     ("anthropic", Fault("error"), (500, "api_error", "Internal", None)),
     ("anthropic", Fault("error", status=529), (529, "overloaded_error", "Overloaded", None)),
     ("anthropic", Fault("flap", fraction=1.0), (503, "overloaded_error", "Overloaded", None)),
-    ("anthropic", Fault("context_length"),
-     (400, "invalid_request_error", "prompt is too long: 200001 tokens > 200000", None)),
+    (
+        "anthropic",
+        Fault("context_length"),
+        (400, "invalid_request_error", "prompt is too long: 200001 tokens > 200000", None),
+    ),
     ("anthropic", Fault("content_policy"), (400, "invalid_request_error", "Usage Policy", None)),
     ("anthropic", Fault("auth"), (401, "authentication_error", "x-api-key", None)),
     ("anthropic", Fault("auth", status=403), (403, "permission_error", "permission", None)),
@@ -341,11 +389,17 @@ ERRORS = [  # wire, fault, (status, type, words of the message, retry hint)
 ]
 
 
-@pytest.mark.parametrize(("wire", "fault", "expected"), ERRORS,
-                         ids=[f"{n}-{f.kind}-{e[0]}" for n, f, e in ERRORS])
+@pytest.mark.parametrize(
+    ("wire", "fault", "expected"), ERRORS, ids=[f"{n}-{f.kind}-{e[0]}" for n, f, e in ERRORS]
+)
 @pytest.mark.parametrize("stream", [False, True])
-async def test_error_faults(sim_http: tuple[SimProvider, aiohttp.ClientSession], wire: str,
-                            fault: Fault, expected: tuple[Any, ...], stream: bool) -> None:
+async def test_error_faults(
+    sim_http: tuple[SimProvider, aiohttp.ClientSession],
+    wire: str,
+    fault: Fault,
+    expected: tuple[Any, ...],
+    stream: bool,
+) -> None:
     w = WIRES[wire](*sim_http)
     w.sim.set_fault(fault)
     status, headers, raw = await w.post(w.body(HI, stream=stream), stream=stream)
@@ -361,7 +415,8 @@ async def test_error_faults(sim_http: tuple[SimProvider, aiohttp.ClientSession],
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_content_policy_blocks_gemini_with_a_200(
-        sim_http: tuple[SimProvider, aiohttp.ClientSession], stream: bool) -> None:
+    sim_http: tuple[SimProvider, aiohttp.ClientSession], stream: bool
+) -> None:
     w = Gemini(*sim_http)
     w.sim.set_fault(Fault("content_policy"))
     status, _, raw = await w.post(w.body(HI, stream=stream), stream=stream)
@@ -393,8 +448,9 @@ async def test_cuts_stalls_and_bad_events(w: WireClient) -> None:
     assert finishes(w, events) == []
     w.sim.set_fault(Fault("malformed_event", after=3, times=1))
     events, error = await w.stream()
-    assert error is None and w.stream_text(events) == full and b"{not json" in [
-        d for _, d in events]
+    assert (
+        error is None and w.stream_text(events) == full and b"{not json" in [d for _, d in events]
+    )
     w.sim.set_fault(Fault("stall", after=2, times=1))
     task = asyncio.create_task(w.stream())
     async with asyncio.timeout(5):
@@ -452,8 +508,10 @@ async def test_times_headers_clear_and_stats(w: WireClient) -> None:
 
 async def test_requests_a_real_endpoint_refuses(w: WireClient) -> None:
     async def status(body: dict[str, Any], headers: dict[str, str], url: str = "") -> int:
-        async with asyncio.timeout(5), w.http.post(url or w.url(False), json=body,
-                                                   headers=headers) as r:
+        async with (
+            asyncio.timeout(5),
+            w.http.post(url or w.url(False), json=body, headers=headers) as r,
+        ):
             return r.status
 
     body = w.body(HI)
@@ -473,11 +531,15 @@ async def test_requests_a_real_endpoint_refuses(w: WireClient) -> None:
 async def test_the_official_anthropic_sdk(sim_http: tuple[SimProvider, Any]) -> None:
     anthropic = pytest.importorskip("anthropic")
     sim = sim_http[0]
-    client = anthropic.AsyncAnthropic(api_key="sk-ant-sim", base_url=sim.root_url,
-                                      max_retries=0)
+    client = anthropic.AsyncAnthropic(api_key="sk-ant-sim", base_url=sim.root_url, max_retries=0)
     hi = [{"role": "user", "content": "say hello to me"}]
-    tools = [{"name": "get_weather", "description": "Weather.",
-              "input_schema": {"type": "object", "properties": {}}}]
+    tools = [
+        {
+            "name": "get_weather",
+            "description": "Weather.",
+            "input_schema": {"type": "object", "properties": {}},
+        }
+    ]
     ask = {"model": "claude-sim", "max_tokens": 256, "messages": hi}
     async with client:
         message = await client.messages.create(**ask, system="Be brief.")
@@ -495,8 +557,12 @@ async def test_the_official_anthropic_sdk(sim_http: tuple[SimProvider, Any]) -> 
         async with client.messages.stream(**ask, tools=tools) as stream:
             final = await stream.get_final_message()
         assert final.content[0].input == ARGS and final.stop_reason == "tool_use"
-        for fault, status in [(Fault("rate_limit"), 429), (Fault("error", status=529), 529),
-                              (Fault("auth"), 401), (Fault("context_length"), 400)]:
+        for fault, status in [
+            (Fault("rate_limit"), 429),
+            (Fault("error", status=529), 529),
+            (Fault("auth"), 401),
+            (Fault("context_length"), 400),
+        ]:
             sim.set_fault(fault)
             with pytest.raises(anthropic.APIStatusError) as caught:
                 await client.messages.create(**ask)

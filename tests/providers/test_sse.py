@@ -5,14 +5,21 @@ from hypothesis import strategies as st
 
 from standby.providers.sse import SSEDecoder, is_done
 
-payload = st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
-                  min_size=1, max_size=30)
+payload = st.text(
+    alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=30,
+)
 
 
-@given(events=st.lists(payload, max_size=20), cuts=st.lists(st.integers(0, 50), max_size=20),
-       crlf=st.booleans())
-def test_any_split_of_the_byte_stream_gives_the_same_events(events: list[str], cuts: list[int],
-                                                             crlf: bool) -> None:
+@given(
+    events=st.lists(payload, max_size=20),
+    cuts=st.lists(st.integers(0, 50), max_size=20),
+    crlf=st.booleans(),
+)
+def test_any_split_of_the_byte_stream_gives_the_same_events(
+    events: list[str], cuts: list[int], crlf: bool
+) -> None:
     nl = "\r\n" if crlf else "\n"
     wire = "".join(f"data: {e}{nl}{nl}" for e in events).encode()
     decoder, out, start = SSEDecoder(), [], 0

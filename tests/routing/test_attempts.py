@@ -41,8 +41,15 @@ class Gate:
     def succeeded(self, key: str, token: object, now: float, seconds: float) -> None:
         self.log.append((key, "ok"))
 
-    def failed(self, key: str, token: object, now: float, verdict: Verdict, error: ProviderError,
-               seconds: float) -> None:
+    def failed(
+        self,
+        key: str,
+        token: object,
+        now: float,
+        verdict: Verdict,
+        error: ProviderError,
+        seconds: float,
+    ) -> None:
         self.log.append((key, verdict.label))
 
 
@@ -50,8 +57,14 @@ A1, A2, B1 = Target("a", "m1"), Target("a", "m2"), Target("b", "m1")
 
 
 def plan(gate: Gate, clock: Clock, *targets: Target, **retry: object) -> AttemptPlan:
-    return AttemptPlan(candidates=list(targets), gate=gate, timeouts=Timeouts(total=10),
-                       retry=Retry.model_validate(retry), clock=clock, rng=random.Random(3))
+    return AttemptPlan(
+        candidates=list(targets),
+        gate=gate,
+        timeouts=Timeouts(total=10),
+        retry=Retry.model_validate(retry),
+        clock=clock,
+        rng=random.Random(3),
+    )
 
 
 def test_failover_prefers_a_different_provider() -> None:
@@ -83,16 +96,20 @@ def test_one_transient_500_retries_the_same_target_after_a_jittered_backoff() ->
 def test_rate_limit_waits_out_retry_after_only_when_nothing_else_can_serve() -> None:
     p = plan(Gate(), Clock(), A1)
     step = p.first()
-    wait = p.failed(step, UpstreamStatus("x", status=429, kind="rate_limited", retry_after=0.5),
-                    0.01)
+    wait = p.failed(
+        step, UpstreamStatus("x", status=429, kind="rate_limited", retry_after=0.5), 0.01
+    )
     assert wait.target == A1 and wait.delay == 0.5
     with pytest.raises(Exhausted) as exc:
         p.failed(wait, UpstreamStatus("x", status=429, kind="rate_limited", retry_after=0.5), 0.01)
     assert exc.value.retry_after == 0.5
     too_long = plan(Gate(), Clock(), A1)
     with pytest.raises(Exhausted):
-        too_long.failed(too_long.first(),
-                        UpstreamStatus("x", status=429, kind="rate_limited", retry_after=60), 0.01)
+        too_long.failed(
+            too_long.first(),
+            UpstreamStatus("x", status=429, kind="rate_limited", retry_after=60),
+            0.01,
+        )
 
 
 def test_final_errors_propagate_and_budget_bounds_everything() -> None:

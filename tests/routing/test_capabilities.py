@@ -35,24 +35,56 @@ def user(content: Any) -> dict[str, Any]:
 # (case, body, what it needs)
 NEEDS = [
     ("plain text", {"messages": [user("hi")]}, Needs()),
-    ("image part", {"messages": [user([{"type": "text", "text": "what?"}, IMAGE])]},
-     Needs(images=True)),
+    (
+        "image part",
+        {"messages": [user([{"type": "text", "text": "what?"}, IMAGE])]},
+        Needs(images=True),
+    ),
     ("tools offered", {"messages": [user("hi")], "tools": [TOOL]}, Needs(tools=True)),
-    ("legacy functions", {"messages": [user("hi")], "functions": [TOOL["function"]]},
-     Needs(tools=True)),
-    ("tool history only", {"messages": [
-        user("weather?"),
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function",
-             "function": {"name": "f", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}, Needs(tools=True)),
-    ("json schema", {"messages": [user("hi")],
-                     "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
-     Needs(json_schema=True)),
-    ("json object is not a schema", {"messages": [user("hi")],
-                                     "response_format": {"type": "json_object"}}, Needs()),
-    ("odd shapes are ignored", {"messages": ["x", user(3), user([1, {"type": "text"}])],
-                                "response_format": "json_schema"}, Needs()),
+    (
+        "legacy functions",
+        {"messages": [user("hi")], "functions": [TOOL["function"]]},
+        Needs(tools=True),
+    ),
+    (
+        "tool history only",
+        {
+            "messages": [
+                user("weather?"),
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+            ]
+        },
+        Needs(tools=True),
+    ),
+    (
+        "json schema",
+        {
+            "messages": [user("hi")],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x"}},
+        },
+        Needs(json_schema=True),
+    ),
+    (
+        "json object is not a schema",
+        {"messages": [user("hi")], "response_format": {"type": "json_object"}},
+        Needs(),
+    ),
+    (
+        "odd shapes are ignored",
+        {"messages": ["x", user(3), user([1, {"type": "text"}])], "response_format": "json_schema"},
+        Needs(),
+    ),
     ("no messages", {"input": "embed me"}, Needs()),
 ]
 
@@ -66,18 +98,36 @@ def test_needs(body: dict[str, Any], need: Needs) -> None:
 # (case, body, estimated tokens)
 TOKENS = [
     ("ascii: characters / 4, rounded up", {"messages": [user("x" * 401)]}, MESSAGE_TOKENS + 101),
-    ("text parts add up", {"messages": [user([{"type": "text", "text": "x" * 400}] * 2)]},
-     MESSAGE_TOKENS + 200),
-    ("each image has an allowance", {"messages": [user([IMAGE, IMAGE])]},
-     MESSAGE_TOKENS + 2 * IMAGE_TOKENS),
+    (
+        "text parts add up",
+        {"messages": [user([{"type": "text", "text": "x" * 400}] * 2)]},
+        MESSAGE_TOKENS + 200,
+    ),
+    (
+        "each image has an allowance",
+        {"messages": [user([IMAGE, IMAGE])]},
+        MESSAGE_TOKENS + 2 * IMAGE_TOKENS,
+    ),
     ("non-ascii counts its bytes", {"messages": [user("日本" * 200)]}, MESSAGE_TOKENS + 300),
-    ("requested output needs room", {"messages": [user("")], "max_tokens": 1000},
-     MESSAGE_TOKENS + 1000),
-    ("max_completion_tokens too", {"messages": [user("")], "max_completion_tokens": 50,
-                                   "max_tokens": 9}, MESSAGE_TOKENS + 50),
-    ("tool arguments are prompt", {"messages": [
-        {"role": "assistant", "tool_calls": [{"function": {"arguments": "y" * 40}}]}]},
-     MESSAGE_TOKENS + 10),
+    (
+        "requested output needs room",
+        {"messages": [user("")], "max_tokens": 1000},
+        MESSAGE_TOKENS + 1000,
+    ),
+    (
+        "max_completion_tokens too",
+        {"messages": [user("")], "max_completion_tokens": 50, "max_tokens": 9},
+        MESSAGE_TOKENS + 50,
+    ),
+    (
+        "tool arguments are prompt",
+        {
+            "messages": [
+                {"role": "assistant", "tool_calls": [{"function": {"arguments": "y" * 40}}]}
+            ]
+        },
+        MESSAGE_TOKENS + 10,
+    ),
 ]
 
 
@@ -87,8 +137,11 @@ def test_token_estimate(body: dict[str, Any], tokens: int) -> None:
 
 
 def test_shallow_depth_reads_no_messages() -> None:
-    body = {"messages": [user([IMAGE])], "tools": [TOOL],
-            "response_format": {"type": "json_schema"}}
+    body = {
+        "messages": [user([IMAGE])],
+        "tools": [TOOL],
+        "response_format": {"type": "json_schema"},
+    }
     assert needs(body, Depth.BODY) == Needs(tools=True, json_schema=True, tokens=0)
 
 
@@ -101,33 +154,41 @@ UNFIT = [
     ("no json schema", Caps(json_schema=False), Needs(json_schema=True), "no_json_schema"),
     ("prompt too long", Caps(max_context=8000), Needs(tokens=8001), "context_too_small"),
     ("prompt fits exactly", Caps(max_context=8000), Needs(tokens=8000), None),
-    ("images first", Caps(images=False, max_context=1), Needs(images=True, tokens=9),
-     "no_images"),
+    ("images first", Caps(images=False, max_context=1), Needs(images=True, tokens=9), "no_images"),
 ]
 
 
-@pytest.mark.parametrize(("caps", "need", "reason"), [c[1:] for c in UNFIT],
-                         ids=[c[0] for c in UNFIT])
+@pytest.mark.parametrize(
+    ("caps", "need", "reason"), [c[1:] for c in UNFIT], ids=[c[0] for c in UNFIT]
+)
 def test_unfit(caps: Caps, need: Needs, reason: str | None) -> None:
     assert unfit(caps, need) == reason
 
 
-@pytest.mark.parametrize(("caps", "depth"), [
-    ([EVERYTHING, EVERYTHING], Depth.NONE),
-    ([EVERYTHING, Caps(json_schema=False)], Depth.BODY),
-    ([Caps(json_schema=False), Caps(images=False)], Depth.MESSAGES),
-    ([Caps(tools=False)], Depth.MESSAGES),
-    ([Caps(max_context=128_000)], Depth.MESSAGES),
-    ([], Depth.NONE),
-])
+@pytest.mark.parametrize(
+    ("caps", "depth"),
+    [
+        ([EVERYTHING, EVERYTHING], Depth.NONE),
+        ([EVERYTHING, Caps(json_schema=False)], Depth.BODY),
+        ([Caps(json_schema=False), Caps(images=False)], Depth.MESSAGES),
+        ([Caps(tools=False)], Depth.MESSAGES),
+        ([Caps(max_context=128_000)], Depth.MESSAGES),
+        ([], Depth.NONE),
+    ],
+)
 def test_depth_for(caps: list[Caps], depth: Depth) -> None:
     assert depth_for(caps) is depth
 
 
-
 def attempt_plan(*targets: Target) -> AttemptPlan:
-    return AttemptPlan(candidates=list(targets), gate=OpenGate(), timeouts=Timeouts(),
-                       retry=Retry(), clock=lambda: 0.0, rng=random.Random(1))
+    return AttemptPlan(
+        candidates=list(targets),
+        gate=OpenGate(),
+        timeouts=Timeouts(),
+        retry=Retry(),
+        clock=lambda: 0.0,
+        rng=random.Random(1),
+    )
 
 
 TEXT = Target("text", "small", caps=Caps(images=False, max_context=1000))
@@ -149,13 +210,21 @@ def test_screen_keeps_everyone_who_fits() -> None:
     assert plan.candidates == [TEXT, VISION] and plan.history == []
 
 
-@pytest.mark.parametrize(("need", "param", "code", "words"), [
-    (Needs(images=True), "messages", "unsupported_capability", ["text/small does not accept"]),
-    (Needs(tokens=5000), "messages", "context_length_exceeded",
-     ["context of 1000 tokens", "about 5000"]),
-])
-def test_nothing_fits_is_a_400_naming_the_capability(need: Needs, param: str, code: str,
-                                                      words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("need", "param", "code", "words"),
+    [
+        (Needs(images=True), "messages", "unsupported_capability", ["text/small does not accept"]),
+        (
+            Needs(tokens=5000),
+            "messages",
+            "context_length_exceeded",
+            ["context of 1000 tokens", "about 5000"],
+        ),
+    ],
+)
+def test_nothing_fits_is_a_400_naming_the_capability(
+    need: Needs, param: str, code: str, words: list[str]
+) -> None:
     plan = attempt_plan(TEXT)
     with pytest.raises(InvalidRequest) as info:
         plan.screen(need, "chat")

@@ -26,19 +26,25 @@ def test_short_echo_is_kept() -> None:
 words = st.text(alphabet="abcdefgh ", min_size=0, max_size=40)
 
 
-@given(sent=words, rest=words, overlap=st.integers(min_value=MIN_OVERLAP, max_value=30),
-       cuts=st.lists(st.integers(min_value=1, max_value=8), max_size=10))
-def test_any_echo_of_the_tail_is_removed(sent: str, rest: str, overlap: int,
-                                         cuts: list[int]) -> None:
+@given(
+    sent=words,
+    rest=words,
+    overlap=st.integers(min_value=MIN_OVERLAP, max_value=30),
+    cuts=st.lists(st.integers(min_value=1, max_value=8), max_size=10),
+)
+def test_any_echo_of_the_tail_is_removed(
+    sent: str, rest: str, overlap: int, cuts: list[int]
+) -> None:
     if len(sent) < overlap:
         sent = sent + "x" * overlap
     cont = sent[-overlap:] + rest
     pieces, i = [], 0
     for c in cuts:
-        pieces.append(cont[i:i + c])
+        pieces.append(cont[i : i + c])
         i += c
     pieces.append(cont[i:])
     out = splice(sent, pieces)
+
     # the result never loses text, and the echo never reaches the client twice (whitespace
     # aside: after a text ending in a space, the continuation's leading space is dropped)
     def bare(text: str) -> str:
@@ -55,8 +61,10 @@ def test_bodies_for_both_modes() -> None:
     assert pre["messages"][-1] == {"role": "assistant", "content": "partial"}
     assert "n" not in pre and original["n"] == 2
     ins = continuation_body(original, "partial", prefill=False)
-    assert ins["messages"][-2:] == [{"role": "assistant", "content": "partial"},
-                                    {"role": "user", "content": INSTRUCTION}]
+    assert ins["messages"][-2:] == [
+        {"role": "assistant", "content": "partial"},
+        {"role": "user", "content": INSTRUCTION},
+    ]
     assert len(original["messages"]) == 1
 
 

@@ -42,10 +42,12 @@ CASES: list[tuple[str, ProviderError, int, Action, Effect]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "error", "tries", "action", "effect"), CASES,
-                         ids=[c[0] for c in CASES])
-def test_verdicts(name: str, error: ProviderError, tries: int, action: Action,
-                  effect: Effect) -> None:
+@pytest.mark.parametrize(
+    ("name", "error", "tries", "action", "effect"), CASES, ids=[c[0] for c in CASES]
+)
+def test_verdicts(
+    name: str, error: ProviderError, tries: int, action: Action, effect: Effect
+) -> None:
     verdict = judge(error, same_target_tries=tries, max_same_target=1)
     assert (verdict.action, verdict.effect) == (action, effect)
 

@@ -32,24 +32,39 @@ texts = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=3
 names = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
 call_ids = st.from_regex(r"call_[A-Za-z0-9]{6,12}", fullmatch=True)
 finishes: st.SearchStrategy[FinishReason] = st.sampled_from(
-    ["stop", "length", "tool_calls", "content_filter"])
-_scalars = (st.none() | st.booleans() | st.integers(-(2**53), 2**53)
-            | st.floats(allow_nan=False, allow_infinity=False) | texts)
-json_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(names, inner, max_size=3), max_leaves=8)
+    ["stop", "length", "tool_calls", "content_filter"]
+)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts
+)
+json_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(names, inner, max_size=3),
+    max_leaves=8,
+)
 json_objects = st.dictionaries(names, json_values, max_size=4)
 arguments = json_objects.map(lambda value: orjson.dumps(value).decode())
 
 images = st.one_of(
-    st.builds(ImagePart, url=st.from_regex(r"https://img\.example/[a-z]{1,8}\.png",
-                                           fullmatch=True),
-              detail=st.sampled_from([None, "low", "high", "auto"])),
-    st.builds(ImagePart, data=st.from_regex(r"[A-Za-z0-9+/]{4,16}={0,2}", fullmatch=True),
-              media_type=st.sampled_from(["image/png", "image/jpeg", "image/gif",
-                                          "image/webp"]),
-              detail=st.sampled_from([None, "low", "high"])))
+    st.builds(
+        ImagePart,
+        url=st.from_regex(r"https://img\.example/[a-z]{1,8}\.png", fullmatch=True),
+        detail=st.sampled_from([None, "low", "high", "auto"]),
+    ),
+    st.builds(
+        ImagePart,
+        data=st.from_regex(r"[A-Za-z0-9+/]{4,16}={0,2}", fullmatch=True),
+        media_type=st.sampled_from(["image/png", "image/jpeg", "image/gif", "image/webp"]),
+        detail=st.sampled_from([None, "low", "high"]),
+    ),
+)
 user_parts: st.SearchStrategy[tuple[Part, ...]] = st.lists(
-    st.one_of(texts.map(TextPart), images), min_size=1, max_size=3).map(tuple)
+    st.one_of(texts.map(TextPart), images), min_size=1, max_size=3
+).map(tuple)
 
 
 @st.composite
@@ -79,9 +94,13 @@ def conversations(draw: st.DrawFn) -> tuple[Message, ...]:
 
 
 tools = st.builds(
-    Tool, name=names, description=st.one_of(st.just(""), texts),
-    parameters=st.dictionaries(names, st.just({"type": "string"}), min_size=1, max_size=3)
-    .map(lambda props: {"type": "object", "properties": props}))
+    Tool,
+    name=names,
+    description=st.one_of(st.just(""), texts),
+    parameters=st.dictionaries(names, st.just({"type": "string"}), min_size=1, max_size=3).map(
+        lambda props: {"type": "object", "properties": props}
+    ),
+)
 
 
 @st.composite
@@ -92,29 +111,41 @@ def requests(draw: st.DrawFn) -> ChatRequest:
     choices += [t.name for t in tool_list]
     stream = draw(st.booleans())
     return ChatRequest(
-        model=draw(names), messages=draw(conversations()), tools=tuple(tool_list),
+        model=draw(names),
+        messages=draw(conversations()),
+        tools=tuple(tool_list),
         tool_choice=draw(st.sampled_from(choices)) if tool_list else None,
-        temperature=draw(st.none() | st.floats(0, 2)), top_p=draw(st.none() | st.floats(0, 1)),
+        temperature=draw(st.none() | st.floats(0, 2)),
+        top_p=draw(st.none() | st.floats(0, 1)),
         max_tokens=draw(st.none() | st.integers(1, 200_000)),
-        stop=tuple(draw(st.lists(texts, max_size=3))), stream=stream,
-        include_usage=stream and draw(st.booleans()), user=draw(st.none() | names))
+        stop=tuple(draw(st.lists(texts, max_size=3))),
+        stream=stream,
+        include_usage=stream and draw(st.booleans()),
+        user=draw(st.none() | names),
+    )
 
 
 @st.composite
 def usages(draw: st.DrawFn) -> Usage:
     prompt = draw(st.integers(0, 10**6))
     cached = draw(st.none() | st.integers(0, prompt))
-    return Usage(prompt, draw(st.integers(0, 10**6)), cached,
-                 draw(st.none() | st.integers(0, 10**5)))
+    return Usage(
+        prompt, draw(st.integers(0, 10**6)), cached, draw(st.none() | st.integers(0, 10**5))
+    )
 
 
 @st.composite
 def responses(draw: st.DrawFn) -> ChatResponse:
     """A canonical answer: text, tool calls or both, with usage."""
     turn = draw(assistant_turns())[0]
-    return ChatResponse(id=f"resp_{draw(names)}", model=draw(names), message=turn,
-                        finish_reason=draw(finishes), usage=draw(usages()),
-                        created=draw(st.integers(0, 2**31)))
+    return ChatResponse(
+        id=f"resp_{draw(names)}",
+        model=draw(names),
+        message=turn,
+        finish_reason=draw(finishes),
+        usage=draw(usages()),
+        created=draw(st.integers(0, 2**31)),
+    )
 
 
 def _fragments(draw: st.DrawFn, text: str) -> list[str]:
@@ -132,8 +163,9 @@ def delta_streams(draw: st.DrawFn) -> list[Delta]:
     ids = draw(st.lists(call_ids, max_size=2, unique=True))
     for index, call_id in enumerate(ids):
         pieces = _fragments(draw, draw(arguments))
-        out.append(Delta(tool_index=index, tool_id=call_id, tool_name=draw(names),
-                         arguments=pieces[0]))
+        out.append(
+            Delta(tool_index=index, tool_id=call_id, tool_name=draw(names), arguments=pieces[0])
+        )
         out += [Delta(tool_index=index, arguments=p) for p in pieces[1:]]
     out.append(Delta(finish_reason="tool_calls" if ids else draw(finishes)))
     out.append(Delta(usage=draw(usages())))

@@ -60,8 +60,15 @@ def chat(body: dict[str, Any], stream: bool = False) -> Call:
 
 def collect(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     """OpenAI chunks (or replies), assembled as a client would."""
-    got: dict[str, Any] = {"text": "", "tool_calls": {}, "finish": [], "usage": None,
-                           "ids": set(), "models": set(), "roles": 0}
+    got: dict[str, Any] = {
+        "text": "",
+        "tool_calls": {},
+        "finish": [],
+        "usage": None,
+        "ids": set(),
+        "models": set(),
+        "roles": 0,
+    }
     for chunk in chunks:
         got["ids"].add(chunk["id"])
         got["models"].add(chunk["model"])
@@ -72,14 +79,17 @@ def collect(chunks: list[dict[str, Any]]) -> dict[str, Any]:
             got["text"] += delta.get("content") or ""
             for index, call in enumerate(delta.get("tool_calls") or []):
                 got["tool_calls"][call.get("index", index)] = {
-                    "id": call["id"], "name": call["function"]["name"],
-                    "arguments": json.loads(call["function"]["arguments"])}
+                    "id": call["id"],
+                    "name": call["function"]["name"],
+                    "arguments": json.loads(call["function"]["arguments"]),
+                }
             if choice["finish_reason"]:
                 got["finish"].append(choice["finish_reason"])
     return got
 
 
 # -- fixtures: requests ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["request_function_calling", "request_multimodal_json"])
 def test_request_matches_the_documented_gemini_body(name: str) -> None:
@@ -95,11 +105,19 @@ def test_urls_headers_and_tool_choices() -> None:
     assert url == f"{BASE}/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
     assert gem._headers["x-goog-api-key"] == KEY and not gem.prefill and KEY not in repr(gem)
     tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
-    for choice, config in [("none", {"mode": "NONE"}), ("required", {"mode": "ANY"}),
-                           ({"type": "function", "function": {"name": "f"}},
-                            {"mode": "ANY", "allowedFunctionNames": ["f"]})]:
-        body = request_to_gemini(request_from_openai(
-            {"model": "m", "messages": [], "tools": tools, "tool_choice": choice}))
+    for choice, config in [
+        ("none", {"mode": "NONE"}),
+        ("required", {"mode": "ANY"}),
+        (
+            {"type": "function", "function": {"name": "f"}},
+            {"mode": "ANY", "allowedFunctionNames": ["f"]},
+        ),
+    ]:
+        body = request_to_gemini(
+            request_from_openai(
+                {"model": "m", "messages": [], "tools": tools, "tool_choice": choice}
+            )
+        )
         assert body["toolConfig"] == {"functionCallingConfig": config}
         assert body["tools"] == [{"functionDeclarations": [{"name": "f"}]}]  # no empty OBJECT
     with pytest.raises(MalformedReply, match="embeddings"):
@@ -107,6 +125,7 @@ def test_urls_headers_and_tool_choices() -> None:
 
 
 # -- fixtures: answers ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["response_text", "response_function_call"])
 def test_answers_become_openai_replies(name: str) -> None:
@@ -117,30 +136,45 @@ def test_answers_become_openai_replies(name: str) -> None:
     assert reply.data["id"] == expected.get("id", reply.data["id"]) and reply.data["id"]
     choice, calls = reply.data["choices"][0], collect([reply.data])["tool_calls"]
     assert (reply.model, choice["message"]["content"], choice["finish_reason"], reply.usage) == (
-        expected["model"], expected["text"], expected["finish_reason"], expected["usage"])
+        expected["model"],
+        expected["text"],
+        expected["finish_reason"],
+        expected["usage"],
+    )
     assert list(calls.values()) == expected.get("tool_calls", [])
     assert orjson.loads(reply.raw) == reply.data
 
 
 def test_candidates_become_choices() -> None:
-    two = {"candidates": [{"content": {"parts": [{"text": "a"}]}, "finishReason": "STOP"},
-                          {"content": {"parts": [{"text": "b"}]}, "finishReason": "MAX_TOKENS",
-                           "index": 1}]}
+    two = {
+        "candidates": [
+            {"content": {"parts": [{"text": "a"}]}, "finishReason": "STOP"},
+            {"content": {"parts": [{"text": "b"}]}, "finishReason": "MAX_TOKENS", "index": 1},
+        ]
+    }
     choices = provider().reply(chat({"model": "g"}), b"", two).data["choices"]
     assert [(c["index"], c["message"]["content"], c["finish_reason"]) for c in choices] == [
-        (0, "a", "stop"), (1, "b", "length")]
+        (0, "a", "stop"),
+        (1, "b", "length"),
+    ]
     with pytest.raises(MalformedReply, match="no candidates"):
         provider().reply(chat({"model": "g"}), b"", {"usageMetadata": {}})
     streamed = [c["choices"][0] for _, c in provider().translator(chat({}, stream=True))(two)]
     assert [(c["index"], c["delta"].get("content"), c["finish_reason"]) for c in streamed] == [
-        (0, "a", None), (0, None, "stop"), (1, "b", None), (1, None, "length")]
+        (0, "a", None),
+        (0, None, "stop"),
+        (1, "b", None),
+        (1, None, "length"),
+    ]
 
 
 def test_a_blocked_prompt_is_a_final_content_policy_error() -> None:
     data, gem = fixture("response_blocked"), provider()
     expected = data["expected"]
-    for attempt in (lambda: gem.reply(chat({"model": "g"}), b"", data["response"]),
-                    lambda: gem.translator(chat({"model": "g"}, True))(data["response"])):
+    for attempt in (
+        lambda: gem.reply(chat({"model": "g"}), b"", data["response"]),
+        lambda: gem.translator(chat({"model": "g"}, True))(data["response"]),
+    ):
         with pytest.raises(UpstreamStatus) as caught:
             attempt()
         assert (caught.value.status, caught.value.kind) == (expected["status"], expected["kind"])
@@ -153,6 +187,7 @@ def test_gemini_errors_are_classified(case: dict[str, Any]) -> None:
 
 
 # -- fixtures: streams ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["text", "function_call", "safety"])
 @pytest.mark.parametrize("usage", [True, False], ids=["usage", "no-usage"])
@@ -175,16 +210,23 @@ def test_stream_events_become_openai_chunks(name: str, usage: bool) -> None:
 TEXT = st.text(min_size=1, max_size=30)
 COUNT = st.integers(0, 10**7)
 NAME = st.from_regex(r"[a-z_][a-z0-9_]{0,11}", fullmatch=True)
-SCALAR = st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.text(max_size=8)
-JSON = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+SCALAR = st.none() | st.booleans() | st.integers(-(10**9), 10**9) | st.text(max_size=8)
+JSON = st.recursive(
+    SCALAR,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 ARGS = st.dictionaries(st.text(min_size=1, max_size=6), JSON, max_size=4)
 
 
 @st.composite
 def calls(draw: st.DrawFn, prefix: str) -> tuple[ToolCall, ...]:
-    return tuple(ToolCall(f"{prefix}{n}", name, orjson.dumps(draw(ARGS)).decode())
-                 for n, name in enumerate(draw(st.lists(NAME, max_size=3))))
+    return tuple(
+        ToolCall(f"{prefix}{n}", name, orjson.dumps(draw(ARGS)).decode())
+        for n, name in enumerate(draw(st.lists(NAME, max_size=3)))
+    )
 
 
 @st.composite
@@ -214,8 +256,7 @@ def view(request: ChatRequest) -> tuple[str, list[tuple[Any, ...]]]:
         if m.role == "tool":
             item: tuple[Any, ...] = ("tool", names[m.tool_call_id or ""], _json_or_text(m.text))
         elif m.role == "assistant" and (m.text or m.tool_calls):
-            item = ("assistant", m.text,
-                    [(c.name, json.loads(c.arguments)) for c in m.tool_calls])
+            item = ("assistant", m.text, [(c.name, json.loads(c.arguments)) for c in m.tool_calls])
         elif m.role == "user":
             item = ("user", m.text)
         else:
@@ -236,24 +277,42 @@ def responses(draw: st.DrawFn) -> ChatResponse:
     made, text = draw(calls("call_")), draw(st.text(max_size=40))
     finish: FinishReason = draw(st.sampled_from(["stop", "length", "content_filter", "error"]))
     completion = draw(COUNT)
-    usage = draw(st.none() | st.builds(Usage, COUNT, st.just(completion), st.none() | COUNT,
-                                       st.none() | st.integers(0, completion)))
-    return ChatResponse(id=draw(NAME), model=draw(NAME),
-                        message=Message("assistant", (TextPart(text),) if text else (), made),
-                        finish_reason="tool_calls" if made and finish == "stop" else finish,
-                        usage=usage)
+    usage = draw(
+        st.none()
+        | st.builds(
+            Usage,
+            COUNT,
+            st.just(completion),
+            st.none() | COUNT,
+            st.none() | st.integers(0, completion),
+        )
+    )
+    return ChatResponse(
+        id=draw(NAME),
+        model=draw(NAME),
+        message=Message("assistant", (TextPart(text),) if text else (), made),
+        finish_reason="tool_calls" if made and finish == "stop" else finish,
+        usage=usage,
+    )
 
 
 def _answer(r: ChatResponse) -> tuple[Any, ...]:
-    return (r.message.text, [(c.id, c.name, json.loads(c.arguments)) for c in r.message.tool_calls],
-            r.finish_reason, r.usage)
+    return (
+        r.message.text,
+        [(c.id, c.name, json.loads(c.arguments)) for c in r.message.tool_calls],
+        r.finish_reason,
+        r.usage,
+    )
 
 
 @given(responses())
 def test_responses_round_trip(response: ChatResponse) -> None:
     back = response_from_gemini(response_to_gemini(response), id="x", model="y")
-    assert (back.id, back.model, *_answer(back)) == (response.id, response.model,
-                                                      *_answer(response))
+    assert (back.id, back.model, *_answer(back)) == (
+        response.id,
+        response.model,
+        *_answer(response),
+    )
 
 
 @given(responses(), st.integers(1, 5))
@@ -261,35 +320,73 @@ def test_streams_round_trip(response: ChatResponse, pieces: int) -> None:
     whole = response_to_gemini(response)
     candidate, text = whole["candidates"][0], response.message.text
     size = max(1, -(-len(text) // pieces))
-    events = [{"candidates": [{"content": {"parts": [{"text": text[i:i + size]}]}}]}
-              for i in range(0, len(text), size)]
+    events = [
+        {"candidates": [{"content": {"parts": [{"text": text[i : i + size]}]}}]}
+        for i in range(0, len(text), size)
+    ]
     calls_only = [p for p in candidate["content"]["parts"] if "functionCall" in p]
-    events.append({"candidates": [{"content": {"parts": calls_only},
-                                   "finishReason": candidate["finishReason"]}],
-                   **({"usageMetadata": whole["usageMetadata"]} if response.usage else {})})
+    events.append(
+        {
+            "candidates": [
+                {"content": {"parts": calls_only}, "finishReason": candidate["finishReason"]}
+            ],
+            **({"usageMetadata": whole["usageMetadata"]} if response.usage else {}),
+        }
+    )
     decoder = StreamDecoder(id=response.id, model=response.model)
     deltas = [delta for event in events for _, delta in decoder.feed(event)]
     assert deltas[0].role and sum(d.role for d in deltas) == 1
     assert "".join(d.text for d in deltas) == response.message.text
-    assert [(d.tool_id, d.tool_name, json.loads(d.arguments)) for d in deltas
-            if d.tool_index is not None] == _answer(response)[1]
+    assert [
+        (d.tool_id, d.tool_name, json.loads(d.arguments))
+        for d in deltas
+        if d.tool_index is not None
+    ] == _answer(response)[1]
     assert [d.finish_reason for d in deltas if d.finish_reason] == [response.finish_reason]
     assert [d.usage for d in deltas if d.usage] == [u for u in [response.usage] if u]
 
 
 SCHEMA_ANY = st.recursive(
-    st.fixed_dictionaries({}, optional={"type": st.sampled_from(["object", "string", "null"])
-                                        | st.lists(st.sampled_from(["integer", "null"]))}),
-    lambda inner: st.dictionaries(st.sampled_from(
-        ["properties", "items", "anyOf", "additionalProperties", "$schema", "oneOf", "required",
-         "enum", "const", "default", "description"]), inner | st.lists(inner, max_size=2)
-        | st.dictionaries(NAME, inner, max_size=2) | st.lists(NAME | st.integers(), max_size=2)
-        | st.text(max_size=4), max_size=4), max_leaves=12)
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "type": st.sampled_from(["object", "string", "null"])
+            | st.lists(st.sampled_from(["integer", "null"]))
+        },
+    ),
+    lambda inner: st.dictionaries(
+        st.sampled_from(
+            [
+                "properties",
+                "items",
+                "anyOf",
+                "additionalProperties",
+                "$schema",
+                "oneOf",
+                "required",
+                "enum",
+                "const",
+                "default",
+                "description",
+            ]
+        ),
+        inner
+        | st.lists(inner, max_size=2)
+        | st.dictionaries(NAME, inner, max_size=2)
+        | st.lists(NAME | st.integers(), max_size=2)
+        | st.text(max_size=4),
+        max_size=4,
+    ),
+    max_leaves=12,
+)
 
 
 def _keys_allowed(schema: dict[str, Any]) -> bool:
-    nested = [*schema.get("anyOf", []), *schema.get("properties", {}).values(),
-              *([schema["items"]] if "items" in schema else [])]
+    nested = [
+        *schema.get("anyOf", []),
+        *schema.get("properties", {}).values(),
+        *([schema["items"]] if "items" in schema else []),
+    ]
     return set(schema) <= SCHEMA_KEYS and all(_keys_allowed(s) for s in nested)
 
 

@@ -42,21 +42,31 @@ class MemoryStore:
     async def get_completion(self, completion_id: str) -> StoredCompletion | None:
         return next((c for c in self.items if c.completion_id == completion_id), None)
 
-    async def list_completions(self, *, model: str | None = None,
-                               metadata: dict[str, str] | None = None, after: str | None = None,
-                               limit: int = 20, order: Literal["asc", "desc"] = "asc",
-                               ) -> tuple[list[StoredCompletion], bool]:
-        rows = [c for c in self.items if (model is None or c.model == model)
-                and all(c.metadata.get(k) == v for k, v in (metadata or {}).items())]
+    async def list_completions(
+        self,
+        *,
+        model: str | None = None,
+        metadata: dict[str, str] | None = None,
+        after: str | None = None,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "asc",
+    ) -> tuple[list[StoredCompletion], bool]:
+        rows = [
+            c
+            for c in self.items
+            if (model is None or c.model == model)
+            and all(c.metadata.get(k) == v for k, v in (metadata or {}).items())
+        ]
         if order == "desc":
             rows.reverse()
         if after is not None:
             ids = [c.completion_id for c in rows]
-            rows = rows[ids.index(after) + 1:] if after in ids else []
+            rows = rows[ids.index(after) + 1 :] if after in ids else []
         return rows[:limit], len(rows) > limit
 
-    async def update_metadata(self, completion_id: str,
-                              metadata: dict[str, str]) -> StoredCompletion | None:
+    async def update_metadata(
+        self, completion_id: str, metadata: dict[str, str]
+    ) -> StoredCompletion | None:
         for i, c in enumerate(self.items):
             if c.completion_id == completion_id:
                 self.items[i] = dataclasses.replace(c, metadata=metadata)
@@ -89,30 +99,63 @@ class MemoryService:
         self.flushes += 1
 
 
-def stored(n: int, *, model: str = "gpt-4o-mini", metadata: dict[str, str] | None = None,
-           redacted: bool = False) -> StoredCompletion:
+def stored(
+    n: int,
+    *,
+    model: str = "gpt-4o-mini",
+    metadata: dict[str, str] | None = None,
+    redacted: bool = False,
+) -> StoredCompletion:
     cid = f"chatcmpl-{n}"
-    request = {"model": "gpt-4o-mini", "temperature": 0.5, "messages": [
-        {"role": "system", "content": "be brief"},
-        {"role": "user", "content": [{"type": "text", "text": "what is "},
-                                     {"type": "text", "text": f"{n}?"}]}]}
-    response = {"id": cid, "object": "chat.completion", "created": 1700000000 + n,
-                "model": model, "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                    "role": "assistant", "content": f"answer {n}"}}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
-    return StoredCompletion(completion_id=cid, rid=f"req_{n}", created=1700000000.0 + n,
-                            model=model, provider="primary",
-                            request=None if redacted else request,
-                            response=None if redacted else response,
-                            metadata=metadata or {})
+    request = {
+        "model": "gpt-4o-mini",
+        "temperature": 0.5,
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is "},
+                    {"type": "text", "text": f"{n}?"},
+                ],
+            },
+        ],
+    }
+    response = {
+        "id": cid,
+        "object": "chat.completion",
+        "created": 1700000000 + n,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": f"answer {n}"},
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
+    return StoredCompletion(
+        completion_id=cid,
+        rid=f"req_{n}",
+        created=1700000000.0 + n,
+        model=model,
+        provider="primary",
+        request=None if redacted else request,
+        response=None if redacted else response,
+        metadata=metadata or {},
+    )
 
 
 @contextlib.asynccontextmanager
-async def serving(service: CompletionsService | None, keys: ClientKeys | None = None,
-                  ) -> AsyncIterator[str]:
+async def serving(
+    service: CompletionsService | None,
+    keys: ClientKeys | None = None,
+) -> AsyncIterator[str]:
     app = Starlette(routes=completions_routes(service, keys or ClientKeys([])))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -127,8 +170,12 @@ async def serving(service: CompletionsService | None, keys: ClientKeys | None = 
 
 @pytest.fixture
 def service() -> MemoryService:
-    items = [stored(1, metadata={"team": "a"}), stored(2, model="backup-model"),
-             stored(3, metadata={"team": "a", "env": "prod"}), stored(4, redacted=True)]
+    items = [
+        stored(1, metadata={"team": "a"}),
+        stored(2, model="backup-model"),
+        stored(3, metadata={"team": "a", "env": "prod"}),
+        stored(4, redacted=True),
+    ]
     return MemoryService(MemoryStore(items), Journal())
 
 
@@ -141,7 +188,8 @@ async def client(service: MemoryService) -> AsyncIterator[openai.AsyncOpenAI]:
 
 
 async def test_retrieve_returns_the_answer_with_metadata_and_request(
-        client: openai.AsyncOpenAI, service: MemoryService) -> None:
+    client: openai.AsyncOpenAI, service: MemoryService
+) -> None:
     completion = await client.chat.completions.retrieve("chatcmpl-1")
     assert completion.id == "chatcmpl-1"
     assert completion.choices[0].message.content == "answer 1"
@@ -160,8 +208,7 @@ async def test_list_pages_with_the_sdk_cursor(client: openai.AsyncOpenAI) -> Non
     assert [c.id for c in page.data] == ["chatcmpl-4", "chatcmpl-3"]
     assert page.has_more
     raw = page.model_dump()
-    assert (raw["object"], raw["first_id"], raw["last_id"]) == (
-        "list", "chatcmpl-4", "chatcmpl-3")
+    assert (raw["object"], raw["first_id"], raw["last_id"]) == ("list", "chatcmpl-4", "chatcmpl-3")
     page = await client.chat.completions.list(after="chatcmpl-3", order="desc")
     assert [c.id for c in page.data] == ["chatcmpl-2", "chatcmpl-1"]
     assert not page.has_more
@@ -198,14 +245,18 @@ async def test_update_replaces_metadata(client: openai.AsyncOpenAI) -> None:
     assert cleared.metadata == {}
 
 
-@pytest.mark.parametrize(("metadata", "param"), [
-    ({f"k{i}": "v" for i in range(17)}, "metadata"),
-    ({"k": 1}, "metadata.k"),
-    ({"k": "v" * 513}, "metadata.k"),
-    ({"k" * 65: "v"}, "metadata"),
-])
-async def test_update_refuses_bad_metadata(client: openai.AsyncOpenAI, metadata: Any,
-                                           param: str) -> None:
+@pytest.mark.parametrize(
+    ("metadata", "param"),
+    [
+        ({f"k{i}": "v" for i in range(17)}, "metadata"),
+        ({"k": 1}, "metadata.k"),
+        ({"k": "v" * 513}, "metadata.k"),
+        ({"k" * 65: "v"}, "metadata"),
+    ],
+)
+async def test_update_refuses_bad_metadata(
+    client: openai.AsyncOpenAI, metadata: Any, param: str
+) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         await client.chat.completions.update("chatcmpl-1", metadata=metadata)
     assert caught.value.param == param
@@ -214,11 +265,16 @@ async def test_update_refuses_bad_metadata(client: openai.AsyncOpenAI, metadata:
 async def test_delete_then_not_found(client: openai.AsyncOpenAI) -> None:
     deleted = await client.chat.completions.delete("chatcmpl-2")
     assert (deleted.id, deleted.object, deleted.deleted) == (
-        "chatcmpl-2", "chat.completion.deleted", True)
-    for call in (client.chat.completions.retrieve("chatcmpl-2"),
-                 client.chat.completions.delete("chatcmpl-2"),
-                 client.chat.completions.update("chatcmpl-2", metadata={}),
-                 client.chat.completions.messages.list("chatcmpl-2")):
+        "chatcmpl-2",
+        "chat.completion.deleted",
+        True,
+    )
+    for call in (
+        client.chat.completions.retrieve("chatcmpl-2"),
+        client.chat.completions.delete("chatcmpl-2"),
+        client.chat.completions.update("chatcmpl-2", metadata={}),
+        client.chat.completions.messages.list("chatcmpl-2"),
+    ):
         with pytest.raises(openai.NotFoundError) as caught:
             await call
         assert caught.value.message.endswith("No chat completion found with id 'chatcmpl-2'.")
@@ -228,26 +284,36 @@ async def test_delete_then_not_found(client: openai.AsyncOpenAI) -> None:
 async def test_redacted_completion_keeps_its_identity(client: openai.AsyncOpenAI) -> None:
     completion = await client.chat.completions.retrieve("chatcmpl-4")
     assert (completion.id, completion.model, completion.created) == (
-        "chatcmpl-4", "gpt-4o-mini", 1700000004)
+        "chatcmpl-4",
+        "gpt-4o-mini",
+        1700000004,
+    )
     assert completion.choices == []
     assert (await client.chat.completions.messages.list("chatcmpl-4")).data == []
 
 
-@pytest.mark.parametrize(("query", "param", "code"), [
-    ("limit=0", "limit", "integer_below_min_value"),
-    ("limit=101", "limit", "integer_above_max_value"),
-    ("limit=many", "limit", "invalid_type"),
-    ("order=newest", "order", "invalid_value"),
-])
-async def test_bad_list_parameters_are_400(service: MemoryService, query: str, param: str,
-                                           code: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "param", "code"),
+    [
+        ("limit=0", "limit", "integer_below_min_value"),
+        ("limit=101", "limit", "integer_above_max_value"),
+        ("limit=many", "limit", "invalid_type"),
+        ("order=newest", "order", "invalid_value"),
+    ],
+)
+async def test_bad_list_parameters_are_400(
+    service: MemoryService, query: str, param: str, code: str
+) -> None:
     async with serving(service) as root, aiohttp.ClientSession() as http:
         for path in ("/v1/chat/completions", "/chat/completions/chatcmpl-1/messages"):
             async with http.get(f"{root}{path}?{query}") as reply:
                 assert reply.status == 400
                 error = (await reply.json())["error"]
                 assert (error["type"], error["param"], error["code"]) == (
-                    "invalid_request_error", param, code)
+                    "invalid_request_error",
+                    param,
+                    code,
+                )
 
 
 async def test_paths_without_v1_and_bad_update_bodies(service: MemoryService) -> None:
@@ -262,16 +328,19 @@ async def test_paths_without_v1_and_bad_update_bodies(service: MemoryService) ->
 
 
 @pytest.mark.parametrize("journal", [Journal(store=False), Journal(enabled=False), None])
-async def test_plan_switch_off_answers_404_everywhere(service: MemoryService,
-                                                      journal: Journal | None) -> None:
+async def test_plan_switch_off_answers_404_everywhere(
+    service: MemoryService, journal: Journal | None
+) -> None:
     off = MemoryService(service._store, journal) if journal is not None else None
     async with serving(off) as root:
         sdk = openai.AsyncOpenAI(base_url=root + "/v1", api_key="unused", max_retries=0)
-        for call in (sdk.chat.completions.retrieve("chatcmpl-1"),
-                     sdk.chat.completions.list(),
-                     sdk.chat.completions.update("chatcmpl-1", metadata={}),
-                     sdk.chat.completions.delete("chatcmpl-1"),
-                     sdk.chat.completions.messages.list("chatcmpl-1")):
+        for call in (
+            sdk.chat.completions.retrieve("chatcmpl-1"),
+            sdk.chat.completions.list(),
+            sdk.chat.completions.update("chatcmpl-1", metadata={}),
+            sdk.chat.completions.delete("chatcmpl-1"),
+            sdk.chat.completions.messages.list("chatcmpl-1"),
+        ):
             with pytest.raises(openai.NotFoundError) as caught:
                 await call
             assert caught.value.code == "stored_completions_disabled"
@@ -330,18 +399,31 @@ async def test_real_journal_read_your_writes(tmp_path: Path) -> None:
     for n, store in ((1, True), (2, False), (3, True)):
         answer = stored(n, metadata={"n": str(n)})
         assert answer.request is not None and answer.response is not None
-        real.journal.accepted(f"req_{n}", endpoint="chat", route="gpt-4o-mini",
-                              model="gpt-4o-mini", stream=False,
-                              raw_body=orjson.dumps(answer.request), metadata=answer.metadata,
-                              store=store)
-        real.journal.completed(f"req_{n}", completion_id=answer.completion_id,
-                               provider="primary", model=answer.model,
-                               response=orjson.dumps(answer.response), usage=None,
-                               attempts=[("primary/gpt-4o-mini", "ok", 0.1)])
+        real.journal.accepted(
+            f"req_{n}",
+            endpoint="chat",
+            route="gpt-4o-mini",
+            model="gpt-4o-mini",
+            stream=False,
+            raw_body=orjson.dumps(answer.request),
+            metadata=answer.metadata,
+            store=store,
+        )
+        real.journal.completed(
+            f"req_{n}",
+            completion_id=answer.completion_id,
+            provider="primary",
+            model=answer.model,
+            response=orjson.dumps(answer.response),
+            usage=None,
+            attempts=[("primary/gpt-4o-mini", "ok", 0.1)],
+        )
     async with serving(real) as root:  # no sleep: every call flushes first
         sdk = openai.AsyncOpenAI(base_url=root + "/v1", api_key="unused", max_retries=0)
         assert [c.id async for c in sdk.chat.completions.list(limit=1)] == [
-            "chatcmpl-1", "chatcmpl-3"]
+            "chatcmpl-1",
+            "chatcmpl-3",
+        ]
         got = await sdk.chat.completions.retrieve("chatcmpl-3")
         assert (got.metadata, got.choices[0].message.content) == ({"n": "3"}, "answer 3")
         with pytest.raises(openai.NotFoundError):

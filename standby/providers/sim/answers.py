@@ -39,9 +39,26 @@ from typing import Any
 import orjson
 
 WORDS: tuple[str, ...] = (
-    "Standby", "keeps", "answering", "while", "the", "primary", "provider", "recovers,",
-    "so", "every", "customer", "still", "gets", "a", "complete", "and", "coherent",
-    "reply", "from", "us.",
+    "Standby",
+    "keeps",
+    "answering",
+    "while",
+    "the",
+    "primary",
+    "provider",
+    "recovers,",
+    "so",
+    "every",
+    "customer",
+    "still",
+    "gets",
+    "a",
+    "complete",
+    "and",
+    "coherent",
+    "reply",
+    "from",
+    "us.",
 )
 ARGUMENTS = '{"city": "Paris", "unit": "celsius"}'
 ARGUMENT_PIECES: tuple[str, ...] = ('{"ci', 'ty": "P', 'aris", ', '"unit": ', '"cels', 'ius"}')
@@ -147,28 +164,45 @@ class Meta:
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _tool_call(name: str, arguments: str) -> dict[str, Any]:
-    return {"id": TOOL_CALL_ID, "type": "function",
-            "function": {"name": name, "arguments": arguments}}
+    return {
+        "id": TOOL_CALL_ID,
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 def completion(answer: Answer, meta: Meta, *, n: int, prompt: int) -> dict[str, Any]:
     """A ``chat.completion`` object with ``n`` identical choices."""
     if answer.tool:
-        message: dict[str, Any] = {"role": "assistant", "content": None,
-                                   "tool_calls": [_tool_call(answer.tool, ARGUMENTS)]}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [_tool_call(answer.tool, ARGUMENTS)],
+        }
         finish = "tool_calls"
     else:
         message, finish = {"role": "assistant", "content": answer.text}, "stop"
-    choices = [{"index": i, "message": message, "logprobs": None, "finish_reason": finish}
-               for i in range(n)]
-    return {"id": meta.id, "object": "chat.completion", "created": meta.created,
-            "model": meta.model, "system_fingerprint": meta.fingerprint, "choices": choices,
-            "usage": _usage(prompt, len(answer.pieces))}
+    choices = [
+        {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+        for i in range(n)
+    ]
+    return {
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "system_fingerprint": meta.fingerprint,
+        "choices": choices,
+        "usage": _usage(prompt, len(answer.pieces)),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +223,13 @@ def _event(data: dict[str, Any]) -> bytes:
 
 def stream_events(answer: Answer, meta: Meta, *, n: int, prompt: int, usage: bool) -> Events:
     """Build every event of a streamed reply (tool calls use choice 0 only)."""
-    common = {"id": meta.id, "object": "chat.completion.chunk", "created": meta.created,
-              "model": meta.model, "system_fingerprint": meta.fingerprint}
+    common = {
+        "id": meta.id,
+        "object": "chat.completion.chunk",
+        "created": meta.created,
+        "model": meta.model,
+        "system_fingerprint": meta.fingerprint,
+    }
 
     def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -200,8 +239,10 @@ def stream_events(answer: Answer, meta: Meta, *, n: int, prompt: int, usage: boo
     if answer.tool:
         first = {"index": 0, **_tool_call(answer.tool, "")}
         head = chunk(0, {"role": "assistant", "content": None, "tool_calls": [first]})
-        body = [chunk(0, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-                for piece in pieces]
+        body = [
+            chunk(0, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            for piece in pieces
+        ]
         finish = chunk(0, {}, "tool_calls")
     else:
         choices = range(n)
@@ -227,10 +268,15 @@ def embeddings(body: dict[str, Any]) -> dict[str, Any]:
         if body.get("encoding_format") == "base64":
             vector = base64.b64encode(struct.pack(f"<{EMBEDDING_DIM}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
-    tokens = sum(len(i.split() if isinstance(i, str) else i) for i in items
-                 if isinstance(i, (str, list)))
-    return {"object": "list", "data": data, "model": str(body.get("model") or "sim-embed"),
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    tokens = sum(
+        len(i.split() if isinstance(i, str) else i) for i in items if isinstance(i, (str, list))
+    )
+    return {
+        "object": "list",
+        "data": data,
+        "model": str(body.get("model") or "sim-embed"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,38 +294,75 @@ def error_json(message: str, kind: str, code: str | None = None, param: str | No
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
-PREFILL_MESSAGE = ("This model does not support assistant message prefill: a final assistant "
-                   "message is not supported, the conversation must end with a user message.")
+PREFILL_MESSAGE = (
+    "This model does not support assistant message prefill: a final assistant "
+    "message is not supported, the conversation must end with a user message."
+)
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 # fault kind: (default status, type, code, param, message)
 _ERRORS: dict[str, tuple[int, str, str | None, str | None, str]] = {
-    "rate_limit": (429, "rate_limit_error", "rate_limit_exceeded", None,
-                   "Rate limit reached for requests (simulated). Please try again later."),
+    "rate_limit": (
+        429,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        None,
+        "Rate limit reached for requests (simulated). Please try again later.",
+    ),
     "error": (500, "server_error", None, None, _SERVER_ERROR),
-    "context_length": (400, "invalid_request_error", "context_length_exceeded", "messages",
-                       "This model's maximum context length is 8192 tokens. However, your "
-                       "messages resulted in {tokens} tokens. Please reduce the length of the "
-                       "messages."),
-    "content_policy": (400, "invalid_request_error", "content_policy_violation", None,
-                       "Your request was rejected as a result of our safety system. Your "
-                       "prompt may contain text that is not allowed by our safety system."),
+    "context_length": (
+        400,
+        "invalid_request_error",
+        "context_length_exceeded",
+        "messages",
+        "This model's maximum context length is 8192 tokens. However, your "
+        "messages resulted in {tokens} tokens. Please reduce the length of the "
+        "messages.",
+    ),
+    "content_policy": (
+        400,
+        "invalid_request_error",
+        "content_policy_violation",
+        None,
+        "Your request was rejected as a result of our safety system. Your "
+        "prompt may contain text that is not allowed by our safety system.",
+    ),
     "reject_prefill": (400, "invalid_request_error", None, "messages", PREFILL_MESSAGE),
-    "auth": (401, "invalid_request_error", "invalid_api_key", None,
-             "Incorrect API key provided: sk-sim***. Check the key of this provider."),
-    "quota": (402, "insufficient_quota", "insufficient_quota", None,
-              "You exceeded your current quota, please check your plan and billing details."),
+    "auth": (
+        401,
+        "invalid_request_error",
+        "invalid_api_key",
+        None,
+        "Incorrect API key provided: sk-sim***. Check the key of this provider.",
+    ),
+    "quota": (
+        402,
+        "insufficient_quota",
+        "insufficient_quota",
+        None,
+        "You exceeded your current quota, please check your plan and billing details.",
+    ),
     "error_body_200": (200, "server_error", None, None, _SERVER_ERROR),
 }
-_SERVER_MESSAGES = {502: "Bad gateway.",
-                    503: "The engine is currently overloaded, please try again later."}
-_HTML = ("<!DOCTYPE html><html><head><title>{status} | sim-cdn</title></head><body>"
-         "<h1>Error {status}</h1><p>The origin web server is not answering.</p>"
-         "<hr><p>sim-cdn</p></body></html>")
+_SERVER_MESSAGES = {
+    502: "Bad gateway.",
+    503: "The engine is currently overloaded, please try again later.",
+}
+_HTML = (
+    "<!DOCTYPE html><html><head><title>{status} | sim-cdn</title></head><body>"
+    "<h1>Error {status}</h1><p>The origin web server is not answering.</p>"
+    "<hr><p>sim-cdn</p></body></html>"
+)
 ERROR_KINDS: frozenset[str] = frozenset({*_ERRORS, "html"} - {"quota"})
 
 
-def error_reply(kind: str, status: int | None = None, retry_after: float | None = None, *,
-                stream: bool = False, prompt: int = 0) -> ErrorReply:
+def error_reply(
+    kind: str,
+    status: int | None = None,
+    retry_after: float | None = None,
+    *,
+    stream: bool = False,
+    prompt: int = 0,
+) -> ErrorReply:
     """The answer of an error fault kind (one of ``ERROR_KINDS``), in OpenAI's shape.
 
     ``auth`` answers ``invalid_api_key`` for 401/403 and ``insufficient_quota`` for any

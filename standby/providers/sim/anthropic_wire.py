@@ -42,10 +42,18 @@ if TYPE_CHECKING:
 
 TOOL_USE_ID = "toolu_sim_1"
 CONTEXT_WINDOW = 200_000
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-          403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-          429: "rate_limit_error", 500: "api_error", 503: "overloaded_error",
-          529: "overloaded_error"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
 _MESSAGES = {  # by error type
     "invalid_request_error": "Invalid request (simulated).",
     "authentication_error": "invalid x-api-key",
@@ -54,14 +62,17 @@ _MESSAGES = {  # by error type
     "not_found_error": "Not found (simulated).",
     "request_too_large": "Request exceeds the maximum allowed number of bytes.",
     "rate_limit_error": "This request would exceed the rate limit for your organization "
-                        "(simulated). Please try again later.",
+    "(simulated). Please try again later.",
     "api_error": "Internal server error",
     "overloaded_error": "Overloaded",
 }
 _BY_KIND = {  # fault kind: (status, message) where the kind says more than its status
     "context_length": (400, "prompt is too long: {tokens} tokens > 200000 maximum"),
-    "content_policy": (400, "This request was blocked: it appears to violate our Usage Policy "
-                            "(output blocked by content filtering policy)."),
+    "content_policy": (
+        400,
+        "This request was blocked: it appears to violate our Usage Policy "
+        "(output blocked by content filtering policy).",
+    ),
     "rate_limit": (429, ""),
     "auth": (401, ""),
 }
@@ -98,8 +109,9 @@ class AnthropicWire:
         pieces, stop = answer.pieces, "tool_use" if answer.tool else "end_turn"
         if not answer.tool and body["max_tokens"] < len(pieces):
             pieces, stop = pieces[: body["max_tokens"]], "max_tokens"
-        reply = message(f"msg_sim_{sim.next_id()}", str(body["model"]), answer.tool,
-                        pieces, stop, prompt)
+        reply = message(
+            f"msg_sim_{sim.next_id()}", str(body["model"]), answer.tool, pieces, stop, prompt
+        )
         if not stream:
             return await send_body(request, orjson.dumps(reply), fault, sim.holds)
         events = stream_events(reply, answer.tool, pieces)
@@ -151,17 +163,29 @@ def _tool_name(body: dict[str, Any]) -> str | None:
     return str(first or "tool")
 
 
-def message(msg_id: str, model: str, tool: str | None, pieces: list[str], stop: str,
-            prompt: int) -> dict[str, Any]:
+def message(
+    msg_id: str, model: str, tool: str | None, pieces: list[str], stop: str, prompt: int
+) -> dict[str, Any]:
     """A complete ``Message``: one text block or one ``tool_use`` block."""
     if tool:
-        block = {"type": "tool_use", "id": TOOL_USE_ID, "name": tool,
-                 "input": orjson.loads(answers.ARGUMENTS)}
+        block = {
+            "type": "tool_use",
+            "id": TOOL_USE_ID,
+            "name": tool,
+            "input": orjson.loads(answers.ARGUMENTS),
+        }
     else:
         block = {"type": "text", "text": "".join(pieces)}
-    return {"id": msg_id, "type": "message", "role": "assistant", "model": model,
-            "content": [block], "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": prompt, "output_tokens": len(pieces)}}
+    return {
+        "id": msg_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [block],
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": prompt, "output_tokens": len(pieces)},
+    }
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
@@ -182,16 +206,20 @@ def stream_events(reply: dict[str, Any], tool: str | None, pieces: list[str]) ->
         block: dict[str, Any] = {"type": "tool_use", "id": TOOL_USE_ID, "name": tool, "input": {}}
         deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
     else:
-        block, deltas = {"type": "text", "text": ""}, [{"type": "text_delta", "text": p}
-                                                      for p in pieces]
-    head = (_event("message_start", {"message": start})
-            + _event("content_block_start", {"index": 0, "content_block": block})
-            + _event("ping", {}))
+        block, deltas = (
+            {"type": "text", "text": ""},
+            [{"type": "text_delta", "text": p} for p in pieces],
+        )
+    head = (
+        _event("message_start", {"message": start})
+        + _event("content_block_start", {"index": 0, "content_block": block})
+        + _event("ping", {})
+    )
     body = [_event("content_block_delta", {"index": 0, "delta": d}) for d in deltas]
     delta = {"stop_reason": reply["stop_reason"], "stop_sequence": None}
-    finish = (_event("content_block_stop", {"index": 0})
-              + _event("message_delta", {"delta": delta,
-                                         "usage": {"output_tokens": len(pieces)}}))
+    finish = _event("content_block_stop", {"index": 0}) + _event(
+        "message_delta", {"delta": delta, "usage": {"output_tokens": len(pieces)}}
+    )
     return answers.Events(head, body, finish, b"", _event("message_stop", {}))
 
 
@@ -200,12 +228,17 @@ def error_body(type_: str, message_: str) -> bytes:
     return orjson.dumps({"type": "error", "error": {"type": type_, "message": message_}})
 
 
-def error_response(status: int, type_: str, message_: str,
-                   retry_after: float | None = None) -> web.Response:
+def error_response(
+    status: int, type_: str, message_: str, retry_after: float | None = None
+) -> web.Response:
     """An error answer in Anthropic's shape."""
     headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
-    return web.Response(body=error_body(type_, message_), status=status,
-                        content_type="application/json", headers=headers)
+    return web.Response(
+        body=error_body(type_, message_),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 def fault_response(fault: Fault, stream: bool, prompt: int) -> web.Response:
@@ -217,8 +250,11 @@ def fault_response(fault: Fault, stream: bool, prompt: int) -> web.Response:
     if kind == "error_body_200":
         status, body = fault.status or 200, error_body("overloaded_error", "Overloaded")
         if stream:  # an error after the 200: Anthropic's mid-stream ``error`` event
-            return web.Response(body=b"event: error\ndata: " + body + b"\n\n", status=status,
-                                content_type="text/event-stream")
+            return web.Response(
+                body=b"event: error\ndata: " + body + b"\n\n",
+                status=status,
+                content_type="text/event-stream",
+            )
         return web.Response(body=body, status=status, content_type="application/json")
     default, text = _BY_KIND.get(kind, (500, ""))
     status = fault.status or default
@@ -243,20 +279,30 @@ def _problem(request: web.Request, body: dict[str, Any], valid: bool) -> web.Res
     if not request.headers.get("anthropic-version"):
         return error_response(400, "invalid_request_error", "anthropic-version: header is required")
     if not valid:
-        return error_response(400, "invalid_request_error",
-                              "There was an error parsing the body: expected a JSON object.")
+        return error_response(
+            400,
+            "invalid_request_error",
+            "There was an error parsing the body: expected a JSON object.",
+        )
     turns = body.get("messages")
-    missing = [name for name, ok in (
-        ("model", isinstance(body.get("model"), str)),
-        ("max_tokens", type(body.get("max_tokens")) is int and body["max_tokens"] >= 1),
-        ("messages", isinstance(turns, list) and bool(turns)),
-    ) if not ok]
+    missing = [
+        name
+        for name, ok in (
+            ("model", isinstance(body.get("model"), str)),
+            ("max_tokens", type(body.get("max_tokens")) is int and body["max_tokens"] >= 1),
+            ("messages", isinstance(turns, list) and bool(turns)),
+        )
+        if not ok
+    ]
     if missing:
         return error_response(400, "invalid_request_error", f"{missing[0]}: Field required")
     last = turns[-1] if isinstance(turns, list) else None
     if isinstance(last, dict) and last.get("role") == "assistant":
         text = block_text(last.get("content"))
         if text != text.rstrip():
-            return error_response(400, "invalid_request_error", "messages: final assistant "
-                                  "content cannot end with trailing whitespace")
+            return error_response(
+                400,
+                "invalid_request_error",
+                "messages: final assistant content cannot end with trailing whitespace",
+            )
     return None

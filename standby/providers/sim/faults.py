@@ -31,16 +31,38 @@ from aiohttp import web
 
 from standby.providers.sim.answers import Events
 
-KINDS: frozenset[str] = frozenset({
-    "ok", "latency", "rate_limit", "error", "reset", "silent", "slow_first_token",
-    "cut_stream", "stall", "malformed_event", "no_done", "no_done_no_finish",
-    "context_length", "content_policy", "reject_prefill", "flap", "auth",
-    "error_body_200", "html", "tool_call_cut",
-})
+KINDS: frozenset[str] = frozenset(
+    {
+        "ok",
+        "latency",
+        "rate_limit",
+        "error",
+        "reset",
+        "silent",
+        "slow_first_token",
+        "cut_stream",
+        "stall",
+        "malformed_event",
+        "no_done",
+        "no_done_no_finish",
+        "context_length",
+        "content_policy",
+        "reject_prefill",
+        "flap",
+        "auth",
+        "error_body_200",
+        "html",
+        "tool_call_cut",
+    }
+)
 _STREAM_ONLY = frozenset({"no_done", "no_done_no_finish", "tool_call_cut"})
 _CUT_KINDS = frozenset({"cut_stream", "stall", "malformed_event", "tool_call_cut"})
-_HEADERS = {"x-sim-status": "status", "x-sim-after": "after", "x-sim-delay": "delay",
-            "x-sim-retry-after": "retry_after"}
+_HEADERS = {
+    "x-sim-status": "status",
+    "x-sim-after": "after",
+    "x-sim-delay": "delay",
+    "x-sim-retry-after": "retry_after",
+}
 _MALFORMED_EVENT = b"data: {not json\n\n"
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 

@@ -50,9 +50,17 @@ if TYPE_CHECKING:
     from standby.providers.sim.server import SimProvider
 
 CONTEXT_WINDOW = 1_048_576
-_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-             404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-             501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 _MESSAGES = {  # by status name
     "INVALID_ARGUMENT": "Request contains an invalid argument.",
     "UNAUTHENTICATED": "Request had invalid authentication credentials.",
@@ -60,25 +68,31 @@ _MESSAGES = {  # by status name
     "NOT_FOUND": "Requested entity was not found.",
     "RESOURCE_EXHAUSTED": "Resource has been exhausted (e.g. check quota).",
     "INTERNAL": "An internal error has occurred. Please retry or report in "
-                "https://developers.generativeai.google/guide/troubleshooting",
+    "https://developers.generativeai.google/guide/troubleshooting",
     "UNIMPLEMENTED": "Operation is not implemented, or supported, or enabled.",
     "UNAVAILABLE": "The model is overloaded. Please try again later.",
     "DEADLINE_EXCEEDED": "Deadline expired before operation could complete.",
     "UNKNOWN": "Unknown error (simulated).",
 }
-PREFILL_MESSAGE = ("Please ensure that multiturn requests end with a user role or a "
-                   "function response.")
+PREFILL_MESSAGE = (
+    "Please ensure that multiturn requests end with a user role or a function response."
+)
 _BY_KIND = {  # fault kind: (default status, message when it says more than the status)
     "rate_limit": (429, ""),
-    "context_length": (400, "The input token count ({tokens}) exceeds the maximum number of "
-                            f"tokens allowed ({CONTEXT_WINDOW})."),
+    "context_length": (
+        400,
+        "The input token count ({tokens}) exceeds the maximum number of "
+        f"tokens allowed ({CONTEXT_WINDOW}).",
+    ),
     "reject_prefill": (400, PREFILL_MESSAGE),
     "auth": (403, ""),
 }
 _BAD_KEY = "API key not valid. Please pass a valid API key."
-_NO_KEY = ("Method doesn't allow unregistered callers (callers without established "
-           "identity). Please use API Key or other form of API consumer identity to call "
-           "this API.")
+_NO_KEY = (
+    "Method doesn't allow unregistered callers (callers without established "
+    "identity). Please use API Key or other form of API consumer identity to call "
+    "this API."
+)
 _SNAKE = re.compile(r"[A-Z]")
 
 
@@ -125,8 +139,11 @@ class GeminiWire:
         limit = field(field(body, "generationConfig"), "maxOutputTokens")
         if not answer.tool and type(limit) is int and 0 < limit < len(pieces):
             pieces, finish = pieces[:limit], "MAX_TOKENS"
-        usage = {"promptTokenCount": prompt, "candidatesTokenCount": len(pieces),
-                 "totalTokenCount": prompt + len(pieces)}
+        usage = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": len(pieces),
+            "totalTokenCount": prompt + len(pieces),
+        }
         if not stream:
             parts = _parts(answer.tool, "".join(pieces))
             payload = orjson.dumps(response(parts, stamp, finish, usage))
@@ -192,8 +209,12 @@ def _parts(tool: str | None, text: str) -> list[dict[str, Any]]:
     return [{"text": text}]
 
 
-def response(parts: list[dict[str, Any]], stamp: dict[str, str], finish: str | None = None,
-             usage: dict[str, int] | None = None) -> dict[str, Any]:
+def response(
+    parts: list[dict[str, Any]],
+    stamp: dict[str, str],
+    finish: str | None = None,
+    usage: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """A ``GenerateContentResponse`` with one candidate."""
     candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
     if finish:
@@ -206,8 +227,9 @@ def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\r\n\r\n"  # Google ends events with CRLF pairs
 
 
-def stream_events(tool: str | None, pieces: list[str], stamp: dict[str, str], finish: str,
-                  usage: dict[str, int]) -> answers.Events:
+def stream_events(
+    tool: str | None, pieces: list[str], stamp: dict[str, str], finish: str, usage: dict[str, int]
+) -> answers.Events:
     """The SSE events of a streamed answer, split as ``faults.send_stream`` plays them."""
     if tool:
         body = [_sse(response(_parts(tool, ""), stamp))]
@@ -219,23 +241,29 @@ def stream_events(tool: str | None, pieces: list[str], stamp: dict[str, str], fi
 
 def error_body(status: int, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
     """A Google API error object."""
-    error: dict[str, Any] = {"code": status, "message": message,
-                             "status": _STATUSES.get(status, "UNKNOWN")}
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message,
+        "status": _STATUSES.get(status, "UNKNOWN"),
+    }
     return orjson.dumps({"error": {**error, **({"details": details} if details else {})}})
 
 
-def error_response(status: int, message: str = "",
-                   details: list[dict[str, Any]] | None = None) -> web.Response:
+def error_response(
+    status: int, message: str = "", details: list[dict[str, Any]] | None = None
+) -> web.Response:
     """An error answer in Google's shape (the status's usual message when none is given)."""
     text = message or _MESSAGES[_STATUSES.get(status, "UNKNOWN")]
-    return web.Response(body=error_body(status, text, details), status=status,
-                        content_type="application/json")
+    return web.Response(
+        body=error_body(status, text, details), status=status, content_type="application/json"
+    )
 
 
 def _one_event(status: int, data: bytes, stream: bool) -> web.Response:
     if stream:
-        return web.Response(body=b"data: " + data + b"\r\n\r\n", status=status,
-                            content_type="text/event-stream")
+        return web.Response(
+            body=b"data: " + data + b"\r\n\r\n", status=status, content_type="text/event-stream"
+        )
     return web.Response(body=data, status=status, content_type="application/json")
 
 
@@ -243,8 +271,11 @@ def blocked(fault: Fault, stream: bool, prompt: int, stamp: dict[str, str]) -> w
     """The ``content_policy`` answer: the prompt blocked for ``SAFETY``, no candidates."""
     rating = {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}
     feedback = {"blockReason": "SAFETY", "safetyRatings": [rating]}
-    reply = {"promptFeedback": feedback,
-             "usageMetadata": {"promptTokenCount": prompt, "totalTokenCount": prompt}, **stamp}
+    reply = {
+        "promptFeedback": feedback,
+        "usageMetadata": {"promptTokenCount": prompt, "totalTokenCount": prompt},
+        **stamp,
+    }
     return _one_event(fault.status or 200, orjson.dumps(reply), stream)
 
 
@@ -261,11 +292,20 @@ def fault_response(fault: Fault, stream: bool, prompt: int) -> web.Response:
     details: list[dict[str, Any]] = []
     if kind == "auth" and status == 400:
         text = _BAD_KEY
-        details.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                        "reason": "API_KEY_INVALID", "domain": "googleapis.com"})
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+            }
+        )
     if fault.retry_after is not None:
-        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                        "retryDelay": f"{fault.retry_after:g}s"})
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": f"{fault.retry_after:g}s",
+            }
+        )
     return error_response(status, text.format(tokens=max(prompt, CONTEXT_WINDOW + 1)), details)
 
 
@@ -278,8 +318,9 @@ async def _read_json(request: web.Request) -> tuple[dict[str, Any], bool]:
     return (data, True) if isinstance(data, dict) else ({}, False)
 
 
-def _problem(request: web.Request, body: dict[str, Any], valid: bool,
-             stream: bool) -> web.Response | None:
+def _problem(
+    request: web.Request, body: dict[str, Any], valid: bool, stream: bool
+) -> web.Response | None:
     """The 403 or 400 a real Gemini endpoint gives this request, if any."""
     if not (request.headers.get("x-goog-api-key") or request.query.get("key")):
         return error_response(403, _NO_KEY)
@@ -289,6 +330,5 @@ def _problem(request: web.Request, body: dict[str, Any], valid: bool,
         return error_response(400, "Invalid JSON payload received.")
     contents = field(body, "contents")
     if not isinstance(contents, list) or not contents:
-        return error_response(400, "* GenerateContentRequest.contents: contents is not "
-                                   "specified\n")
+        return error_response(400, "* GenerateContentRequest.contents: contents is not specified\n")
     return None

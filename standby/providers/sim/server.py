@@ -162,11 +162,19 @@ class SimProvider:
 
     def stats(self) -> dict[str, Any]:
         """Counters, the fault set now and the last 100 requests, JSON-ready."""
-        recent = [{"path": r.path, "fault": r.fault, "at": r.at, "body": r.body}
-                  for r in self.requests[-100:]]
-        return {"name": self.name, "count": self._counts.total(), "faults": dict(self._counts),
-                "fault": self.fault.to_json(), "left": self._faults.left,
-                "held": len(self.holds), "requests": recent}
+        recent = [
+            {"path": r.path, "fault": r.fault, "at": r.at, "body": r.body}
+            for r in self.requests[-100:]
+        ]
+        return {
+            "name": self.name,
+            "count": self._counts.total(),
+            "faults": dict(self._counts),
+            "fault": self.fault.to_json(),
+            "left": self._faults.left,
+            "held": len(self.holds),
+            "requests": recent,
+        }
 
     def app(self) -> web.Application:
         """The aiohttp application (``start`` runs it)."""
@@ -177,8 +185,13 @@ class SimProvider:
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
         app.add_routes([*AnthropicWire(self).routes(), *GeminiWire(self).routes()])
-        for method, path in (("POST", "fault"), ("DELETE", "fault"), ("GET", "stats"),
-                             ("POST", "reset"), ("POST", "release")):
+        for method, path in (
+            ("POST", "fault"),
+            ("DELETE", "fault"),
+            ("GET", "stats"),
+            ("POST", "reset"),
+            ("POST", "release"),
+        ):
             app.router.add_route(method, f"/_sim/{path}", self._admin)
         return app
 
@@ -187,8 +200,15 @@ class SimProvider:
         if not request.query.get("api-version"):
             return _invalid("Missing required query parameter: api-version")
         if not request.headers.get("api-key"):
-            return web.json_response({"error": {"code": "401", "message": "Access denied due "
-                                                "to missing subscription key."}}, status=401)
+            return web.json_response(
+                {
+                    "error": {
+                        "code": "401",
+                        "message": "Access denied due to missing subscription key.",
+                    }
+                },
+                status=401,
+            )
         return await self._chat(request)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -210,8 +230,12 @@ class SimProvider:
         if prefill and not self.accepts_prefill:
             return _invalid(answers.PREFILL_MESSAGE, "messages")
         model = str(body.get("model") or "sim-model")
-        meta = answers.Meta(f"chatcmpl-sim-{self._tag}-{next(self._ids)}", int(time.time()), model,
-                            f"fp_sim_{self.name}")
+        meta = answers.Meta(
+            f"chatcmpl-sim-{self._tag}-{next(self._ids)}",
+            int(time.time()),
+            model,
+            f"fp_sim_{self.name}",
+        )
         n = body["n"] if isinstance(body.get("n"), int) and 1 <= body["n"] <= 128 else 1
         if not stream:
             reply = answers.completion(answer, meta, n=n, prompt=prompt)
@@ -237,8 +261,10 @@ class SimProvider:
 
     async def _models(self, request: web.Request) -> web.Response:
         owner = f"sim-{self.name}"
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": owner}
-                for m in ("sim-model", "sim-embed")]
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": owner}
+            for m in ("sim-model", "sim-embed")
+        ]
         return _json({"object": "list", "data": data})
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -292,7 +318,12 @@ def _invalid(message: str, param: str | None = None) -> web.Response:
 
 
 def _error(fault: Fault, stream: bool, prompt: int) -> web.Response:
-    reply = answers.error_reply(fault.kind, fault.status, fault.retry_after, stream=stream,
-                                prompt=prompt)
-    return web.Response(body=reply.body, status=reply.status, content_type=reply.content_type,
-                        headers=dict(reply.headers))
+    reply = answers.error_reply(
+        fault.kind, fault.status, fault.retry_after, stream=stream, prompt=prompt
+    )
+    return web.Response(
+        body=reply.body,
+        status=reply.status,
+        content_type=reply.content_type,
+        headers=dict(reply.headers),
+    )
