@@ -9,8 +9,9 @@ recovery source after a crash.
 A WAL line is one JSON object with ``"e"`` naming the event:
 
 =========  ===============================================================================
-``acc``    accepted: ``rid, at, endpoint, route, model, stream, store, metadata, body``
-           (the caller's JSON body, or ``null`` when content is redacted), ``hash``, ``size``
+``acc``    accepted: ``rid, at, client, endpoint, route, model, stream, store, metadata, body``
+           (the caller's JSON body, or ``null`` when content is redacted), ``hash``, ``size``;
+           ``client`` is the name of the caller's client key (``null`` on an open gateway)
 ``dlt``    stream text the client is about to receive: ``rid, text``
 ``fin``    the request ended: ``rid, at, state`` (``completed`` / ``failed``),
            ``completion_id, provider, model, status, response`` (the JSON answer, or the

@@ -48,6 +48,7 @@ class JournalSink(Protocol):
         raw_body: bytes,
         metadata: dict[str, Any] | None,
         store: bool,
+        client: str | None = None,
     ) -> None: ...
 
     def delta(self, rid: str, text: str) -> None: ...
@@ -85,6 +86,7 @@ class NullJournal:
         raw_body: bytes,
         metadata: dict[str, Any] | None,
         store: bool,
+        client: str | None = None,
     ) -> None:
         pass
 
@@ -162,12 +164,14 @@ class Journal:
         raw_body: bytes,
         metadata: dict[str, Any] | None,
         store: bool,
+        client: str | None = None,
     ) -> None:
         self._append(
             {
                 "e": ev.ACCEPTED,
                 "rid": rid,
                 "at": self._clock(),
+                "client": client,
                 "endpoint": endpoint,
                 "route": route,
                 "model": model,

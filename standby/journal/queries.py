@@ -1,8 +1,13 @@
 """The read side of the journal database: the ``JournalStore`` queries.
 
-A stored completion is a row of the ``chat`` endpoint that ``completed``, was asked to
-be stored, and is not deleted.  Pages are ordered by ``(received_at, rid)``, which is
-unique and stable; the ``after`` / ``before`` cursors name the last item seen.
+A stored completion is a row of the ``chat`` endpoint that ``completed``, was stored
+(the store policy said so, or it was deferred: its answer is fetched later), and is not
+deleted.  A stored response is the same on the ``responses`` endpoint.  Every read takes
+an ``owner``: the name of the client key whose rows it may see (``None``: everyone's, for
+the admin token and an open gateway); another client's row reads as missing.
+
+Pages are ordered by ``(received_at, rid)``, which is unique and stable; the ``after`` /
+``before`` cursors name the last item seen.
 
 Metadata filters run portably: SQL narrows the rows with a ``LIKE`` on the JSON text
 (``"key":"value"`` as orjson writes it), then Python checks the parsed value, so a
@@ -21,18 +26,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standby.journal import events as ev
 from standby.journal.batch import dump
 from standby.journal.schema import requests
-from standby.journal.store import DeferredRow, RequestRow, StoredCompletion
+from standby.journal.store import DeferredRow, RequestRow, StoredCompletion, StoredResponse
 
 _t = requests
 
 
-def _stored() -> list[sa.ColumnElement[bool]]:
-    return [
+def _stored(owner: str | None, endpoint: str = "chat") -> list[sa.ColumnElement[bool]]:
+    where = [
         _t.c.state == ev.COMPLETED,
-        _t.c.store.is_(True),
+        sa.or_(_t.c.store.is_(True), _t.c.defer_until.is_not(None)),
         _t.c.deleted.is_(False),
-        _t.c.endpoint == "chat",
+        _t.c.endpoint == endpoint,
     ]
+    if owner is not None:
+        where.append(_t.c.client == owner)
+    return where
 
 
 def _parse(value: str | None) -> Any:
@@ -78,6 +86,7 @@ def _request(row: Row[Any]) -> RequestRow:
         content_sent=None if hidden else row.content_sent,
         usage=_object(row.usage_json),
         metadata=_object(row.metadata_json) or {},
+        client=row.client,
     )
 
 
@@ -108,10 +117,26 @@ class StoreQueries:
 
     engine: AsyncEngine
 
-    async def get_completion(self, completion_id: str) -> StoredCompletion | None:
+    async def get_completion(
+        self, completion_id: str, *, owner: str | None = None
+    ) -> StoredCompletion | None:
         async with self.engine.connect() as conn:
-            row = await _find_completion(conn, completion_id)
+            row = await _find_completion(conn, completion_id, owner)
         return None if row is None else _completion(row)
+
+    async def get_response(
+        self, response_id: str, *, owner: str | None = None
+    ) -> StoredResponse | None:
+        query = sa.select(_t.c.request_json, _t.c.response_json).where(
+            *_stored(owner, "responses"), _t.c.completion_id == response_id
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query.limit(1))).first()
+        if row is None:
+            return None
+        return StoredResponse(
+            request=_object(row.request_json), response=_object(row.response_json)
+        )
 
     async def list_completions(
         self,
@@ -121,6 +146,7 @@ class StoreQueries:
         after: str | None = None,
         limit: int = 20,
         order: Literal["asc", "desc"] = "asc",
+        owner: str | None = None,
     ) -> tuple[list[StoredCompletion], bool]:
         """A page of stored completions and whether more follow.
 
@@ -129,7 +155,7 @@ class StoreQueries:
         its completions.
         """
         limit, descending = max(1, limit), order == "desc"
-        where = _stored()
+        where = _stored(owner)
         if model is not None:
             where.append(sa.or_(_t.c.model_asked == model, _t.c.model == model))
         for key, value in (metadata or {}).items():
@@ -141,7 +167,7 @@ class StoreQueries:
                 anchor = (
                     await conn.execute(
                         sa.select(_t.c.received_at, _t.c.rid)
-                        .where(_t.c.completion_id == after)
+                        .where(*_stored(owner), _t.c.completion_id == after)
                         .order_by(_t.c.received_at.desc())
                         .limit(1)
                     )
@@ -160,23 +186,23 @@ class StoreQueries:
         return [_completion(r) for r in found[:limit]], len(found) > limit
 
     async def update_metadata(
-        self, completion_id: str, metadata: dict[str, str]
+        self, completion_id: str, metadata: dict[str, str], *, owner: str | None = None
     ) -> StoredCompletion | None:
         async with self.engine.begin() as conn:
-            row = await _find_completion(conn, completion_id)
+            row = await _find_completion(conn, completion_id, owner)
             if row is None:
                 return None
             await conn.execute(
                 sa.update(_t).where(_t.c.rid == row.rid).values(metadata_json=dump(metadata))
             )
-            row = await _find_completion(conn, completion_id)
+            row = await _find_completion(conn, completion_id, owner)
         return None if row is None else _completion(row)
 
-    async def delete_completion(self, completion_id: str) -> bool:
+    async def delete_completion(self, completion_id: str, *, owner: str | None = None) -> bool:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 sa.update(_t)
-                .where(*_stored(), _t.c.completion_id == completion_id)
+                .where(*_stored(owner), _t.c.completion_id == completion_id)
                 .values(deleted=True)
             )
         return bool(result.rowcount)
@@ -277,6 +303,8 @@ class StoreQueries:
             )
 
 
-async def _find_completion(conn: AsyncConnection, completion_id: str) -> Row[Any] | None:
-    query = sa.select(_t).where(*_stored(), _t.c.completion_id == completion_id)
+async def _find_completion(
+    conn: AsyncConnection, completion_id: str, owner: str | None
+) -> Row[Any] | None:
+    query = sa.select(_t).where(*_stored(owner), _t.c.completion_id == completion_id)
     return (await conn.execute(query.order_by(*_order(True)).limit(1))).first()

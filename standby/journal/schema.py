@@ -23,6 +23,9 @@ requests = sa.Table(
     # crash only touches the rows of its own log
     sa.Column("wal_id", sa.String, nullable=False),
     sa.Column("received_at", sa.Double, nullable=False),
+    # the name of the client key the request came with (NULL on an open gateway): a
+    # client sees only its own stored completions and responses
+    sa.Column("client", sa.String),
     sa.Column("endpoint", sa.String, nullable=False),
     sa.Column("route", sa.String, nullable=False),
     sa.Column("model_asked", sa.String, nullable=False),
@@ -53,6 +56,7 @@ requests = sa.Table(
     sa.Index("ix_requests_received_at", "received_at"),
     sa.Index("ix_requests_completion_id", "completion_id"),
     sa.Index("ix_requests_state_received_at", "state", "received_at"),
+    sa.Index("ix_requests_client_received_at", "client", "received_at"),
 )
 
 journal_cursor = sa.Table(

@@ -26,6 +26,14 @@ class StoredCompletion:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """One answered Responses API request: what ``previous_response_id`` reads back."""
+
+    request: dict[str, Any] | None  # the caller's body (None when redacted)
+    response: dict[str, Any] | None  # the Response object (None when redacted)
+
+
+@dataclass(frozen=True, slots=True)
 class RequestRow:
     """One journaled request with its outcome, for the admin view and exports."""
 
@@ -47,6 +55,7 @@ class RequestRow:
     content_sent: str | None  # stream text already delivered (interrupted requests)
     usage: dict[str, Any] | None
     metadata: dict[str, str] = field(default_factory=dict)
+    client: str | None = None  # the client key's name (None: an open gateway)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +70,21 @@ class DeferredRow:
 
 
 class JournalStore(Protocol):
-    async def get_completion(self, completion_id: str) -> StoredCompletion | None: ...
+    """The journal database as the rest of Standby reads it.
+
+    ``owner`` limits a read to the rows of one client (the name of its client key);
+    ``None`` reads everyone's (the admin token, an open gateway).
+    """
+
+    async def get_completion(
+        self, completion_id: str, *, owner: str | None = None
+    ) -> StoredCompletion | None: ...
+
+    async def get_response(
+        self, response_id: str, *, owner: str | None = None
+    ) -> StoredResponse | None:
+        """A stored Responses answer (for ``previous_response_id``), or ``None``."""
+        ...
 
     async def list_completions(
         self,
@@ -71,15 +94,16 @@ class JournalStore(Protocol):
         after: str | None = None,
         limit: int = 20,
         order: Literal["asc", "desc"] = "asc",
+        owner: str | None = None,
     ) -> tuple[list[StoredCompletion], bool]:
         """A page of stored completions and whether more follow (cursor: ``after``)."""
         ...
 
     async def update_metadata(
-        self, completion_id: str, metadata: dict[str, str]
+        self, completion_id: str, metadata: dict[str, str], *, owner: str | None = None
     ) -> StoredCompletion | None: ...
 
-    async def delete_completion(self, completion_id: str) -> bool: ...
+    async def delete_completion(self, completion_id: str, *, owner: str | None = None) -> bool: ...
 
     async def list_requests(
         self,

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from standby.canonical import Call, Endpoint, Reply
 from standby.errors import ModelNotFound, ProviderError
 from standby.plan.model import Plan, Timeouts
+from standby.plan.model import Route as RouteConfig
 from standby.providers.base import Provider
 from standby.routing.attempts import AttemptPlan, AttemptRecord, HealthGate, Step
 from standby.routing.capabilities import Depth, needs
@@ -82,6 +83,10 @@ class Router:
                 param="model",
             )
         return route
+
+    def route_config(self, route: ResolvedRoute) -> RouteConfig:
+        """The plan's record of ``route`` (its defer and store settings)."""
+        return self.plan.routes[route.name]
 
     def attempt_plan(self, route: ResolvedRoute, body: dict[str, Any] | None = None) -> AttemptPlan:
         """A fresh attempt plan; with ``body``, already screened (may raise a 400)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,7 +23,7 @@ from standby.health.registry import HealthRegistry
 from standby.journal.service import JournalService
 from standby.metrics import Metrics
 from standby.routing.router import Router
-from standby.web.asgi import ClientKeys
+from standby.web.clients import ClientKeys
 from standby.web.completions_api import completions_routes
 from standby.web.journal_api import journal_routes
 
@@ -35,16 +35,23 @@ def admin_app(
     metrics: Metrics,
     *,
     admin_token: str,
+    metrics_token: str = "",
     clock: Callable[[], float] = time.monotonic,
     journal: JournalService | None = None,
     keys: ClientKeys | None = None,
 ) -> Starlette:
+    """Operator endpoints, locked by the admin token (``/metrics`` also by its own scrape
+    token); with neither token set (a loopback gateway) they are open."""
+
     def authorised(request: Request) -> None:
-        if not admin_token:
-            return
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), admin_token.encode()):
-            raise HTTPException(401, "This endpoint needs the plan's admin token.")
+        _require(request, [admin_token], "This endpoint needs the plan's admin token.")
+
+    def scraper(request: Request) -> None:
+        _require(
+            request,
+            [admin_token, metrics_token],
+            "/metrics needs the plan's metrics token or admin token.",
+        )
 
     async def health(request: Request) -> Response:
         authorised(request)
@@ -67,7 +74,7 @@ def admin_app(
         return JSONResponse(snapshot)
 
     async def prometheus(request: Request) -> Response:
-        authorised(request)
+        scraper(request)
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
@@ -98,7 +105,20 @@ def admin_app(
         Route("/metrics", prometheus),
         Route("/healthz", live),
     ]
-    routes += completions_routes(journal, keys or ClientKeys(()))
+    routes += completions_routes(journal, keys or ClientKeys({}))
     if journal is not None:
         routes += journal_routes(journal, authorise=authorised)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+def _require(request: Request, tokens: Sequence[str], message: str) -> None:
+    """401 unless the request's bearer token is one of ``tokens`` (none set: open)."""
+    wanted = [token.encode() for token in tokens if token]
+    if not wanted:
+        return
+    auth = request.headers.get("authorization", "")
+    given = auth[7:].strip().encode() if auth[:7].lower() == "bearer " else b""
+    # compare with every token, always: the time taken says nothing about which matched
+    matched = [hmac.compare_digest(given, token) for token in wanted]
+    if not any(matched):
+        raise HTTPException(401, message)

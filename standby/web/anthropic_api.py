@@ -33,7 +33,6 @@ from standby.translate.openai import (
 from standby.web import errors
 from standby.web.asgi import (
     ClientGone,
-    ClientKeys,
     Receive,
     Scope,
     Send,
@@ -42,6 +41,7 @@ from standby.web.asgi import (
     standby_headers,
     stream_response,
 )
+from standby.web.clients import ClientKeys
 
 log = logging.getLogger("standby.web")
 
@@ -81,7 +81,7 @@ class AnthropicWire:
         rid = ""
         plan: AttemptPlan | None = None
         try:
-            self.keys.check(scope)
+            caller = self.keys.identify(scope)
             raw = await read_body(scope, receive, self.max_body)
             body = _parse(raw)
             canonical = _canonical(body)
@@ -96,10 +96,11 @@ class AnthropicWire:
                 stream=canonical.stream,
                 raw_body=raw,
                 metadata=None,
-                store=True,
+                store=False,  # the Messages API serves nothing back; the journal keeps it
+                client=caller.name,
             )
             if canonical.stream:
-                await self._stream(rid, openai_body, route, send)
+                await self._stream(rid, openai_body, route, receive, send)
                 return
             plan = self.router.attempt_plan(route)
             done = await self.router.complete("chat", openai_body, route, plan)
@@ -128,7 +129,7 @@ class AnthropicWire:
         )
 
     async def _stream(
-        self, rid: str, body: dict[str, Any], route: ResolvedRoute, send: Send
+        self, rid: str, body: dict[str, Any], route: ResolvedRoute, receive: Receive, send: Send
     ) -> None:
         run = StreamRun(self.router, body, route, journal=self.journal, rid=rid)
         try:
@@ -139,7 +140,11 @@ class AnthropicWire:
         headers = standby_headers(target.provider, target.model, run.plan.attempts + 1, route.name)
         encoder = EventEncoder(id=_message_id(run.stream_id), model=target.model)
         await stream_response(
-            send, headers, run.events(), translate=lambda data: _translate(encoder, data)
+            send,
+            headers,
+            run.events(),
+            translate=lambda data: _translate(encoder, data),
+            receive=receive,
         )
 
     async def _fail(

@@ -4,6 +4,12 @@ Everything is built here from the plan and passed down explicitly: providers, th
 registry and its gate, metrics, the router, the wire handlers.  Nothing is built at import
 time and nothing lives in a module global, so tests can run several apps side by side.
 
+Two lifetimes.  A ``Gateway`` is what one plan builds and requests flow through: the
+providers and their connection pools, breakers, the router, the wires.  ``StandbyApp``
+lives as long as the process: the journal, its background jobs, the metrics.  Reloading
+the plan (SIGHUP) builds a new ``Gateway`` and swaps it in; requests already in flight
+finish on the one they started on, which is closed once the last of them is done.
+
 Requests on the OpenAI wire are dispatched by a dict lookup straight to raw-ASGI handlers
 (the hot path); everything else goes to a small Starlette app.
 """
@@ -19,6 +25,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from starlette.applications import Starlette
+
 from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
 from standby.journal.deferred import DeferredRunner
@@ -31,13 +39,100 @@ from standby.providers.registry import build_provider
 from standby.routing.router import Router
 from standby.web.admin_api import admin_app
 from standby.web.anthropic_api import AnthropicWire
-from standby.web.asgi import ClientKeys, Receive, Scope, Send
+from standby.web.asgi import Receive, Scope, Send
+from standby.web.clients import ClientKeys
 from standby.web.openai_api import OpenAIWire
 from standby.web.responses_api import ResponsesWire
 
 log = logging.getLogger("standby")
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Gateway:
+    """What one plan builds and every request flows through."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        metrics: Metrics,
+        journal: JournalService | None,
+        clock: Callable[[], float],
+        rng: random.Random | None,
+        providers: dict[str, Provider] | None = None,
+        registry: HealthRegistry | None = None,
+    ) -> None:
+        self.plan = plan
+        self.registry = registry or HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
+        self.providers = (
+            providers
+            if providers is not None
+            else {name: build_provider(name, config) for name, config in plan.providers.items()}
+        )
+        self.gate = RegistryGate(self.registry, metrics)
+        self.router = Router(plan, self.providers, self.gate, metrics, clock=clock, rng=rng)
+        self.keys = ClientKeys(plan.server.client_keys, plan.server.admin_token)
+        self.deferred = DeferredRunner(self.router, journal) if journal is not None else None
+        self.in_flight = 0
+        self.retired: asyncio.Event | None = None  # set once retired and drained
+        chat = OpenAIWire(
+            self.router,
+            self.keys,
+            plan.server.max_body,
+            journal=journal.journal if journal else None,
+            store=plan.journal.store,
+            deferrals=self.deferred,
+        )
+        anthropic = AnthropicWire(
+            self.router,
+            self.keys,
+            plan.server.max_body,
+            journal=journal.journal if journal else None,
+        )
+        responses = ResponsesWire(
+            self.router, self.keys, plan.server.max_body, service=journal, store=plan.journal.store
+        )
+        self.hot: dict[tuple[str, str], Handler] = {}
+        for prefix in ("/v1", ""):
+            self.hot[("POST", f"{prefix}/responses")] = responses.responses
+            self.hot[("POST", f"{prefix}/messages")] = anthropic.messages
+            self.hot[("POST", f"{prefix}/chat/completions")] = chat.chat
+            self.hot[("POST", f"{prefix}/embeddings")] = chat.embeddings
+            self.hot[("GET", f"{prefix}/models")] = chat.models
+        self.by_prefix: dict[tuple[str, str], Handler] = {
+            ("GET", "/v1/models/"): chat.model,
+            ("GET", "/models/"): chat.model,
+            ("GET", "/v1/responses/"): responses.retrieve,
+            ("GET", "/responses/"): responses.retrieve,
+        }
+        self.admin: Starlette = admin_app(
+            self.router,
+            self.registry,
+            self.gate,
+            metrics,
+            admin_token=plan.server.admin_token,
+            metrics_token=plan.server.metrics_token,
+            clock=clock,
+            journal=journal,
+            keys=self.keys,
+        )
+
+    def handler(self, method: str, path: str) -> Handler:
+        handler = self.hot.get((method, path))
+        if handler is not None:
+            return handler
+        for (verb, prefix), by_prefix in self.by_prefix.items():
+            if method == verb and path.startswith(prefix) and len(path) > len(prefix):
+                return by_prefix
+        return self.admin
+
+    async def aclose(self) -> None:
+        """Close the providers' connections (requests on this gateway are done)."""
+        if self.deferred is not None:
+            await self.deferred.stop()
+        for provider in self.providers.values():
+            await provider.aclose()
 
 
 class StandbyApp:
@@ -52,71 +147,103 @@ class StandbyApp:
         providers: dict[str, Provider] | None = None,
         data_dir: Path | None = None,
     ) -> None:
-        self.plan = plan
         self.data_dir = data_dir
+        self.clock = clock
+        self.rng = rng
         self.metrics = Metrics()
-        self.registry = HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
-        self.providers = (
-            providers
-            if providers is not None
-            else {name: build_provider(name, config) for name, config in plan.providers.items()}
-        )
-        self.gate = RegistryGate(self.registry, self.metrics)
-        self.router = Router(plan, self.providers, self.gate, self.metrics, clock=clock, rng=rng)
         # no data directory (an embedded gateway): nothing is journaled
         self.journal_service = (
             JournalService(plan.journal, data_dir)
             if data_dir is not None and plan.journal.enabled
             else None
         )
-        keys = ClientKeys(plan.server.client_keys)
         service = self.journal_service
-        self.deferred = DeferredRunner(self.router, service) if service is not None else None
         self.retention = (
             RetentionJob(service.store, plan.journal.retain) if service is not None else None
         )
-        self._background: list[asyncio.Task[None]] = []
-        wire = OpenAIWire(
-            self.router,
-            keys,
-            plan.server.max_body,
-            journal=service.journal if service else None,
-            store=plan.journal.store,
-            deferrals=self.deferred,
-        )
-        anthropic = AnthropicWire(
-            self.router, keys, plan.server.max_body, journal=service.journal if service else None
-        )
-        responses = ResponsesWire(
-            self.router, keys, plan.server.max_body, service=service, store=plan.journal.store
-        )
-        self._hot: dict[tuple[str, str], Handler] = {}
-        for prefix in ("/v1", ""):
-            self._hot[("POST", f"{prefix}/responses")] = responses.responses
-            self._hot[("POST", f"{prefix}/messages")] = anthropic.messages
-            self._hot[("POST", f"{prefix}/chat/completions")] = wire.chat
-            self._hot[("POST", f"{prefix}/embeddings")] = wire.embeddings
-            self._hot[("GET", f"{prefix}/models")] = wire.models
-        self._admin = admin_app(
-            self.router,
-            self.registry,
-            self.gate,
-            self.metrics,
-            admin_token=plan.server.admin_token,
-            clock=clock,
+        self.gateway = Gateway(
+            plan,
+            metrics=self.metrics,
             journal=service,
-            keys=keys,
+            clock=clock,
+            rng=rng,
+            providers=providers,
         )
+        self._background: list[asyncio.Task[None]] = []
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    # the current gateway's parts, for tests and tools
+    @property
+    def plan(self) -> Plan:
+        return self.gateway.plan
+
+    @property
+    def router(self) -> Router:
+        return self.gateway.router
+
+    @property
+    def registry(self) -> HealthRegistry:
+        return self.gateway.registry
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        return self.gateway.providers
+
+    @property
+    def deferred(self) -> DeferredRunner | None:
+        return self.gateway.deferred
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            handler = self._hot.get((scope["method"], scope["path"]))
-            if handler is not None:
-                await handler(scope, receive, send)
-            else:
-                await self._admin(scope, receive, send)
+            gateway = self.gateway
+            gateway.in_flight += 1
+            try:
+                await gateway.handler(scope["method"], scope["path"])(scope, receive, send)
+            finally:
+                gateway.in_flight -= 1
+                if gateway.retired is not None and gateway.in_flight == 0:
+                    gateway.retired.set()
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+
+    def reload(self, plan: Plan) -> list[str]:
+        """Serve ``plan`` from now on; requests in flight finish on the old one.
+
+        Returns what could not change without a restart (the journal, the address), to
+        be logged.  Breaker states carry over when the breaker settings did not change.
+        """
+        old = self.gateway
+        kept = []
+        if plan.journal != old.plan.journal:
+            kept.append("journal settings (restart to change them)")
+        if (plan.server.host, plan.server.port) != (old.plan.server.host, old.plan.server.port):
+            kept.append("server.host and server.port (restart to change them)")
+        same_health = plan.breaker == old.plan.breaker and plan.timeouts == old.plan.timeouts
+        self.gateway = Gateway(
+            plan,
+            metrics=self.metrics,
+            journal=self.journal_service,
+            clock=self.clock,
+            rng=self.rng,
+            registry=old.registry if same_health else None,
+        )
+        if self._background and self.gateway.deferred is not None:
+            self._start_job("deferred", self.gateway.deferred.run())
+        task = asyncio.get_running_loop().create_task(self._retire(old), name="retire")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        return kept
+
+    async def _retire(self, gateway: Gateway) -> None:
+        """Close ``gateway`` once its last request is done (bounded by its total budget)."""
+        gateway.retired = asyncio.Event()
+        if gateway.deferred is not None:
+            await gateway.deferred.stop()
+        if gateway.in_flight:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(gateway.plan.timeouts.total + 5.0):
+                    await gateway.retired.wait()
+        await gateway.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -140,9 +267,15 @@ class StandbyApp:
             log.warning(
                 "journal database not ready; serving anyway, spooling to %s", service.wal.directory
             )
-        for name, job in (("deferred", self.deferred), ("retention", self.retention)):
-            if job is not None:
-                self._background.append(asyncio.create_task(_after(service, job.run()), name=name))
+        if self.gateway.deferred is not None:
+            self._start_job("deferred", self.gateway.deferred.run())
+        if self.retention is not None:
+            self._start_job("retention", self.retention.run())
+
+    def _start_job(self, name: str, job: Coroutine[Any, Any, None]) -> None:
+        assert self.journal_service is not None
+        task = asyncio.create_task(_after(self.journal_service, job), name=name)
+        self._background.append(task)
 
     async def aclose(self) -> None:
         """Stop background jobs, close provider connections and the journal."""
@@ -152,10 +285,11 @@ class StandbyApp:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._background.clear()
-        if self.deferred is not None:
-            await self.deferred.stop()
-        for provider in self.providers.values():
-            await provider.aclose()
+        for retiring in list(self._retiring):
+            retiring.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await retiring
+        await self.gateway.aclose()
         if self.journal_service is not None:
             await self.journal_service.stop()
 

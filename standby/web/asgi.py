@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from standby.errors import BodyTooLarge, InvalidRequest, Unauthorized
+from standby.errors import BodyTooLarge, InvalidRequest
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -91,36 +91,6 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
-class ClientKeys:
-    """Checks a caller's key against the plan's hashed client keys (none set: open)."""
-
-    def __init__(self, hashed: Iterable[str]) -> None:
-        self._digests = frozenset(h.removeprefix("sha256:") for h in hashed)
-
-    @property
-    def required(self) -> bool:
-        return bool(self._digests)
-
-    def check(self, scope: Scope) -> None:
-        if not self._digests:
-            return
-        key = _presented_key(scope)
-        if key is None:
-            raise Unauthorized(
-                "You didn't provide an API key. Provide it in the Authorization "
-                "header as 'Bearer YOUR_KEY'."
-            )
-        if hashlib.sha256(key).hexdigest() not in self._digests:
-            raise Unauthorized("Incorrect API key provided.")
-
-
-def _presented_key(scope: Scope) -> bytes | None:
-    auth = header(scope, b"authorization")
-    if auth and auth[:7].lower() == b"bearer ":
-        return auth[7:].strip()
-    return header(scope, b"x-api-key")
-
-
 def hash_key(key: str) -> str:
     """The form a client key takes in a plan: ``sha256:<hex>``."""
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
@@ -152,6 +122,7 @@ async def stream_response(
     *,
     translate: Callable[[bytes], bytes] | None = None,
     prelude: bytes = b"",
+    receive: Receive | None = None,
 ) -> None:
     """Send a 200 event stream: ``prelude``, then each of ``events`` (translated).
 

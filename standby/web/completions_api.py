@@ -49,7 +49,8 @@ from standby.errors import ClientError, InvalidRequest, JournalUnavailable, Stan
 from standby.journal.store import JournalStore, StoredCompletion
 from standby.plan.model import Journal
 from standby.web import errors
-from standby.web.asgi import ClientKeys, read_body
+from standby.web.asgi import read_body
+from standby.web.clients import Caller, ClientKeys
 
 log = logging.getLogger("standby.web")
 
@@ -69,7 +70,8 @@ _ECHOED = (
     "response_format",
 )
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+Endpoint = Callable[[Request, Caller], Awaitable[Response]]
+Guarded = Callable[[Request], Awaitable[Response]]
 
 
 class CompletionsService(Protocol):
@@ -98,7 +100,7 @@ def completions_routes(service: CompletionsService | None, keys: ClientKeys) -> 
     """
     api = (
         _StoredCompletions(service)
-        if service is not None and service.config.enabled and service.config.store
+        if service is not None and service.config.enabled and service.config.store != "never"
         else None
     )
     listing, one, messages = (
@@ -116,21 +118,22 @@ def completions_routes(service: CompletionsService | None, keys: ClientKeys) -> 
     ]
 
 
-async def _disabled(request: Request) -> Response:
+async def _disabled(request: Request, caller: Caller) -> Response:
     raise _NotFound(
         "Stored completions are disabled by this gateway's plan (journal.store "
-        "is false): no completion is stored.",
+        "is never, or the journal is off): no completion is stored.",
         code="stored_completions_disabled",
     )
 
 
-def _guard(endpoint: Endpoint, keys: ClientKeys) -> Endpoint:
-    """The client key, then the endpoint; errors in OpenAI's shape."""
+def _guard(endpoint: Endpoint, keys: ClientKeys) -> Guarded:
+    """The client key (or the admin token), then the endpoint with its caller; errors in
+    OpenAI's shape."""
 
     async def guarded(request: Request) -> Response:
         try:
-            keys.check(request.scope)
-            return await endpoint(request)
+            caller = keys.identify(request.scope, admin=True)
+            return await endpoint(request, caller)
         except JournalUnavailable as error:
             log.info("stored completion read refused: %s", error)  # the writer warns once
             body = errors.error_body(
@@ -160,7 +163,7 @@ class _StoredCompletions:
     def __init__(self, service: CompletionsService) -> None:
         self.service = service
 
-    async def listing(self, request: Request) -> Response:
+    async def listing(self, request: Request, caller: Caller) -> Response:
         limit, order, after = _cursor(request)
         metadata = _metadata_filter(request.query_params.multi_items())
         await self.service.flush()
@@ -170,31 +173,36 @@ class _StoredCompletions:
             after=after,
             limit=limit,
             order=order,
+            owner=caller.owner,
         )
         return _json(_page([_completion(item) for item in items], has_more))
 
-    async def one(self, request: Request) -> Response:
+    async def one(self, request: Request, caller: Caller) -> Response:
         completion_id = request.path_params["completion_id"]
         if request.method == "POST":
             metadata = _metadata_update(await read_body(request.scope, request.receive, _MAX_BODY))
             await self.service.flush()
-            updated = await self.service.store.update_metadata(completion_id, metadata)
+            updated = await self.service.store.update_metadata(
+                completion_id, metadata, owner=caller.owner
+            )
             return _json(_completion(updated or _missing(completion_id)))
         await self.service.flush()
         if request.method == "DELETE":
-            if not await self.service.store.delete_completion(completion_id):
+            if not await self.service.store.delete_completion(completion_id, owner=caller.owner):
                 _missing(completion_id)
             return _json(
                 {"id": completion_id, "object": "chat.completion.deleted", "deleted": True}
             )
-        found = await self.service.store.get_completion(completion_id)
+        found = await self.service.store.get_completion(completion_id, owner=caller.owner)
         return _json(_completion(found or _missing(completion_id)))
 
-    async def messages(self, request: Request) -> Response:
+    async def messages(self, request: Request, caller: Caller) -> Response:
         completion_id = request.path_params["completion_id"]
         limit, order, after = _cursor(request)
         await self.service.flush()
-        found = await self.service.store.get_completion(completion_id) or _missing(completion_id)
+        found = await self.service.store.get_completion(
+            completion_id, owner=caller.owner
+        ) or _missing(completion_id)
         raw = (found.request or {}).get("messages")
         entries = [
             _message(completion_id, index, message)

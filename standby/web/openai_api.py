@@ -18,6 +18,7 @@ from standby.canonical import Endpoint
 from standby.errors import ClientError, Exhausted, InvalidRequest, StandbyError
 from standby.journal.events import new_request_id
 from standby.journal.journal import JournalSink, NullJournal
+from standby.plan.model import StorePolicy
 from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
@@ -25,7 +26,6 @@ from standby.routing.streams import StreamRun
 from standby.web import errors
 from standby.web.asgi import (
     ClientGone,
-    ClientKeys,
     Receive,
     Scope,
     Send,
@@ -34,6 +34,7 @@ from standby.web.asgi import (
     standby_headers,
     stream_response,
 )
+from standby.web.clients import ClientKeys, stored
 
 log = logging.getLogger("standby.web")
 
@@ -56,7 +57,7 @@ class OpenAIWire:
         max_body: int,
         *,
         journal: JournalSink | None = None,
-        store: bool = True,
+        store: StorePolicy = "on_request",
         deferrals: Deferrals | None = None,
     ) -> None:
         self.router = router
@@ -65,9 +66,9 @@ class OpenAIWire:
         self.journal: JournalSink = journal or NullJournal()
         self.store = store
         self.deferrals = deferrals
+        self.created = int(time.time())  # the models' "created": when this gateway started
 
     async def _body(self, scope: Scope, receive: Receive) -> tuple[bytes, dict[str, Any]]:
-        self.keys.check(scope)
         raw = await read_body(scope, receive, self.max_body)
         try:
             body = orjson.loads(raw)
@@ -91,6 +92,7 @@ class OpenAIWire:
         rid = ""
         plan: AttemptPlan | None = None
         try:
+            caller = self.keys.identify(scope)
             raw, body = await self._body(scope, receive)
             if endpoint == "chat":
                 _check_chat(body)
@@ -108,10 +110,17 @@ class OpenAIWire:
                 stream=stream,
                 raw_body=raw,
                 metadata=metadata if isinstance(metadata, dict) else None,
-                store=self.store and body.get("store") is not False,
+                store=stored(
+                    caller,
+                    self.router.route_config(route).store,
+                    self.store,
+                    body.get("store"),
+                    default=False,
+                ),
+                client=caller.name,
             )
             if stream:
-                await self._stream(rid, body, route, send)
+                await self._stream(rid, body, route, receive, send)
                 return
             plan = self.router.attempt_plan(route)
             done = await self.router.complete(endpoint, body, route, plan)
@@ -162,20 +171,30 @@ class OpenAIWire:
         await respond(send, status, body, headers=headers)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /v1/models``: the plan's concrete route names (a glob is no model)."""
         try:
-            self.keys.check(scope)
+            self.keys.identify(scope)
         except ClientError as error:
             await self._fail("", None, error, send)
             return
-        created = int(time.time())
         data = [
-            {"id": name, "object": "model", "created": created, "owned_by": "standby"}
-            for name in self.router.table.names()
+            _model(name, self.created) for name in self.router.table.names() if not _is_glob(name)
         ]
         await respond(send, 200, orjson.dumps({"object": "list", "data": data}))
 
+    async def model(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /v1/models/{id}``: a model this gateway serves (a route matches it), or 404."""
+        name = scope["path"].split("/models/", 1)[1]
+        try:
+            self.keys.identify(scope)
+            self.router.resolve(name)
+        except ClientError as error:
+            await self._fail("", None, error, send)
+            return
+        await respond(send, 200, orjson.dumps(_model(name, self.created)))
+
     async def _stream(
-        self, rid: str, body: dict[str, Any], route: ResolvedRoute, send: Send
+        self, rid: str, body: dict[str, Any], route: ResolvedRoute, receive: Receive, send: Send
     ) -> None:
         run = StreamRun(self.router, body, route, journal=self.journal, rid=rid)
         try:
@@ -184,7 +203,15 @@ class OpenAIWire:
             await self._fail(rid, run.plan, error, send)
             return
         headers = standby_headers(target.provider, target.model, run.plan.attempts + 1, route.name)
-        await stream_response(send, headers, run.events())
+        await stream_response(send, headers, run.events(), receive=receive)
+
+
+def _model(name: str, created: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "standby"}
+
+
+def _is_glob(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
 
 
 def _check_chat(body: dict[str, Any]) -> None:

@@ -19,15 +19,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from standby.canonical.chat import Message
 from standby.errors import ClientError, InvalidRequest, JournalUnavailable, StandbyError
-from standby.journal import events as ev
 from standby.journal.events import new_request_id
 from standby.journal.journal import JournalSink, NullJournal
-from standby.journal.schema import requests
 from standby.journal.service import JournalService
+from standby.plan.model import StorePolicy
 from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
@@ -43,7 +41,6 @@ from standby.translate.responses_stream import EventEncoder
 from standby.web import errors
 from standby.web.asgi import (
     ClientGone,
-    ClientKeys,
     Receive,
     Scope,
     Send,
@@ -52,6 +49,7 @@ from standby.web.asgi import (
     standby_headers,
     stream_response,
 )
+from standby.web.clients import ClientKeys, stored
 
 log = logging.getLogger("standby.web")
 
@@ -92,6 +90,7 @@ class _AsResponse:
         raw_body: bytes,
         metadata: dict[str, Any] | None,
         store: bool,
+        client: str | None = None,
     ) -> None:
         self.inner.accepted(
             rid,
@@ -102,6 +101,7 @@ class _AsResponse:
             raw_body=raw_body,
             metadata=metadata,
             store=store,
+            client=client,
         )
 
     def delta(self, rid: str, text: str) -> None:
@@ -150,48 +150,31 @@ class _AsResponse:
 
 
 class StoredTurns:
-    """Earlier answers of this wire, read back from the journal database.
-
-    The store's ``get_completion`` serves the chat endpoint's stored completions only, so
-    the ``responses`` rows (completed, stored, not deleted) are read here.
-    """
+    """Earlier answers of this wire, read back from the journal (``JournalStore``)."""
 
     def __init__(self, service: JournalService) -> None:
         self.service = service
 
-    async def get(self, response_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """``(request body, Response object)`` of ``response_id``, or ``None``."""
-        t = requests
-        query = (
-            sa.select(t.c.request_json, t.c.response_json)
-            .where(
-                t.c.completion_id == response_id,
-                t.c.endpoint == "responses",
-                t.c.state == ev.COMPLETED,
-                t.c.store.is_(True),
-                t.c.deleted.is_(False),
-            )
-            .limit(1)
-        )
+    async def get(
+        self, response_id: str, owner: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """``(request body, Response object)`` of ``response_id`` if ``owner`` may see it."""
         try:
-            async with self.service.store.engine.connect() as conn:
-                row = (await conn.execute(query)).first()
+            found = await self.service.store.get_response(response_id, owner=owner)
         except Exception as exc:  # the database is away: say so, never a false 404
             raise JournalUnavailable(
                 f"the journal database did not answer ({type(exc).__name__})"
             ) from exc
-        if row is None:
+        if found is None:
             return None
-        request = orjson.loads(row.request_json or "null")
-        response = orjson.loads(row.response_json or "null")
-        if not isinstance(request, dict) or not isinstance(response, dict):
+        if found.request is None or found.response is None:
             raise InvalidRequest(
                 "previous_response_id cannot be served: this gateway's "
                 "journal redacts bodies; send the whole conversation as "
                 "input.",
                 param="previous_response_id",
             )
-        return request, response
+        return found.request, found.response
 
 
 class ResponsesWire:
@@ -204,7 +187,7 @@ class ResponsesWire:
         max_body: int,
         *,
         service: JournalService | None = None,
-        store: bool = True,
+        store: StorePolicy = "on_request",
     ) -> None:
         self.router = router
         self.keys = keys
@@ -217,11 +200,11 @@ class ResponsesWire:
         rid = ""
         plan: AttemptPlan | None = None
         try:
-            self.keys.check(scope)
+            caller = self.keys.identify(scope)
             raw = await read_body(scope, receive, self.max_body)
             body = _parse(raw)
             route = self.router.resolve(body["model"])
-            history = await self._history(body.get("previous_response_id"))
+            history = await self._history(body.get("previous_response_id"), caller.owner)
             openai_body = request_to_openai(request_from_responses(body, history))
             rid = new_request_id()
             metadata = body.get("metadata")
@@ -233,11 +216,19 @@ class ResponsesWire:
                 stream=body.get("stream") is True,
                 raw_body=raw,
                 metadata=metadata if isinstance(metadata, dict) else None,
-                store=self.store and body.get("store") is not False,
+                # OpenAI stores a response unless the request says store: false
+                store=stored(
+                    caller,
+                    self.router.route_config(route).store,
+                    self.store,
+                    body.get("store"),
+                    default=True,
+                ),
+                client=caller.name,
             )
             sink = _AsResponse(self.journal, new_response_id(), body, int(time.time()))
             if body.get("stream") is True:
-                await self._stream(rid, sink, openai_body, route, send)
+                await self._stream(rid, sink, openai_body, route, receive, send)
                 return
             plan = self.router.attempt_plan(route)
             done = await self.router.complete("chat", openai_body, route, plan)
@@ -264,7 +255,28 @@ class ResponsesWire:
             headers=standby_headers(done.target.provider, model, done.attempts),
         )
 
-    async def _history(self, previous: Any) -> list[Message]:
+    async def retrieve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /v1/responses/{id}``: a stored response of this caller's, or 404."""
+        response_id = scope["path"].split("/responses/", 1)[1]
+        try:
+            caller = self.keys.identify(scope, admin=True)
+            if self.turns is None:
+                raise ResponseNotFound(
+                    f"Response with id '{response_id}' not found (the journal is off).",
+                    code="not_found",
+                )
+            await self.turns.service.flush(FLUSH_WAIT)
+            found = await self.turns.get(response_id, caller.owner)
+            if found is None:
+                raise ResponseNotFound(
+                    f"Response with id '{response_id}' not found.", code="not_found"
+                )
+        except StandbyError as error:
+            await self._fail("", None, error, send)
+            return
+        await respond(send, 200, orjson.dumps(found[1]))
+
+    async def _history(self, previous: Any, owner: str | None) -> list[Message]:
         """The turns of a ``previous_response_id`` chain, oldest first."""
         if not previous:
             return []
@@ -283,7 +295,7 @@ class ResponsesWire:
                     f"The chain of previous responses is longer than {MAX_CHAIN} turns.",
                     param="previous_response_id",
                 )
-            turn = await self.turns.get(wanted)
+            turn = await self.turns.get(wanted, owner)
             if turn is None:
                 raise ResponseNotFound(
                     f"Previous response with id '{wanted}' not found.", param="previous_response_id"
@@ -293,7 +305,13 @@ class ResponsesWire:
         return [message for turn_ in reversed(turns) for message in turn_]
 
     async def _stream(
-        self, rid: str, sink: _AsResponse, body: dict[str, Any], route: ResolvedRoute, send: Send
+        self,
+        rid: str,
+        sink: _AsResponse,
+        body: dict[str, Any],
+        route: ResolvedRoute,
+        receive: Receive,
+        send: Send,
     ) -> None:
         run = StreamRun(self.router, body, route, journal=sink, rid=rid)
         try:
@@ -312,7 +330,12 @@ class ResponsesWire:
 
         headers = standby_headers(target.provider, target.model, run.plan.attempts + 1)
         await stream_response(
-            send, headers, run.events(), translate=translate, prelude=encoder.start()
+            send,
+            headers,
+            run.events(),
+            translate=translate,
+            prelude=encoder.start(),
+            receive=receive,
         )
 
     async def _fail(

@@ -8,6 +8,7 @@ provider saw. Deadlines and backoffs are configured short; nothing sleeps.
 from __future__ import annotations
 
 import asyncio
+import time
 import logging
 from typing import Any
 
@@ -72,11 +73,13 @@ async def test_f01_retry_after_beyond_the_budget_is_a_clean_503(
 ) -> None:
     primary.set_fault(Fault("rate_limit", retry_after=30))  # max_retry_after is 5 s
     async with serve(single_target_plan(primary)) as gw:
+        started = time.monotonic()
         with pytest.raises(openai.InternalServerError) as caught:
             await gw.ask(stream=stream, model="solo")
+        elapsed = time.monotonic() - started
     assert caught.value.status_code == 503
     assert caught.value.response.headers["retry-after"] == "30"
-    assert caught.value.response.elapsed.total_seconds() < 5, "not waiting out 30 s"
+    assert elapsed < 5, "not waiting out 30 s"
     assert seen(primary) == ["rate_limit"]
 
 
@@ -317,8 +320,10 @@ async def test_f20_every_target_down_is_a_clean_503(
     primary: SimProvider, backup: SimProvider, stream: bool, how: str
 ) -> None:
     async with serve(_all_down(primary, backup, how)) as gw:
+        started = time.monotonic()
         with pytest.raises(openai.InternalServerError) as caught:
             await gw.ask(stream=stream)
+        elapsed = time.monotonic() - started
         health = await gw.health()
     error = caught.value
     assert error.status_code == 503
@@ -327,7 +332,7 @@ async def test_f20_every_target_down_is_a_clean_503(
     assert isinstance(error.body, dict)
     assert error.body["type"] == "server_error"
     assert error.body["code"] == "upstream_unavailable"
-    assert error.response.elapsed.total_seconds() < 5
+    assert elapsed < 5
     for text in (error.response.text, repr(health)):
         assert not any(secret in text for secret in SECRETS)
     if how != "refused":
@@ -359,8 +364,10 @@ async def test_f20_silent_and_stalled_targets_end_within_the_budget(
         timeouts={"connect": "1s", "first_token": "300ms", "idle": "300ms", "total": "2s"},
     )
     async with serve(plan) as gw, asyncio.timeout(5):
+        started = time.monotonic()
         with pytest.raises(openai.InternalServerError) as caught:
             await gw.ask(stream=True)
+        elapsed = time.monotonic() - started
     assert caught.value.status_code == 503
-    assert caught.value.response.elapsed.total_seconds() < 2, "within the total budget"
+    assert elapsed < 2, "within the total budget"
     assert (seen(primary), seen(backup)) == (["silent"], ["stall"])

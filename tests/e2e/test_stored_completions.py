@@ -17,7 +17,7 @@ import pytest
 
 from standby.providers.sim import Fault, SimProvider
 from standby.testing import running_gateway
-from standby.web.asgi import hash_key
+from standby.web.clients import hash_key
 from tests.conftest import two_target_plan
 
 CLIENT_KEY = "sk-client-for-stored-completions"
@@ -76,9 +76,15 @@ async def test_store_retrieve_list_update_delete(
     )
     third = await chat.create(
         model="gpt-4o-mini",
+        store=True,
         metadata={"team": "alpha", "env": "prod"},
         messages=[{"role": "user", "content": "third"}],
-    )  # default: on
+    )
+    unasked = await chat.create(  # OpenAI's default: a chat completion is not stored
+        model="gpt-4o-mini",
+        metadata={"team": "alpha"},
+        messages=[{"role": "user", "content": "not asked to be stored"}],
+    )
     hidden = await chat.create(
         model="gpt-4o-mini",
         store=False,
@@ -86,7 +92,7 @@ async def test_store_retrieve_list_update_delete(
         messages=[{"role": "user", "content": "not for the journal"}],
     )
     ids = [first.id, second_id, third.id]
-    assert len({*ids, hidden.id}) == 4
+    assert len({*ids, hidden.id, unasked.id}) == 5
 
     got = await chat.retrieve(first.id)  # read-your-writes: no wait for the writer
     assert got.choices[0].message.content == first.choices[0].message.content
@@ -99,6 +105,8 @@ async def test_store_retrieve_list_update_delete(
     with pytest.raises(openai.NotFoundError) as caught:
         await chat.retrieve(hidden.id)
     assert caught.value.message.endswith(f"No chat completion found with id '{hidden.id}'.")
+    with pytest.raises(openai.NotFoundError):
+        await chat.retrieve(unasked.id)
 
     assert [c.id async for c in chat.list(limit=1)] == ids  # the SDK follows `after`
     page = await chat.list(limit=1)
@@ -145,7 +153,7 @@ async def test_store_retrieve_list_update_delete(
 async def test_failover_stores_the_model_that_answered(
     primary: SimProvider, backup: SimProvider, tmp_path: Path
 ) -> None:
-    plan = journaled(two_target_plan(primary, backup), tmp_path)
+    plan = journaled(two_target_plan(primary, backup), tmp_path, store="always")
     plan["routes"] = {"gpt-4o-mini": {"targets": ["primary/gpt-4o-mini", "backup/backup-mini"]}}
     async with running_gateway(plan) as gw:
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
@@ -173,7 +181,7 @@ async def test_failover_stores_the_model_that_answered(
 async def test_plan_turns_storing_off(
     primary: SimProvider, backup: SimProvider, tmp_path: Path
 ) -> None:
-    plan = journaled(two_target_plan(primary, backup), tmp_path, store=False)
+    plan = journaled(two_target_plan(primary, backup), tmp_path, store="never")
     async with running_gateway(plan) as gw:
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
         reply = await client.chat.completions.create(
@@ -198,7 +206,7 @@ async def test_client_keys_guard_stored_completions(
         good = openai.AsyncOpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0)
         bad = openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-wrong", max_retries=0)
         reply = await good.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            model="gpt-4o-mini", store=True, messages=[{"role": "user", "content": "hi"}]
         )
         for call in (
             bad.chat.completions.retrieve(reply.id),

@@ -34,4 +34,4 @@ async def test_the_migration_yields_the_schema_and_runs_once(store: SQLStore) ->
         assert await conn.run_sync(_differences) == []
         tables, revision = await conn.run_sync(_tables)
     assert tables == ["journal_alembic_version", "journal_cursor", "requests"]
-    assert revision == "0001"
+    assert revision == "0002"

@@ -29,7 +29,8 @@ from standby.journal.store import JournalStore, StoredCompletion
 from standby.journal.wal import WriteAheadLog
 from standby.journal.writer import JournalWriter
 from standby.plan.model import Journal
-from standby.web.asgi import ClientKeys, hash_key
+from standby.plan.model import ClientKey
+from standby.web.clients import ClientKeys, hash_key
 from standby.web.completions_api import CompletionsService, completions_routes
 
 
@@ -38,8 +39,12 @@ class MemoryStore:
 
     def __init__(self, items: list[StoredCompletion]) -> None:
         self.items = list(items)
+        self.owners: list[str | None] = []  # whose rows each call asked for
 
-    async def get_completion(self, completion_id: str) -> StoredCompletion | None:
+    async def get_completion(
+        self, completion_id: str, *, owner: str | None = None
+    ) -> StoredCompletion | None:
+        self.owners.append(owner)
         return next((c for c in self.items if c.completion_id == completion_id), None)
 
     async def list_completions(
@@ -50,7 +55,9 @@ class MemoryStore:
         after: str | None = None,
         limit: int = 20,
         order: Literal["asc", "desc"] = "asc",
+        owner: str | None = None,
     ) -> tuple[list[StoredCompletion], bool]:
+        self.owners.append(owner)
         rows = [
             c
             for c in self.items
@@ -65,15 +72,17 @@ class MemoryStore:
         return rows[:limit], len(rows) > limit
 
     async def update_metadata(
-        self, completion_id: str, metadata: dict[str, str]
+        self, completion_id: str, metadata: dict[str, str], *, owner: str | None = None
     ) -> StoredCompletion | None:
+        self.owners.append(owner)
         for i, c in enumerate(self.items):
             if c.completion_id == completion_id:
                 self.items[i] = dataclasses.replace(c, metadata=metadata)
                 return self.items[i]
         return None
 
-    async def delete_completion(self, completion_id: str) -> bool:
+    async def delete_completion(self, completion_id: str, *, owner: str | None = None) -> bool:
+        self.owners.append(owner)
         before = len(self.items)
         self.items = [c for c in self.items if c.completion_id != completion_id]
         return len(self.items) < before
@@ -152,7 +161,7 @@ async def serving(
     service: CompletionsService | None,
     keys: ClientKeys | None = None,
 ) -> AsyncIterator[str]:
-    app = Starlette(routes=completions_routes(service, keys or ClientKeys([])))
+    app = Starlette(routes=completions_routes(service, keys or ClientKeys({})))
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )
@@ -350,9 +359,9 @@ async def test_plan_switch_off_answers_404_everywhere(
 
 
 async def test_client_keys_are_checked(service: MemoryService) -> None:
-    keys = ClientKeys([hash_key("sk-good")])
+    keys = ClientKeys({"good": ClientKey(key=hash_key("sk-good"))}, admin_token="admin-token")
     async with serving(service, keys) as root:
-        for key, ok in (("sk-bad", False), ("sk-good", True)):
+        for key, ok in (("sk-bad", False), ("sk-good", True), ("admin-token", True)):
             sdk = openai.AsyncOpenAI(base_url=root + "/v1", api_key=key, max_retries=0)
             if ok:
                 assert (await sdk.chat.completions.list()).data
@@ -361,6 +370,8 @@ async def test_client_keys_are_checked(service: MemoryService) -> None:
                     await sdk.chat.completions.retrieve("chatcmpl-1")
                 assert caught.value.code == "invalid_api_key"
             await sdk.close()
+    # each client reads its own rows; the admin token reads everyone's
+    assert service._store.owners == ["good", None]
 
 
 async def test_journal_database_down_is_503_with_retry_after(service: MemoryService) -> None:
