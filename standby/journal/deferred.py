@@ -14,7 +14,9 @@ stampeded.  A retry that finds every target still down pushes the row back by a
 doubling pause (capped at a minute).  A success is journaled as the row's final answer
 under the deferred completion id, then POSTed to the callback URL, signed (see
 ``standby.journal.callbacks``).  A row past its deadline fails with a 504
-``deferred_expired`` error.  Streams cannot be deferred: they get the normal 503.
+``deferred_expired`` error.  A callback URL the plan's ``journal.callback_hosts`` does
+not allow is refused with a 400 before anything is deferred.  Streams cannot be
+deferred: they get the normal 503.
 
 The scheduling decisions are pure and live in ``standby.journal.deferred_policy``
 (:func:`plan_tick`, :func:`backoff`, :class:`Pacer`); this module does the I/O.
@@ -31,8 +33,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
 import orjson
+from aiohttp.abc import AbstractResolver
 
-from standby.errors import ClientError, Exhausted, StandbyError, UpstreamStatus
+from standby.errors import ClientError, Exhausted, InvalidRequest, StandbyError, UpstreamStatus
 from standby.journal import callbacks as cb
 from standby.journal import deferred_policy as policy
 from standby.journal.callbacks import verify_signature
@@ -65,6 +68,11 @@ class DeferredService(Protocol):
     @property
     def config(self) -> JournalConfig: ...
 
+    @property
+    def callback_secret(self) -> str:
+        """The plan's ``journal.callback_secret``, or the one generated beside the journal."""
+        ...
+
     async def flush(self) -> None: ...
 
 
@@ -80,7 +88,7 @@ class DeferredRunner:
         interval: float = 1.0,
         rate: float = 2.0,
         concurrency: int = 2,
-        session_factory: cb.SessionFactory = cb.default_session,
+        resolver: AbstractResolver | None = None,
         base_backoff: float = 1.0,
         batch: int = 50,
     ) -> None:
@@ -93,7 +101,10 @@ class DeferredRunner:
         self.batch = batch
         self.pacer = policy.Pacer(rate, max(1.0, rate * interval), clock())
         self.callbacks = cb.CallbackSender(
-            service.config.callback_secret, session_factory=session_factory, clock=clock
+            service.callback_secret,
+            policy.CallbackHosts(service.config.callback_hosts),
+            clock=clock,
+            resolver=resolver,
         )
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._settled: dict[str, float] = {}  # final; maybe not in the database yet
@@ -116,7 +127,10 @@ class DeferredRunner:
     async def maybe_defer(
         self, rid: str, scope: Scope, body: dict[str, Any], route: ResolvedRoute, send: Send
     ) -> bool:
-        """Send a 202 and journal the deferral when route and caller allow; else False."""
+        """Send a 202 and journal the deferral when route and caller allow; else False.
+
+        Raises ``InvalidRequest`` when the caller names a callback the plan does not allow.
+        """
         config = self.service.config
         rule = self.router.plan.routes.get(route.name)
         if (
@@ -129,10 +143,15 @@ class DeferredRunner:
             or not policy.opted_in(scope, body)
         ):
             return False
+        callback = policy.callback_url(scope, body)
+        if callback is not None:
+            await self._check_callback(callback)
         now = self.clock()
         until = now + rule.defer.max_age
         cid = completion_id(rid)
-        self.service.journal.deferred(rid, until=until, callback=policy.callback_url(scope, body))
+        self.service.journal.deferred(
+            rid, until=until, callback=callback.url if callback is not None else None
+        )
         poll = max(1, math.ceil(self.interval + self.base_backoff))
         payload = orjson.dumps(
             {
@@ -161,6 +180,17 @@ class DeferredRunner:
         await send({"type": "http.response.body", "body": payload})
         log.info("deferred %s on route %s until %.0f", rid, route.name, until)
         return True
+
+    async def _check_callback(self, callback: policy.Callback) -> None:
+        try:
+            await self.callbacks.check(callback.url)
+        except cb.CallbackRefused as refused:
+            log.info("refused a deferred callback to %s: %s", cb.safe_url(callback.url), refused)
+            raise InvalidRequest(
+                f"The callback URL is not allowed: {refused}.",
+                param=callback.param,
+                code="callback_not_allowed",
+            ) from None
 
     # -- the background loop -----------------------------------------------------------
 

@@ -74,6 +74,7 @@ def deferring_plan(primary: SimProvider, backup: SimProvider, tmp_path: Path) ->
         "url": f"sqlite:///{tmp_path / 'journal.db'}",
         "wal_dir": str(tmp_path / "wal"),
         "callback_secret": SECRET,
+        "callback_hosts": ["127.0.0.1"],  # the receiver listens on loopback
     }
     return plan
 

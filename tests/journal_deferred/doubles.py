@@ -1,15 +1,17 @@
 """Test doubles for the deferred runner: a scripted provider, an open health gate, an
-in-memory journal service, a hand-moved clock, an ASGI ``send`` recorder and an HTTP
-receiver for callbacks."""
+in-memory journal service, a hand-moved clock, an ASGI ``send`` recorder, an HTTP
+receiver for callbacks and a scripted DNS resolver."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 from typing import Any, cast
 
 import orjson
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from standby.canonical import Call, Deadlines, Reply
 from standby.errors import UpstreamStatus
@@ -19,6 +21,8 @@ from standby.journal.store import DeferredRow
 from standby.plan.model import Journal, Plan
 
 SECRET = "whsec_unit"
+# the receivers listen on loopback, which a callback may reach only when listed
+HOSTS = ["127.0.0.1", "h"]
 WAIT = 5.0  # bound on every wait for a background task
 
 
@@ -92,7 +96,9 @@ class Service:
 
     def __init__(self, clock: Clock, **config: Any) -> None:
         self.clock = clock
-        self.config = Journal(callback_secret=SECRET, **config)
+        config.setdefault("callback_hosts", HOSTS)
+        self.config = Journal(**config)
+        self.callback_secret = SECRET
         self.journal = self
         self.store = self
         self.events: list[tuple[str, str, dict[str, Any]]] = []
@@ -227,3 +233,32 @@ class Receiver:
         if status == 200:
             self.arrived.set()
         return web.Response(status=status)
+
+
+class Resolver(AbstractResolver):
+    """DNS as scripted: each lookup answers the next address of ``answers`` (the last one
+    once they run out), and is recorded in ``asked``."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        address = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        kind = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": kind,
+                "proto": socket.IPPROTO_TCP,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        pass

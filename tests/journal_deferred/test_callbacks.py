@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from standby.journal.callbacks import (
     COMPLETED_EVENT,
@@ -14,6 +15,7 @@ from standby.journal.callbacks import (
     verify_signature,
 )
 from standby.journal.deferred import DeferredRunner
+from standby.journal.deferred_policy import CallbackHosts
 from standby.routing.router import Router
 from tests.journal_deferred.doubles import (
     BODY,
@@ -29,6 +31,8 @@ from tests.journal_deferred.doubles import (
     as_service,
     defer,
 )
+
+LOOPBACK = CallbackHosts(["127.0.0.1"])
 
 
 async def test_a_completion_is_posted_signed_and_retried_until_accepted(
@@ -102,7 +106,7 @@ async def test_a_receiver_that_keeps_failing_is_given_up_after_the_last_try(
 ) -> None:
     rec, url = receiver
     rec.statuses = [500, 502, 503, 200]
-    sender = CallbackSender(SECRET, clock=lambda: 0.0, tries=3, pause=0.01)
+    sender = CallbackSender(SECRET, LOOPBACK, clock=lambda: 0.0, tries=3, pause=0.01)
     async with asyncio.timeout(WAIT):
         assert not await sender.deliver(url, COMPLETED_EVENT, b"{}")
     await sender.aclose()
@@ -114,20 +118,16 @@ async def test_a_silent_receiver_costs_at_most_the_timeout_per_try(
 ) -> None:
     rec, url = receiver
     rec.hold = asyncio.Event()  # never set: the receiver accepts and never answers
-    sender = CallbackSender(SECRET, clock=lambda: 0.0, timeout=0.2, tries=2, pause=0.01)
+    sender = CallbackSender(SECRET, LOOPBACK, clock=lambda: 0.0, timeout=0.2, tries=2, pause=0.01)
     async with asyncio.timeout(WAIT):
         assert not await sender.deliver(url, COMPLETED_EVENT, b"{}")
     await sender.aclose()
     assert len(rec.got) == 2
 
 
-async def test_without_a_secret_callbacks_go_unsigned(receiver: tuple[Receiver, str]) -> None:
-    rec, url = receiver
-    sender = CallbackSender("", clock=lambda: 0.0)
-    assert await sender.deliver(url, FAILED_EVENT, b"{}")
-    await sender.aclose()
-    headers, _ = rec.got[0]
-    assert "Standby-Signature" not in headers and headers["Standby-Event"] == FAILED_EVENT
+def test_there_is_no_unsigned_mode() -> None:
+    with pytest.raises(ValueError, match="always signed"):
+        CallbackSender("", LOOPBACK, clock=lambda: 0.0)
 
 
 async def test_closing_cancels_deliveries_still_waiting_after_the_grace(
@@ -135,7 +135,7 @@ async def test_closing_cancels_deliveries_still_waiting_after_the_grace(
 ) -> None:
     rec, url = receiver
     rec.hold = asyncio.Event()
-    sender = CallbackSender(SECRET, clock=lambda: 0.0, timeout=60)
+    sender = CallbackSender(SECRET, LOOPBACK, clock=lambda: 0.0, timeout=60)
     task = sender.send(url, COMPLETED_EVENT, b"{}")
     await rec.entered.wait()
     async with asyncio.timeout(WAIT):

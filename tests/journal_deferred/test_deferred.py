@@ -8,13 +8,18 @@ import pytest
 
 from standby.journal.callbacks import sign, verify_signature
 from standby.journal.deferred_policy import (
+    HEADER_PARAM,
     MAX_BACKOFF,
+    METADATA_PARAM,
+    Callback,
+    CallbackHosts,
     Pacer,
     backoff,
     callback_url,
     completion_id,
     opted_in,
     plan_tick,
+    url_refusal,
 )
 from standby.journal.store import DeferredRow
 
@@ -141,15 +146,20 @@ def test_callers_opt_in_by_header_or_metadata(
 
 def test_callback_url_comes_from_the_header_first_then_metadata() -> None:
     meta = {"metadata": {"standby_callback": "https://hooks.example/m"}}
-    header = (b"standby-callback-url", b"https://hooks.example/h")
-    assert callback_url(scope(header), meta) == "https://hooks.example/h"
-    assert callback_url(scope(), meta) == "https://hooks.example/m"
+    header = (b"standby-callback-url", b" https://hooks.example/h ")
+    assert callback_url(scope(header), meta) == Callback("https://hooks.example/h", HEADER_PARAM)
+    assert callback_url(scope(), meta) == Callback("https://hooks.example/m", METADATA_PARAM)
     assert callback_url(scope(), {}) is None
+    assert callback_url(scope(), {"metadata": {"standby_callback": 5}}) is None
 
 
 @pytest.mark.parametrize("url", ["ftp://x/y", "file:///etc/passwd", "javascript:alert(1)"])
-def test_callback_urls_other_than_http_are_dropped(url: str) -> None:
-    assert callback_url(scope((b"standby-callback-url", url.encode())), {}) is None
+def test_callback_urls_other_than_http_are_refused(url: str) -> None:
+    found = callback_url(scope((b"standby-callback-url", url.encode())), {})
+    assert found is not None and found.param == "Standby-Callback-URL"
+    assert url_refusal(found.url, CallbackHosts()) == (
+        "the callback URL must start with http:// or https://"
+    )
 
 
 # -- the signature -------------------------------------------------------------------------
