@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
+import errno
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import click
 
 from standby import __version__
-from standby.errors import PlanError
+from standby.errors import PlanError, StandbyError
 from standby.plan.defaults import default_plan
 from standby.plan.load import load_plan
-from standby.plan.model import Plan
+from standby.plan.model import Plan, is_loopback
 
 
 class _Commands(click.Group):
@@ -53,13 +56,68 @@ def _load(path: str | None) -> tuple[Plan, list[str]]:
         raise click.ClickException(str(error)) from None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _exposure_problem(plan: Plan, host: str, plan_path: str | None) -> str | None:
+    """Why binding ``host`` would expose the gateway unguarded, if it would.
+
+    A plan checks its own ``server.host``; ``--host`` can override a loopback plan, so
+    the same rule is applied here to the address actually bound.
+    """
+    if is_loopback(host):
+        return None
+    needs = {
+        "server.client_keys": (
+            plan.server.client_keys,
+            "client keys, so that only your clients spend your provider credit "
+            "(`standby key hash`)",
+        ),
+        "server.admin_token": (
+            plan.server.admin_token,
+            'an admin token for the journal, health and metrics (admin_token: "${VAR}")',
+        ),
+    }
+    missing = [key for key, (present, _) in needs.items() if not present]
+    if not missing:
+        return None
+    where = "in the plan" if plan_path else "in a plan given with --plan"
+    return (
+        f"refusing to bind {host}, which is not a loopback address, without "
+        f"{' and '.join(missing)} {where}: set {' and '.join(needs[k][1] for k in missing)}"
+    )
+
+
+@contextmanager
+def _startup_errors(*, traceback: bool = False) -> Iterator[None]:
+    """Whatever keeps a server from starting becomes one line and exit status 1.
+
+    A busy port, an unusable journal database, a directory it may not write: the
+    operator needs the reason, not a traceback (``traceback``: re-raise, for debugging).
+    """
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        yield
+    except PlanError as error:
+        raise click.ClickException(str(error)) from None  # one line per located problem
+    except (StandbyError, OSError, ValueError, ImportError) as error:
+        if traceback:
+            raise
+        raise click.ClickException(_one_line(error)) from None
+    except Exception as error:
+        # SQLAlchemy's own errors (a URL or driver it cannot use), caught without
+        # importing SQLAlchemy into a gateway that may journal nothing
+        if traceback or not type(error).__module__.startswith("sqlalchemy"):
+            raise
+        raise click.ClickException(
+            f"cannot open the journal database: {_one_line(error)}"
+        ) from None
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        if error.errno == errno.EADDRINUSE:
+            return f"cannot start: the address is already in use ({error.strerror})"
+        where = f": {error.filename}" if error.filename else ""
+        return f"cannot start: {error.strerror}{where}"
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, StandbyError) else f"cannot start: {text}"
 
 
 @main.command()
@@ -71,30 +129,60 @@ def _is_loopback(host: str) -> bool:
     help="The downtime plan (YAML). Without it, a plan is built from the provider "
     "keys in the environment (OPENAI_API_KEY first).",
 )
-@click.option("--host", default=None, help="Address to bind (default: the plan's, 127.0.0.1).")
+@click.option(
+    "--host",
+    default=None,
+    help="Address to bind (default: the plan's, 127.0.0.1). Any but a loopback address "
+    "needs server.client_keys and server.admin_token in the plan.",
+)
 @click.option("--port", type=int, default=None, help="Port to bind (default: the plan's, 8080).")
 @click.option(
     "--log-level",
     default="warning",
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
+    help="debug also shows the traceback of a failed start.",
 )
-def serve(plan_path: str | None, host: str | None, port: int | None, log_level: str) -> None:
-    """Run the gateway: an OpenAI-compatible API in front of the plan's providers."""
-    from standby.web.serve import run_server
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="text: one readable line per event; json: one JSON object per line, for a log collector.",
+)
+def serve(
+    plan_path: str | None,
+    host: str | None,
+    port: int | None,
+    log_level: str,
+    log_format: Literal["text", "json"],
+) -> None:
+    """Run the gateway: an OpenAI-compatible API in front of the plan's providers.
 
+    Whatever keeps it from starting (a plan problem, a busy port, an unusable journal
+    database) is reported on stderr in one line, with exit status 1.
+    """
     plan, described = _load(plan_path)
     host = host or plan.server.host
     port = plan.server.port if port is None else port
-    if not _is_loopback(host) and not plan.server.client_keys:
-        raise click.ClickException(
-            f"refusing to bind {host} without client keys: anyone could spend your provider "
-            "credit. Add server.client_keys to the plan (see `standby key hash`)."
-        )
+    problem = _exposure_problem(plan, host, plan_path)
+    if problem:
+        raise click.ClickException(problem)
     for line in described:
         click.echo(line, err=True)
     data_dir = Path(plan_path).resolve().parent if plan_path else Path.cwd()
-    run_server(plan, host=host, port=port, log_level=log_level, data_dir=data_dir)
+    with _startup_errors(traceback=log_level == "debug"):
+        from standby.web.serve import run_server
+
+        run_server(
+            plan,
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_format=log_format,
+            data_dir=data_dir,
+            plan_path=Path(plan_path) if plan_path else None,
+        )
 
 
 @main.group("plan")
@@ -105,7 +193,13 @@ def plan_group() -> None:
 @plan_group.command("check")
 @click.argument("path", type=click.Path(dir_okay=False))
 def plan_check(path: str) -> None:
-    """Validate a plan file; errors name the file, line and key."""
+    """Validate the plan at PATH without starting anything.
+
+    Every problem is printed on its own line as file:line: key: message, ordered by line
+    (exit status 1): unknown keys, bad values, unset ${VAR}s, unknown providers, a
+    journal URL that cannot work, a public host without client keys or admin token,
+    duplicate keys. The plan's environment variables must be set, as for `serve`.
+    """
     plan, _ = _load(path)
     click.echo(f"{path}: ok — {len(plan.providers)} providers, {len(plan.routes)} routes")
     for name, route in plan.routes.items():
@@ -133,7 +227,8 @@ def sim(host: str, port: int, name: str, words: int, chunk_delay: float) -> None
     """
     from standby.providers.sim import run_sim
 
-    run_sim(host, port, name, words, chunk_delay)
+    with _startup_errors():
+        run_sim(host, port, name, words, chunk_delay)
 
 
 @main.command()
@@ -142,7 +237,11 @@ def sim(host: str, port: int, name: str, words: int, chunk_delay: float) -> None
     "--once", is_flag=True, help="Run the scripted outage, then exit (no server left running)."
 )
 def demo(port: int, once: bool) -> None:
-    """Two simulated providers behind the gateway, a scripted outage, the live failover."""
+    """Two simulated providers behind the gateway, a scripted outage, the live failover.
+
+    The gateway journals into a temporary directory, removed at exit, so stored
+    completions and the Responses API's previous_response_id work against it.
+    """
     from standby.demo import run_demo
 
     sys.exit(run_demo(port=port, keep_serving=not once))
@@ -154,12 +253,52 @@ def key_group() -> None:
 
 
 @key_group.command("hash")
-@click.argument("key")
+@click.argument("key", required=False, default="-")
 def key_hash(key: str) -> None:
-    """Print the hashed form of a client KEY to put in server.client_keys."""
+    """Print the hashed form of a client KEY, for the plan's server.client_keys.
+
+    Without KEY, or with -, the key is read from standard input: typed without echo on
+    a terminal, or piped (one trailing newline is ignored). That keeps it out of the
+    shell's history and the process list, where a KEY argument can be seen.
+
+    \b
+    standby key hash                             # type or paste the key, then Enter
+    printf %s "$CLIENT_KEY" | standby key hash
+    standby key hash - < client-key.txt
+    """
     from standby.web.asgi import hash_key
 
+    if key == "-":
+        key = _read_key()
+    problem = _key_problem(key)
+    if problem:
+        raise click.UsageError(problem)
     click.echo(hash_key(key))
+
+
+def _read_key() -> str:
+    if sys.stdin.isatty():
+        typed: str = click.prompt(
+            "Client key (not shown)", hide_input=True, default="", show_default=False, err=True
+        )
+        return typed
+    text = sys.stdin.read()
+    if text.endswith("\n"):  # one line ending, as `echo` or an editor leaves it
+        text = text[:-1].removesuffix("\r")
+    return text
+
+
+def _key_problem(key: str) -> str | None:
+    if not key:
+        return "the key is empty: give it on standard input, or as KEY"
+    if "\n" in key or "\r" in key:
+        return "the key spans several lines: give one key, on one line"
+    if key != key.strip():
+        return (
+            "the key starts or ends with whitespace, which the gateway never reads as part "
+            "of a client's key: give the key alone"
+        )
+    return None
 
 
 __all__ = ["main"]

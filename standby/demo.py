@@ -16,8 +16,10 @@ import importlib.util
 import logging
 import signal
 import socket
+import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aiohttp
 import uvicorn
@@ -69,8 +71,9 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def _gateway(plan: Plan, port: int) -> AsyncIterator[int]:
-    """Serve ``plan`` on ``port`` (a free one if taken) in this loop; yields the bound port."""
+async def _gateway(plan: Plan, port: int, data_dir: Path) -> AsyncIterator[int]:
+    """Serve ``plan`` on ``port`` (a free one if taken) in this loop, journaling in
+    ``data_dir``; yields the bound port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -78,7 +81,8 @@ async def _gateway(plan: Plan, port: int) -> AsyncIterator[int]:
     except OSError:  # taken: any free port (a failed bind leaves the socket unbound)
         sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
-    config = uvicorn_config(StandbyApp(plan), host="127.0.0.1", port=port, log_level="warning")
+    app = StandbyApp(plan, data_dir=data_dir)
+    config = uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning")
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -112,7 +116,10 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
             primary = await stack.enter_async_context(SimProvider("primary", chunk_delay=0.03))
             backup = await stack.enter_async_context(SimProvider("backup", chunk_delay=0.03))
             plan = Plan.model_validate(script.demo_plan(primary.base_url, backup.base_url))
-            bound = await stack.enter_async_context(_gateway(plan, port))
+            # the journal (stored completions, previous_response_id) lives as long as the
+            # demo: the directory is removed after the gateway has stopped
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="standby-demo-")))
+            bound = await stack.enter_async_context(_gateway(plan, port, home))
             if port and bound != port:
                 console.print(f"[yellow]Port {port} is taken; the demo uses port {bound}.[/]")
             root = f"http://127.0.0.1:{bound}"
@@ -132,7 +139,7 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
                 return 0 if ok else 1
             log.removeHandler(tap)
             log.addHandler(stderr)  # while serving, the gateway logs to stderr as usual
-            console.print(_banner(root, primary.base_url), soft_wrap=True)
+            console.print(_banner(root, primary.base_url, home), soft_wrap=True)
             await stop.wait()
             console.print("Stopping the gateway and the simulated providers…")
             return 0
@@ -306,7 +313,7 @@ def _intro(root: str, primary: SimProvider, backup: SimProvider) -> Panel:
     return Panel(lines, title="[bold]Standby demo", expand=False)
 
 
-def _banner(root: str, primary_url: str) -> Group:
+def _banner(root: str, primary_url: str, home: Path) -> Group:
     curl = (
         f"curl -N {root}/v1/chat/completions \\\n"
         "  -H 'Content-Type: application/json' \\\n"
@@ -316,9 +323,13 @@ def _banner(root: str, primary_url: str) -> Group:
     python = (
         "from openai import OpenAI\n"
         f'client = OpenAI(base_url="{root}/v1", api_key="demo")\n'
-        f'reply = client.chat.completions.create(model="{script.ROUTE}",\n'
+        f'reply = client.chat.completions.create(model="{script.ROUTE}", store=True,\n'
         '    messages=[{"role": "user", "content": "Hello"}])\n'
-        "print(reply.choices[0].message.content)"
+        "print(reply.choices[0].message.content)\n"
+        "print(client.chat.completions.retrieve(reply.id).model)  # stored in the journal\n"
+        f'first = client.responses.create(model="{script.ROUTE}", input="Hello")\n'
+        f'again = client.responses.create(model="{script.ROUTE}", input="And again?",\n'
+        "    previous_response_id=first.id)"
     )
     fault = (
         f"curl -X POST {primary_url.removesuffix('/v1')}/_sim/fault "
@@ -332,6 +343,7 @@ def _banner(root: str, primary_url: str) -> Group:
         Text(
             f"\nBreak the primary yourself:  {fault}\n"
             f"Watch the breakers:          curl {root}/standby/health\n"
+            f"Journal (removed at exit):   {home}\n"
             "Press Ctrl-C to stop.",
             style="dim",
         ),

@@ -2,7 +2,8 @@
 
 Each opens the journal database the plan names (``journal.url``; by default
 ``standby.db`` beside the plan file) for reading only, so it works while a gateway is
-running.  The database trails the gateway's write-ahead log by one batch (about a second).
+running.  Only the plan's ``journal`` section is read: the providers' keys need not be
+set.  The database trails the gateway's write-ahead log by one batch (about a second).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import IO, Any, TypeVar
 
 import click
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from standby.errors import PlanError
 from standby.journal.backup import BackupError, backup, public_url
@@ -36,15 +37,16 @@ from standby.journal.service import journal_url
 from standby.journal.sql import SQLStore
 from standby.journal.store import RequestRow
 from standby.journal.tail import Tail
-from standby.plan.load import load_plan
+from standby.plan.load import load_journal_config
 from standby.plan.model import Journal
 
 __all__ = ["backup_command", "export_command", "journal_group"]
 
 T = TypeVar("T")
 _PLAN_HELP = (
-    "The downtime plan (YAML) whose journal to read. Without it: standby.db in the "
-    "current directory, where `standby serve` without a plan journals."
+    "The downtime plan (YAML) whose journal to read; only its journal section is read, "
+    "so the providers' keys need not be set. Without it: standby.db in the current "
+    "directory, where `standby serve` without a plan journals."
 )
 _FIELDS = (
     "rid",
@@ -70,23 +72,23 @@ _FIELDS = (
 
 def _plan_url(plan_path: str | None) -> str:
     """The journal URL of the plan, as the gateway computes it; for SQLite, checked to
-    exist (opening a missing file would create an empty database)."""
+    exist (opening a missing file would create an empty database).
+
+    Only the plan's ``journal`` section is read: these commands run where the gateway's
+    provider keys may not be set (a laptop, a cron job), and need none of them.
+    """
     if not plan_path:
         url = journal_url(Journal(), Path.cwd())
     else:
         try:
-            plan = load_plan(plan_path, os.environ)
+            config = load_journal_config(plan_path, os.environ)
         except PlanError as error:
             raise click.ClickException(str(error)) from None
-        url = journal_url(plan.journal, Path(plan_path).resolve().parent)
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise click.ClickException("the plan's journal.url is not a database URL") from None
+        url = journal_url(config, Path(plan_path).resolve().parent)
+    parsed = make_url(url)  # the plan's check let only usable URLs through
     if (
         parsed.get_backend_name() == "sqlite"
         and parsed.database
-        and parsed.database != ":memory:"
         and not Path(parsed.database).is_file()
     ):
         raise click.ClickException(
@@ -340,7 +342,11 @@ def tail_command(
     plan_path: str | None, limit: int, follow: bool, state: str | None, route: str | None
 ) -> None:
     """The latest requests as a table: time, request id, route, model asked → the
-    provider/model that answered, state, attempts and latency."""
+    provider/model that answered, state, attempts and latency.
+
+    The table fits the terminal: under 120 columns the request id is left out, and
+    under 80 columns the attempts too.
+    """
     url = _plan_url(plan_path)
 
     async def work() -> None:

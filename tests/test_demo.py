@@ -26,8 +26,8 @@ def _standby() -> list[str]:
 
 
 @pytest.mark.timeout(120)
-def test_demo_once_fails_over_and_exits_zero() -> None:
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+def test_demo_once_fails_over_and_exits_zero(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TMPDIR": str(tmp_path)}
     started = time.monotonic()
     done = subprocess.run([*_standby(), "demo", "--once", "--port", "0"], capture_output=True,
                           text=True, timeout=90, env=env, check=False)  # fmt: skip
@@ -44,6 +44,7 @@ def test_demo_once_fails_over_and_exits_zero() -> None:
     assert "Standby is running" not in out  # --once leaves nothing serving
     assert "Traceback" not in done.stderr
     assert seconds < 60, f"the scripted part took {seconds:.0f} s"
+    assert not list(tmp_path.glob("standby-demo-*"))  # the demo's journal is gone with it
 
 
 def test_plan_and_phases_are_consistent() -> None:
@@ -57,3 +58,36 @@ def test_plan_and_phases_are_consistent() -> None:
         "backup/gpt-4o-mini",
     ]
     assert sum(phase.seconds for phase in PHASES) <= 25  # the rest is recovery waits
+
+
+async def test_the_demo_gateway_journals_for_the_readme_tour(tmp_path: Path) -> None:
+    # The README tour, against the demo's gateway: a stored completion read back, and a
+    # Responses API conversation continued with previous_response_id.
+    import openai
+
+    from standby.demo import _gateway
+    from standby.demo_script import ROUTE, demo_plan
+    from standby.plan.model import Plan
+    from standby.providers.sim import SimProvider
+
+    async with SimProvider("primary") as primary, SimProvider("backup") as backup:
+        plan = Plan.model_validate(demo_plan(primary.base_url, backup.base_url))
+        async with _gateway(plan, 0, tmp_path) as port:
+            client = openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key="demo", max_retries=0
+            )
+            async with client:
+                reply = await client.chat.completions.create(
+                    model=ROUTE, store=True, messages=[{"role": "user", "content": "Hello"}]
+                )
+                stored = await client.chat.completions.retrieve(reply.id)
+                assert stored.choices[0].message.content == primary.expected_text()
+                first = await client.responses.create(model=ROUTE, input="Hello")
+                again = await client.responses.create(
+                    model=ROUTE, input="And again?", previous_response_id=first.id
+                )
+                assert again.output_text == primary.expected_text()
+        assert (tmp_path / "standby.db").is_file()
+    # the continued conversation reached the provider with its first turn
+    said = [m["content"] for m in primary.requests[-1].body["messages"]]
+    assert said[0] == "Hello" and said[-1] == "And again?"

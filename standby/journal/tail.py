@@ -11,16 +11,16 @@ the window: those are not shown (``standby export --since`` finds them).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
 from standby.journal.export import iter_requests
 from standby.journal.store import JournalStore, RequestRow
 
-__all__ = ["Tail", "attempts_summary", "table"]
+__all__ = ["RequestTable", "Tail", "attempts_summary", "table"]
 
 SLACK = 10.0  # seconds behind the newest row seen that a poll looks again
 OPEN_FOR = 600.0  # follow an unfinished request's state this long at most
@@ -114,33 +114,84 @@ def attempts_summary(row: RequestRow) -> str:
     )
 
 
-def table(rows: list[RequestRow], *, header: bool = True) -> Table:
-    """One line per request across the console's width; the same column widths every
-    time, so tables printed one after the other (``--follow``) line up under the first."""
-    grid = Table(show_header=header, box=None, pad_edge=False, header_style="bold", expand=True)
-    grid.add_column("time", width=11, no_wrap=True)
-    grid.add_column("request", width=28, no_wrap=True)
-    grid.add_column("route → answered by", ratio=3, overflow="fold")
-    grid.add_column("state", width=11, no_wrap=True)
-    grid.add_column("attempts", ratio=2, overflow="fold")
-    grid.add_column("latency", width=7, justify="right", no_wrap=True)
-    today = datetime.now().date()
-    for row in rows:
-        received = datetime.fromtimestamp(row.received_at)
-        when = received.strftime("%H:%M:%S" if received.date() == today else "%m-%d %H:%M")
-        asked = row.route if row.model_asked == row.route else f"{row.route} ({row.model_asked})"
-        answered = f"{row.provider}/{row.model}" if row.provider else "-"
-        state = row.state if row.status in (None, 200) else f"{row.state} {row.status}"
-        latency = "…" if row.finished_at is None else _seconds(row.finished_at - row.received_at)
-        grid.add_row(
-            when,
-            row.rid,
-            f"{asked} → {answered}",
-            Text(state, style=_STYLE.get(row.state, "")),
-            attempts_summary(row),
-            latency,
-        )
-    return grid
+# Each column with the console width it is shown from (the request id only on a wide
+# console, the attempts from 80 columns) and its own width; None: it shares what the
+# others leave, three parts route to two parts attempts.
+_COLUMNS: tuple[tuple[str, int, int | None], ...] = (
+    ("time", 0, 11),
+    ("request", 120, 28),
+    ("route → answered by", 0, None),
+    ("state", 0, 11),
+    ("attempts", 80, None),
+    ("latency", 60, 7),
+)
+_ATTEMPTS_WIDTH = 20  # "primary:unavailable," whole: the list wraps between attempts
+_GAP = 2  # between two columns
+
+
+def table(rows: list[RequestRow], *, header: bool = True) -> RequestTable:
+    """``rows`` as a table, one line per request, sized when it is printed."""
+    return RequestTable(rows, header=header)
+
+
+class RequestTable:
+    """Requests as a rich table across the console's width.
+
+    The columns are chosen and sized for that width when the table is printed: under
+    120 columns the request id is left out, under 80 the attempts, under 60 the
+    latency, so that the others keep room to show their values whole.  The same width
+    gives the same columns, so tables printed one after the other (``--follow``) line
+    up under the first.
+    """
+
+    def __init__(self, rows: list[RequestRow], *, header: bool = True) -> None:
+        self.rows = rows
+        self.header = header
+
+    def __repr__(self) -> str:
+        return f"RequestTable(rows={len(self.rows)}, header={self.header})"
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.fitted(options.max_width)
+
+    def fitted(self, width: int) -> Table:
+        """The table for a console ``width`` columns wide."""
+        grid = Table(show_header=self.header, box=None, pad_edge=False, header_style="bold")
+        shown = [(name, size) for name, from_width, size in _COLUMNS if width >= from_width]
+        left = width - sum(size or 0 for _, size in shown) - _GAP * (len(shown) - 1)
+        flexible = {"route → answered by": left}
+        if any(name == "attempts" for name, _ in shown):
+            attempts = max(_ATTEMPTS_WIDTH, left * 2 // 5)
+            flexible = {"route → answered by": left - attempts, "attempts": attempts}
+        for name, size in shown:
+            grid.add_column(
+                name,
+                width=max(size or flexible[name], 1),
+                no_wrap=size is not None,
+                overflow="fold",
+                justify="right" if name == "latency" else "left",
+            )
+        today = datetime.now().date()
+        for row in self.rows:
+            cells = _cells(row, today)
+            grid.add_row(*(cells[name] for name, _ in shown))
+        return grid
+
+
+def _cells(row: RequestRow, today: date) -> dict[str, RenderableType]:
+    received = datetime.fromtimestamp(row.received_at)
+    asked = row.route if row.model_asked == row.route else f"{row.route} ({row.model_asked})"
+    answered = f"{row.provider}/{row.model}" if row.provider else "-"
+    state = row.state if row.status in (None, 200) else f"{row.state} {row.status}"
+    latency = "…" if row.finished_at is None else _seconds(row.finished_at - row.received_at)
+    return {
+        "time": received.strftime("%H:%M:%S" if received.date() == today else "%m-%d %H:%M"),
+        "request": row.rid,
+        "route → answered by": f"{asked} → {answered}",
+        "state": Text(state, style=_STYLE.get(row.state, "")),
+        "attempts": attempts_summary(row),
+        "latency": latency,
+    }
 
 
 def _seconds(value: float) -> str:

@@ -4,6 +4,8 @@ Every problem becomes a ``PlanError`` naming file, line and dotted key.  ruamel.
 round-trip loader remembers the line of every key and item, so pydantic's error
 locations map back onto the file.  ``${VAR}`` resolves from the ``env`` the caller
 passes (never ``os.environ``), so tests and the CLI decide what a plan can see.
+``load_journal_config`` validates the ``journal`` section alone, for the commands that
+read the journal on a machine without the providers' keys.
 """
 
 from __future__ import annotations
@@ -19,19 +21,26 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from standby.errors import PlanError
-from standby.plan.model import Plan
+from standby.plan.model import Journal, Plan
 from standby.plan.values import Loc, dotted
 
-__all__ = ["load_plan", "parse_plan"]
+__all__ = [
+    "MAX_ALIAS_EXPANSION",
+    "load_journal_config",
+    "load_plan",
+    "parse_journal_config",
+    "parse_plan",
+]
 
 # One pattern, three alternatives: the `$${` escape, a well-formed reference, and a
 # stray `${` that matches neither (reported rather than silently kept).
 _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
-_DUPLICATE = re.compile(r'found duplicate key "(.*?)"')
+# values that aliases may add to a plan, beyond those written out (see ``_Shape``)
+MAX_ALIAS_EXPANSION = 10_000
 _PYDANTIC_PREFIX = re.compile(r"^(Value error, |Assertion failed, |Input (?=should))")
 _TYPE_ERRORS = ("_type", "_parsing", "literal_error", "enum")
 # pydantic's wording names Python types; a plan author thinks in YAML shapes.
@@ -60,16 +69,7 @@ def load_plan(path: str | Path, env: Mapping[str, str]) -> Plan:
 
     Raises ``PlanError`` (with file, line and key where known) on any problem.
     """
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError("plan file not found", file=file) from None
-    except UnicodeDecodeError:
-        raise PlanError("the plan file is not UTF-8 text", file=file) from None
-    except OSError as exc:  # a directory, no permission, …
-        raise PlanError(f"cannot read the plan file: {exc.strerror or exc}", file=file) from None
-    return parse_plan(text, file=file, env=env)
+    return parse_plan(_read_file(path), file=str(path), env=env)
 
 
 def parse_plan(text: str, *, file: str, env: Mapping[str, str]) -> Plan:
@@ -95,15 +95,66 @@ def parse_plan(text: str, *, file: str, env: Mapping[str, str]) -> Plan:
     return plan
 
 
-def _read_yaml(text: str, file: str) -> CommentedMap:
+def load_journal_config(path: str | Path, env: Mapping[str, str]) -> Journal:
+    """The ``journal`` section of the plan at ``path``, validated alone.
+
+    For the commands that only read the journal (export, backup, tail): they must work
+    on a machine without the providers' keys, so ``${VAR}`` is resolved in this section
+    only and the rest of the plan is read as YAML but not validated.
+    """
+    return parse_journal_config(_read_file(path), file=str(path), env=env)
+
+
+def parse_journal_config(text: str, *, file: str, env: Mapping[str, str]) -> Journal:
+    """``load_journal_config`` for plan ``text``; ``file`` names the source in errors."""
+    tree = _read_yaml(text, file)
+    if "journal" not in tree:
+        return Journal()
+    loc: Loc = ("journal",)
+    resolver = _Resolver(env)
+    data = resolver.copy(tree["journal"], loc)
+    if resolver.problems:
+        raise _plan_error(
+            file, [_Problem(_line_of(tree, p.loc), p.loc, p.message) for p in resolver.problems]
+        )
     try:
-        tree = YAML(typ="rt").load(text)
-    except DuplicateKeyError as exc:
-        # ruamel's own message quotes both values, which may be secrets: name the key only.
-        match = _DUPLICATE.search(str(exc.problem))
-        name = f"'{match.group(1)}' " if match else ""
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise PlanError(f"the key {name}appears twice in a mapping", file=file, line=line) from None
+        return Journal.model_validate(data)
+    except ValidationError as exc:
+        found: list[_Problem] = []
+        for err in exc.errors(include_url=False):
+            located = {**err, "loc": (*loc, *err["loc"])}
+            found.extend(_explain(located, tree, resolver.from_env))
+        raise _plan_error(file, found) from None
+
+
+def _read_file(path: str | Path) -> str:
+    file = str(path)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError("plan file not found", file=file) from None
+    except UnicodeDecodeError:
+        raise PlanError("the plan file is not UTF-8 text", file=file) from None
+    except OSError as exc:  # a directory, no permission, …
+        raise PlanError(f"cannot read the plan file: {exc.strerror or exc}", file=file) from None
+
+
+def _read_yaml(text: str, file: str) -> CommentedMap:
+    """The YAML document as ruamel's round-trip tree (every key and item knows its line).
+
+    The document is composed first and checked as a graph of nodes, where an alias is
+    still one shared node: duplicate keys (all of them, each at its line) and aliases
+    that would expand it beyond reason are reported before anything is copied.
+    """
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = True  # found by _Shape instead: every one, not the first
+    try:
+        node = yaml.compose(text)
+        if node is None:
+            tree = None
+        else:
+            _Shape(file).check(node)
+            tree = yaml.constructor.construct_document(node)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         detail = exc.problem or "invalid YAML"
@@ -114,6 +165,8 @@ def _read_yaml(text: str, file: str) -> CommentedMap:
         ) from None
     except YAMLError as exc:
         raise PlanError(f"YAML syntax error: {exc}", file=file) from None
+    except RecursionError:
+        raise PlanError("the YAML is nested too deeply to be a plan", file=file) from None
     if tree is None:
         raise PlanError("the plan is empty; it needs at least 'providers' and 'routes'", file=file)
     if not isinstance(tree, CommentedMap):
@@ -125,6 +178,89 @@ def _read_yaml(text: str, file: str) -> CommentedMap:
             line=line,
         )
     return tree
+
+
+class _Shape:
+    """Checks a composed YAML document before it is built: duplicate keys, and aliases.
+
+    An alias (``*name``) is the anchored node itself, shared; copying the document into
+    plain values expands every use.  A few ``<<: *defaults`` add little, but ten
+    anchors of ten aliases each (a "billion laughs") expand to 10^10 values: the
+    expansion is counted here on the shared nodes, each visited once, and refused past
+    ``MAX_ALIAS_EXPANSION``.  An alias inside its own anchor (a loop) is refused too.
+    """
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.sizes: dict[int, int] = {}  # id(node) → values it expands to, itself included
+        self.open: set[int] = set()  # nodes being counted: meeting one again is a loop
+        self.duplicates: list[_Problem] = []
+
+    def check(self, root: Node) -> None:
+        total = self._size(root, ())
+        if self.duplicates:
+            raise _plan_error(self.file, self.duplicates)
+        if total - len(self.sizes) > MAX_ALIAS_EXPANSION:
+            raise self._too_big(root)
+
+    def _size(self, node: Node, loc: Loc) -> int:
+        key = id(node)
+        if key in self.sizes:
+            return self.sizes[key]
+        if key in self.open:
+            raise PlanError(
+                "a YAML alias refers to a value that contains it: the value would never end",
+                file=self.file,
+                line=node.start_mark.line + 1,
+                key=dotted(loc),
+            )
+        self.open.add(key)
+        size = 1
+        if isinstance(node, MappingNode):
+            self._note_duplicates(node, loc)
+            for key_node, value in node.value:
+                size += self._size(key_node, loc) + self._size(value, (*loc, _name(key_node)))
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                size += self._size(item, (*loc, index))
+        self.open.discard(key)
+        self.sizes[key] = size
+        return size
+
+    def _note_duplicates(self, node: MappingNode, loc: Loc) -> None:
+        first: dict[tuple[str | None, Any], int] = {}  # (tag, text) of a key → its first line
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode):
+                continue
+            name = (key_node.tag, key_node.value)
+            if name not in first:
+                first[name] = key_node.start_mark.line + 1
+                continue
+            self.duplicates.append(
+                _Problem(
+                    key_node.start_mark.line + 1,
+                    (*loc, key_node.value),
+                    f"duplicate key (first written on line {first[name]}): a mapping holds "
+                    "each key once; keep the one you mean",
+                )
+            )
+
+    def _too_big(self, root: Node) -> PlanError:
+        where: tuple[Loc, int] = ((), root.start_mark.line + 1)
+        if isinstance(root, MappingNode):  # the section that blows up
+            key_node, _ = max(root.value, key=lambda pair: self.sizes[id(pair[1])])
+            where = ((_name(key_node),), key_node.start_mark.line + 1)
+        return PlanError(
+            f"YAML aliases (*name) expand the plan by more than {MAX_ALIAS_EXPANSION:,} "
+            "values; a plan needs a few at most (such as `<<: *defaults`)",
+            file=self.file,
+            line=where[1],
+            key=dotted(where[0]),
+        )
+
+
+def _name(node: Node) -> str:
+    return str(node.value) if isinstance(node, ScalarNode) else "?"
 
 
 class _Resolver:

@@ -320,6 +320,67 @@ class Journal(Record):
     # loopback, private and link-local addresses are refused unless listed here
     callback_hosts: list[str] = Field(default_factory=list)
 
+    @field_validator("url")
+    @classmethod
+    def _database(cls, url: str) -> str:
+        problem = journal_url_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return url
+
+
+_JOURNAL_URLS = (
+    "sqlite:///standby.db (relative to the plan's directory), "
+    "sqlite:////var/lib/standby/journal.db (absolute), or "
+    "postgresql://user:password@host/database"
+)
+
+
+def journal_url_problem(url: str) -> str | None:
+    """Why the journal cannot open ``url`` (None: it can try; ``""`` is the default file).
+
+    Only the URL's shape is checked, not whether the database answers.  The message
+    never quotes the URL, whose password may have come from the environment.
+    """
+    if not url:
+        return None
+    # SQLAlchemy is imported only when a plan names a database: `standby serve` with the
+    # default journal, and every plan without one, start without it.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        return f"not a database URL; write {_JOURNAL_URLS}"
+    backend, driver = parsed.get_backend_name(), parsed.drivername
+    if backend == "sqlite":
+        if parsed.host:  # sqlite://journal.db: the file name was read as a host name
+            written = "sqlite:///" + url.split("://", 1)[1]
+            return (
+                "a SQLite URL has three slashes before a relative path and four before an "
+                f"absolute one: write {written!r}"
+            )
+        if not parsed.database or parsed.database == ":memory:":
+            return (
+                "names no database file (an in-memory journal is lost when the gateway "
+                "stops); write sqlite:///standby.db"
+            )
+        if driver not in ("sqlite", "sqlite+aiosqlite"):
+            return f"write sqlite:///… without a driver (Standby uses aiosqlite), not {driver!r}"
+        return None
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("postgresql", "postgres", "postgresql+asyncpg"):
+            return (
+                "write postgresql://… without a driver (Standby uses asyncpg), "
+                f"not {driver + '://'!r}"
+            )
+        return None
+    return (
+        f"unsupported database {backend!r}: the journal runs on SQLite or PostgreSQL; "
+        f"write {_JOURNAL_URLS}"
+    )
+
 
 class Plan(Record):
     providers: dict[str, Provider]
