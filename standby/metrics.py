@@ -46,10 +46,22 @@ Labels = tuple[str, ...]
 M = TypeVar("M", Counter, Gauge, Histogram)
 
 
+# Series per metric at most.  Routes and outcomes are few, but a route that passes the
+# asked model through (``openai/{model}``) makes a target per name a client sends: past
+# the bound, new targets share one series whose first label is OVERFLOW.
+MAX_SERIES = 1000
+OVERFLOW = "(other)"
+
+
 def _child(cache: dict[Labels, M], metric: M, *labels: str) -> M:
     """The labelled child of ``metric``, made once and then served from ``cache``."""
     child = cache.get(labels)
     if child is None:
+        if len(cache) >= MAX_SERIES:
+            labels = (OVERFLOW, *labels[1:])
+            child = cache.get(labels)
+            if child is not None:
+                return child
         child = cache[labels] = metric.labels(*labels)
     return child
 

@@ -52,3 +52,16 @@ def test_breaker_state_moves_and_instances_are_independent() -> None:
     first.breaker_state("a/m", "closed")
     assert samples(first)[("standby_breaker_state", (("target", "a/m"),))] == 0
     assert not any(name == "standby_breaker_state" for name, _ in samples(second))
+
+
+def test_series_per_metric_are_bounded() -> None:
+    """Targets made from asked names (``openai/{model}``) cannot grow the metrics forever."""
+    from standby.metrics import MAX_SERIES, OVERFLOW, Metrics
+
+    metrics = Metrics()
+    for n in range(MAX_SERIES + 500):
+        metrics.attempt_done(f"sim/model-{n}", "ok", 0.01)
+    text = metrics.render()[0].decode()
+    series = [line for line in text.splitlines() if line.startswith("standby_attempts_total{")]
+    assert len(series) == MAX_SERIES + 1
+    assert f'standby_attempts_total{{outcome="ok",target="{OVERFLOW}"}} 500.0' in text

@@ -86,6 +86,12 @@ class Breaker:
             return "closed"
         return "open" if now < self._open_until else "half_open"
 
+    @property
+    def at_rest(self) -> bool:
+        """Closed with no failure counted and no growth to remember: forgetting this
+        breaker and making a new one later changes nothing."""
+        return self._open_until is None and self._failures == 0 and self._last_ejection is None
+
     def admissible(self, now: float) -> bool:
         """Would ``admit(now)`` grant an attempt? Grants nothing."""
         if self._open_until is None:

@@ -27,15 +27,25 @@ class _Token:
 
 
 class RegistryGate:
-    def __init__(self, registry: HealthRegistry, metrics: Metrics) -> None:
+    """``max_targets`` bounds what is remembered per target, as in ``HealthRegistry``."""
+
+    def __init__(
+        self, registry: HealthRegistry, metrics: Metrics, *, max_targets: int = 2048
+    ) -> None:
         self.registry = registry
         self.metrics = metrics
+        self._max_targets = max_targets
         self._states: dict[str, str] = {}
         self._watches: dict[str, SilenceWatch] = {}
 
     def _watch(self, key: str) -> SilenceWatch:
         watch = self._watches.get(key)
         if watch is None:
+            if len(self._watches) >= self._max_targets:
+                # forget the oldest watches with nothing in flight (a tenth at a time)
+                idle = [k for k, w in self._watches.items() if not w.waiting]
+                for old in idle[: max(1, self._max_targets // 10)]:
+                    del self._watches[old]
             watch = self._watches[key] = SilenceWatch()
         return watch
 
@@ -117,6 +127,11 @@ class RegistryGate:
         if self._states.get(key) != state:
             if key in self._states or state != "closed":
                 log.warning("breaker %s: %s → %s", key, self._states.get(key, "closed"), state)
+            if key not in self._states and len(self._states) >= self._max_targets:
+                # a closed breaker is what an unknown one is presumed to be
+                closed = [k for k, s in self._states.items() if s == "closed"]
+                for old in closed[: max(1, self._max_targets // 10)]:
+                    del self._states[old]
             self._states[key] = state
             self.metrics.breaker_state(key, state)
 

@@ -86,6 +86,11 @@ class TargetHealth:
         """Would ``admit(now)`` grant an attempt? Grants nothing (no trial is used up)."""
         return not self.is_held(now) and self.breaker.admissible(now)
 
+    @property
+    def at_rest(self) -> bool:
+        """Nothing here that a fresh record would not also say (see ``HealthRegistry``)."""
+        return self.breaker.at_rest and self.held_until is None and not self.auth_alert
+
     def admit(self, now: float) -> Admission | None:
         """Permission for one attempt, or ``None`` if held or the breaker refuses."""
         if self.is_held(now):
@@ -181,14 +186,27 @@ class TargetHealth:
 
 
 class HealthRegistry:
-    """One :class:`TargetHealth` per target key, created on first use."""
+    """One :class:`TargetHealth` per target key, created on first use.
+
+    A route that passes the asked model through (``openai/{model}``) makes a new target
+    for every name a client sends, so the number of records is bounded: past
+    ``max_targets``, the oldest records at rest (closed, no failure, no hold) are
+    forgotten to make room.  Records that carry news — an open breaker, a hold, a key
+    alert — are never forgotten, so an outage cannot be flushed out by noise.
+    """
 
     def __init__(
-        self, config: BreakerConfig, *, window: float = 60.0, trial_timeout: float = 30.0
+        self,
+        config: BreakerConfig,
+        *,
+        window: float = 60.0,
+        trial_timeout: float = 30.0,
+        max_targets: int = 2048,
     ) -> None:
         self._config = config
         self._window = window
         self._trial_timeout = trial_timeout
+        self._max_targets = max_targets
         self._targets: dict[str, TargetHealth] = {}
 
     def get(self, key: str) -> TargetHealth:
@@ -201,8 +219,17 @@ class HealthRegistry:
                 forget_after=self._config.forget_after,
             )
             health = TargetHealth(key, breaker, OutcomeWindow(self._window))
+            if len(self._targets) >= self._max_targets:
+                self._forget_some()
             self._targets[key] = health
         return health
+
+    def _forget_some(self) -> None:
+        """Forget the oldest records at rest: up to a tenth of the bound at a time, so
+        the scan is paid once per many new targets."""
+        quota = max(1, self._max_targets // 10)
+        for key in [k for k, h in self._targets.items() if h.at_rest][:quota]:
+            del self._targets[key]
 
     def available(self, key: str, now: float) -> bool:
         """The breaker would admit ``key`` and no rate-limit hold is running."""

@@ -40,6 +40,7 @@ class Caps:
     images: bool = True
     json_schema: bool = True
     max_context: int | None = None
+    embeddings: bool = True  # the provider's wire has an embeddings endpoint
 
 
 EVERYTHING = Caps()
@@ -53,6 +54,7 @@ class Needs:
     images: bool = False
     json_schema: bool = False
     tokens: int = 0  # estimated prompt + requested output; 0 when the messages were not read
+    embeddings: bool = False  # an embeddings request, not a chat
 
 
 class Depth(IntEnum):
@@ -67,6 +69,8 @@ def depth_for(caps: Iterable[Caps]) -> Depth:
     """The depth a route whose targets have ``caps`` needs."""
     depth = Depth.NONE
     for cap in caps:
+        if not cap.embeddings:
+            depth = Depth.BODY
         if not cap.images or not cap.tools or cap.max_context is not None:
             return Depth.MESSAGES
         if not cap.json_schema:
@@ -105,12 +109,14 @@ def _read_messages(messages: Any) -> tuple[int, int, bool]:
             for part in content:
                 if not isinstance(part, dict):
                     continue
-                if part.get("type") in _IMAGE_PARTS:
+                kind = part.get("type")
+                if isinstance(kind, str) and kind in _IMAGE_PARTS:
                     images += 1
                 elif isinstance(text := part.get("text"), str):
                     size += _text_size(text)
         calls = message.get("tool_calls")
-        if calls or message.get("function_call") or message.get("role") in _TOOL_ROLES:
+        role = message.get("role")
+        if calls or message.get("function_call") or (isinstance(role, str) and role in _TOOL_ROLES):
             tool_history = True
             for call in calls if isinstance(calls, list) else ():
                 function = call.get("function") if isinstance(call, dict) else None
@@ -137,11 +143,13 @@ def _requested_output(body: Mapping[str, Any]) -> int:
 def unfit(caps: Caps, need: Needs) -> str | None:
     """Why a target with ``caps`` cannot serve ``need``, or ``None`` when it can.
 
-    The reason is one of ``no_images``, ``no_tools``, ``no_json_schema``,
-    ``context_too_small``.
+    The reason is one of ``no_embeddings``, ``no_images``, ``no_tools``,
+    ``no_json_schema``, ``context_too_small``.
     """
     if caps is EVERYTHING:
         return None
+    if need.embeddings and not caps.embeddings:
+        return "no_embeddings"
     if need.images and not caps.images:
         return "no_images"
     if need.tools and not caps.tools:
@@ -154,6 +162,7 @@ def unfit(caps: Caps, need: Needs) -> str | None:
 
 
 _PHRASES = {
+    "no_embeddings": ("has no embeddings endpoint", "model"),
     "no_images": ("does not accept images", "messages"),
     "no_tools": ("does not support tools", "tools"),
     "no_json_schema": ("does not support response_format json_schema", "response_format"),

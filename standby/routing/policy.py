@@ -142,18 +142,25 @@ class RouteTable:
         )
 
 
+# provider kinds whose wire has no embeddings endpoint: an embeddings request skips them
+# (a 400 when nothing else is left) instead of failing at them and counting against them
+_NO_EMBEDDINGS = frozenset({"anthropic", "gemini"})
+
+
 def _compile(ref: TargetRef, providers: Mapping[str, ProviderConfig]) -> _Ref:
     provider, _, model = ref.target.partition("/")
     config = providers.get(provider)
     declared = ref.capabilities.apply(config.capabilities if config else _DEFAULT_CAPS)
+    embeddings = config is None or config.kind not in _NO_EMBEDDINGS
     caps = (
         EVERYTHING
-        if declared == _DEFAULT_CAPS
+        if declared == _DEFAULT_CAPS and embeddings
         else Caps(
             tools=declared.tools,
             images=declared.images,
             json_schema=declared.json_schema,
             max_context=declared.max_context,
+            embeddings=embeddings,
         )
     )
     edits = None

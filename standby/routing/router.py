@@ -10,6 +10,7 @@ the health gate, metrics, a clock and a random source.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from standby.canonical import Call, Endpoint, Reply
-from standby.errors import ModelNotFound, ProviderError
+from standby.errors import InvalidRequest, ModelNotFound, ProviderError
 from standby.plan.model import Plan, Timeouts
 from standby.plan.model import Route as RouteConfig
 from standby.providers.base import Provider
@@ -26,6 +27,9 @@ from standby.routing.capabilities import Depth, needs
 from standby.routing.policy import ResolvedRoute, RouteTable, Target, aim, candidate_order
 
 __all__ = ["Completion", "RouteMetrics", "Router", "aim"]
+
+
+MAX_MODEL_NAME = 256  # characters of an asked model name
 
 
 class RouteMetrics(Protocol):
@@ -70,6 +74,12 @@ class Router:
     def resolve(self, model: Any) -> ResolvedRoute:
         if not isinstance(model, str) or not model:
             raise ModelNotFound("you must provide a model parameter", param="model")
+        if not model.isprintable() or len(model) > MAX_MODEL_NAME:
+            # it would become an x-standby-model header and a provider's URL or body
+            raise InvalidRequest(
+                f"Invalid 'model': a model name is at most {MAX_MODEL_NAME} printable characters.",
+                param="model",
+            )
         route = self.table.resolve(model)
         if route is None:
             raise ModelNotFound(
@@ -102,14 +112,23 @@ class Router:
             self.screen(plan, route, body)
         return plan
 
-    def screen(self, plan: AttemptPlan, route: ResolvedRoute, body: dict[str, Any]) -> None:
+    def screen(
+        self,
+        plan: AttemptPlan,
+        route: ResolvedRoute,
+        body: dict[str, Any],
+        endpoint: Endpoint = "chat",
+    ) -> None:
         """Drop the plan's candidates that cannot serve ``body`` (once per plan).
 
         Free when every target of the route supports everything (``Depth.NONE``).
         """
         if plan.screened or route.depth is Depth.NONE:
             return
-        plan.screen(needs(body, route.depth), route.name)
+        need = needs(body, route.depth)
+        if endpoint == "embeddings":
+            need = dataclasses.replace(need, embeddings=True)
+        plan.screen(need, route.name)
 
     def timeouts_for(self, plan: AttemptPlan, target: Target) -> Timeouts:
         return self._provider_timeouts[target.provider].apply(plan.timeouts)
@@ -130,7 +149,7 @@ class Router:
         """
         plan = plan or self.attempt_plan(route)
         try:
-            self.screen(plan, route, body)
+            self.screen(plan, route, body, endpoint)
             step: Step = plan.first()
             while True:
                 if step.delay:

@@ -108,7 +108,11 @@ def admin_app(
     routes += completions_routes(journal, keys or ClientKeys({}))
     if journal is not None:
         routes += journal_routes(journal, authorise=authorised)
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    # a trailing slash is a JSON 404 like any unknown path, never a redirect built from
+    # the client's Host header
+    app.router.redirect_slashes = False
+    return app
 
 
 def _require(request: Request, tokens: Sequence[str], message: str) -> None:

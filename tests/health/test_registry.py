@@ -105,3 +105,19 @@ def test_get_returns_the_same_entry() -> None:
     assert registry.keys() == [KEY]
     assert repr(registry) == "<HealthRegistry targets=1>"
     assert repr(registry.get(KEY)).startswith(f"<TargetHealth {KEY} <Breaker closed")
+
+
+def test_targets_made_by_clients_are_bounded_but_news_is_kept() -> None:
+    """A ``{model}`` route makes a target per name a client sends: the registry stays
+    bounded, and what it forgets never includes an open breaker, a hold or an alert."""
+    registry = HealthRegistry(BreakerConfig(failures=1), max_targets=100)
+    registry.get("sim/down").failed("error_5xx", 0.0)  # opens at once (failures=1)
+    registry.hold_until("sim/held", 60.0)
+    registry.get("sim/bad-key").auth_failed(0.0, None, "401")
+    for n in range(5_000):
+        registry.get(f"sim/noise-{n}").succeeded(1.0)
+    kept = registry.keys()
+    assert len(kept) <= 100
+    assert {"sim/down", "sim/held", "sim/bad-key"} <= set(kept)
+    assert registry.get("sim/down").breaker.state(0.5) == "open"
+    assert "sim/noise-4999" in kept  # the newest are kept, the oldest at rest forgotten

@@ -86,6 +86,11 @@ NEEDS = [
         Needs(),
     ),
     ("no messages", {"input": "embed me"}, Needs()),
+    (
+        "types and roles that are not strings",  # found by the fuzz test: once a 500
+        {"messages": [user([{"type": ["image_url"]}]), {"role": ["tool"], "content": "x"}]},
+        Needs(),
+    ),
 ]
 
 
@@ -155,6 +160,8 @@ UNFIT = [
     ("prompt too long", Caps(max_context=8000), Needs(tokens=8001), "context_too_small"),
     ("prompt fits exactly", Caps(max_context=8000), Needs(tokens=8000), None),
     ("images first", Caps(images=False, max_context=1), Needs(images=True, tokens=9), "no_images"),
+    ("no embeddings endpoint", Caps(embeddings=False), Needs(embeddings=True), "no_embeddings"),
+    ("a chat at a model without embeddings", Caps(embeddings=False), Needs(), None),
 ]
 
 
@@ -173,6 +180,7 @@ def test_unfit(caps: Caps, need: Needs, reason: str | None) -> None:
         ([Caps(json_schema=False), Caps(images=False)], Depth.MESSAGES),
         ([Caps(tools=False)], Depth.MESSAGES),
         ([Caps(max_context=128_000)], Depth.MESSAGES),
+        ([EVERYTHING, Caps(embeddings=False)], Depth.BODY),
         ([], Depth.NONE),
     ],
 )
