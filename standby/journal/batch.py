@@ -3,7 +3,9 @@
 One batch becomes at most one statement per kind (``standby.journal.sql`` executes them):
 every stream delta of a request is joined into one append, a request ended twice keeps
 its last ending, and an ending cancels a deferral logged before it in the same batch
-(a later deferral still wins, because deferrals are written after endings).
+(a later deferral still wins, because deferrals are written after endings).  Endings are
+written after the deltas, so a ``client_gone`` ending's ``sent`` text replaces what the
+deltas added up to.
 
 Values are normalised for both databases: JSON re-serialised as compact text by orjson,
 NUL characters (which PostgreSQL's ``text`` refuses) replaced, numbers coerced.  An event
@@ -122,6 +124,9 @@ def _final(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
         "response_json": dump(event.get("response")),
         "usage_json": dump(event.get("usage")),
         "attempts_json": dump(list(attempts)) if attempts else None,
+        # a client_gone ending says exactly what the client received; other endings
+        # (None) keep the text their stream deltas added up to
+        "content_sent": text(event.get("sent")),
     }
 
 

@@ -13,9 +13,14 @@ A WAL line is one JSON object with ``"e"`` naming the event:
            (the caller's JSON body, or ``null`` when content is redacted), ``hash``, ``size``;
            ``client`` is the name of the caller's client key (``null`` on an open gateway)
 ``dlt``    stream text the client is about to receive: ``rid, text``
-``fin``    the request ended: ``rid, at, state`` (``completed`` / ``failed``),
-           ``completion_id, provider, model, status, response`` (the JSON answer, or the
-           error body), ``usage``, ``attempts`` (list of ``[target, outcome, seconds]``)
+``fin``    the request ended: ``rid, at, state`` (``completed`` / ``failed`` /
+           ``client_gone``), ``completion_id, provider, model, status, response`` (the
+           JSON answer, or the error body), ``usage``, ``attempts`` (list of
+           ``[target, outcome, seconds]``); a ``client_gone`` ending (the client left a
+           stream, which was then cancelled upstream) has no response nor usage, and
+           ``sent``: exactly the stream text the client received (``null`` when content
+           is redacted), which replaces what its ``dlt`` events added up to (the last of
+           them may be text that was in flight and never reached the client)
 ``dfr``    deferred: ``rid, at, until`` (give up after), ``callback``
 ``meta``   stored-completion metadata replaced: ``completion_id, metadata``
 ``del``    stored completion deleted: ``completion_id``
@@ -34,6 +39,7 @@ import orjson
 
 ACCEPTED, DELTA, FINAL, DEFERRED, METADATA, DELETED = "acc", "dlt", "fin", "dfr", "meta", "del"
 COMPLETED, FAILED, INTERRUPTED, DEFERRED_STATE = "completed", "failed", "interrupted", "deferred"
+CLIENT_GONE = "client_gone"  # a final state, like completed and failed
 
 
 def new_request_id() -> str:

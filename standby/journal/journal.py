@@ -69,6 +69,19 @@ class JournalSink(Protocol):
         self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
     ) -> None: ...
 
+    def client_gone(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        sent: str,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None:
+        """The client left its stream, which was cancelled; it had received ``sent``."""
+        ...
+
     def deferred(self, rid: str, *, until: float, callback: str | None) -> None: ...
 
 
@@ -108,6 +121,18 @@ class NullJournal:
 
     def failed(
         self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+    ) -> None:
+        pass
+
+    def client_gone(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        sent: str,
+        attempts: Sequence[tuple[str, str, float]],
     ) -> None:
         pass
 
@@ -236,6 +261,33 @@ class Journal:
                 "response": ev.raw_json(response),
                 "usage": None,
                 "attempts": list(attempts),
+            }
+        )
+
+    def client_gone(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        sent: str,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None:
+        self._append(
+            {
+                "e": ev.FINAL,
+                "rid": rid,
+                "at": self._clock(),
+                "state": ev.CLIENT_GONE,
+                "completion_id": completion_id,
+                "provider": provider,
+                "model": model,
+                "status": 200,  # the stream had started: the client saw a 200
+                "response": None,
+                "usage": None,
+                "attempts": list(attempts),
+                "sent": None if self.redact else sent,
             }
         )
 

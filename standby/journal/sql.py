@@ -236,7 +236,9 @@ class _Statements:
                     "usage_json",
                     "attempts_json",
                 )
-            },
+            }
+            # only a client_gone ending carries the text: it replaces the deltas' sum
+            | {"content_sent": sa.func.coalesce(upsert.excluded.content_sent, t.c.content_sent)},
         )
         self.defer = (
             sa.update(t)

@@ -3,6 +3,11 @@
 The stream engine tells ``Delivered`` each piece of text, tool call, finish reason and
 usage it sends; a continuation asks it for the text so far, and at the end it becomes the
 whole answer as one ``chat.completion`` object for the journal.
+
+Text is counted twice: ``text_parts`` grows as the engine renders it (and journals it,
+before the client has it), ``received`` counts the parts the web layer has taken back
+from the engine after handing them to the client's connection.  They differ only while a
+send is in flight, which is what a client that leaves at that moment did not receive.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from standby.canonical import Chunk
 
 
 class Delivered:
-    __slots__ = ("created", "finish_reason", "id", "text_parts", "tool_calls", "usage")
+    __slots__ = ("created", "finish_reason", "id", "received", "text_parts", "tool_calls", "usage")
 
     def __init__(self) -> None:
         self.id = ""
         self.created = 0
         self.text_parts: list[str] = []  # in pieces: joined only when needed
+        self.received = 0  # how many of text_parts were handed to the client's connection
         self.tool_calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -26,6 +32,11 @@ class Delivered:
     @property
     def text(self) -> str:
         return "".join(self.text_parts)
+
+    @property
+    def received_text(self) -> str:
+        """The text handed to the client's connection (no send in flight)."""
+        return "".join(self.text_parts[: self.received])
 
     def add_tool_calls(self, chunk: Chunk) -> None:
         """Merge one chunk's tool-call deltas (by index) into the calls sent so far."""

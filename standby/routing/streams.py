@@ -15,6 +15,13 @@ Phases of a ``StreamRun``:
    A target that rejects the prefill is retried in instruction mode (F15).
 4. When nothing can continue, an OpenAI-style error event ends the stream, with no
    ``[DONE]``: a truncated answer is never presented as complete.
+
+A client that leaves mid-stream is reported by the web layer (``client_left``).  With
+``on_disconnect="cancel"`` (the plan's ``server.on_disconnect``, default) the request is
+journaled ``client_gone`` with exactly the text the client received and the web layer
+stops ``events()``, which closes the upstream connection: the provider sees the
+cancellation and no more tokens are paid for.  With ``"finish"`` the answer runs on to
+its end upstream, unsent, and is journaled whole as ``completed``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -52,6 +59,8 @@ log = logging.getLogger("standby.streams")
 
 DONE = b"data: [DONE]\n\n"
 
+OnDisconnect = Literal["cancel", "finish"]
+
 
 class StreamRun:
     """Drives one streaming chat completion across attempts."""
@@ -64,10 +73,12 @@ class StreamRun:
         *,
         journal: JournalSink | None = None,
         rid: str = "",
+        on_disconnect: OnDisconnect = "cancel",
     ) -> None:
         self.router = router
         self.journal: JournalSink = journal or NullJournal()
         self.rid = rid
+        self.on_disconnect = on_disconnect
         self.delivered = Delivered()
         self.body = body
         self.route = route
@@ -86,6 +97,10 @@ class StreamRun:
         self._splicer: Splicer | None = None  # set while a continuation attempt is serving
         self._finished = False
         self._role_sent = False  # the client has had a delta with the assistant role
+        self._trying = False  # the current step is in flight (its outcome not yet known)
+        self._ended = False  # a final state was journaled
+        self._gone = False  # the client left and the stream was cancelled
+        self._closed = False  # aclose() ran
 
     @property
     def sent_text(self) -> str:
@@ -94,6 +109,38 @@ class StreamRun:
     @property
     def stream_id(self) -> str:
         return self.delivered.id
+
+    @property
+    def received_text(self) -> str:
+        """The text handed to the client's connection (not counting a send in flight)."""
+        return self.delivered.received_text
+
+    def client_left(self) -> bool:
+        """The client disconnected mid-stream: returns whether to stop ``events()`` now.
+
+        With ``on_disconnect="cancel"`` the request is journaled ``client_gone`` with the
+        text the client received, and the caller must stop (close) ``events()``, which
+        closes the upstream connection.  With ``"finish"`` the caller runs ``events()`` to
+        their end, unsent, and the whole answer is journaled as usual.
+        """
+        if self.on_disconnect == "finish":
+            return False
+        if not self._ended:  # the answer was not already journaled (complete or failed)
+            self._ended = self._gone = True
+            attempts = journal_attempts(self.plan.history)
+            if self._trying and self._step is not None:
+                seconds = self.router.clock() - self._attempt_started
+                attempts.append((self._step.target.key, "client_gone", round(seconds, 6)))
+            target = self.target
+            self.journal.client_gone(
+                self.rid,
+                completion_id=self.stream_id,
+                provider=target.provider if target else "",
+                model=target.model if target else "",
+                sent=self.received_text,
+                attempts=attempts,
+            )
+        return True
 
     # -- phase 1 -------------------------------------------------------------------------
     async def start(self) -> Target:
@@ -118,6 +165,7 @@ class StreamRun:
         if step.delay:
             await asyncio.sleep(step.delay)
         self._step, self.target = step, step.target
+        self._trying = True
         self._attempt_started = self.router.clock()
         timeouts = self.router.timeouts_for(self.plan, step.target)
         deadlines = self.plan.deadlines_for(timeouts, step)
@@ -158,6 +206,7 @@ class StreamRun:
         self.router.metrics.first_token(self.route.name, self.router.clock() - self.plan.started)
 
     def _next_after(self, step: Step, error: ProviderError) -> Step:
+        self._trying = False
         self._ready.clear()
         self._tools.clear()
         if (
@@ -187,6 +236,8 @@ class StreamRun:
                 try:
                     async for out in self._forward():
                         yield out
+                        # back for more: the web layer has handed ``out`` to the client
+                        self.delivered.received = len(self.delivered.text_parts)
                     outcome = "ok"
                     self._journal_completed()
                     yield DONE
@@ -198,21 +249,34 @@ class StreamRun:
                     except StandbyError as final:
                         self.router.metrics.continuation(self.route.name, "failed")
                         event = _error_event(final)
-                        self.journal.failed(
-                            self.rid,
-                            status=502,
-                            response=event[6:-2],
-                            attempts=journal_attempts(self.plan.history),
-                        )
+                        if not self._ended:
+                            self._ended = True
+                            self.journal.failed(
+                                self.rid,
+                                status=502,
+                                response=event[6:-2],
+                                attempts=journal_attempts(self.plan.history),
+                            )
                         yield event
                         return
                     self.router.metrics.continuation(self.route.name, "ok")
         finally:
-            self.plan.abandon()  # a try cut short by cancellation frees what it holds
-            await self._drop_upstream()
-            self.router.metrics.request_done(
-                self.route.name, outcome, self.router.clock() - self.plan.started
-            )
+            await self.aclose(outcome)
+
+    async def aclose(self, outcome: str = "error") -> None:
+        """Free what the run holds, once: the try in flight and the upstream connection
+        (closing it is how a provider learns that a client left), then count the request.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self.plan.abandon()  # a try cut short by cancellation frees what it holds
+        await self._drop_upstream()
+        self.router.metrics.request_done(
+            self.route.name,
+            "client_gone" if self._gone else outcome,
+            self.router.clock() - self.plan.started,
+        )
 
     async def _forward(self) -> AsyncIterator[bytes]:
         assert self._step is not None and self._upstream is not None
@@ -266,6 +330,7 @@ class StreamRun:
 
     def _success(self) -> None:
         assert self._step is not None
+        self._trying = False
         self.plan.succeeded(self._step, self.router.clock() - self._attempt_started)
 
     def _emit(self, chunk: Chunk) -> bytes:
@@ -350,6 +415,9 @@ class StreamRun:
                 step = self._next_after(step, again)
 
     def _journal_completed(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
         target = self.target
         model = target.model if target else ""
         self.journal.completed(

@@ -22,7 +22,7 @@ from standby.journal.journal import JournalSink, NullJournal
 from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
-from standby.routing.streams import StreamRun
+from standby.routing.streams import OnDisconnect, StreamRun
 from standby.translate.anthropic import request_from_anthropic, response_to_anthropic
 from standby.translate.anthropic_stream import EventEncoder
 from standby.translate.openai import (
@@ -69,12 +69,19 @@ class AnthropicWire:
     """The handler of ``POST /v1/messages``."""
 
     def __init__(
-        self, router: Router, keys: ClientKeys, max_body: int, *, journal: JournalSink | None = None
+        self,
+        router: Router,
+        keys: ClientKeys,
+        max_body: int,
+        *,
+        journal: JournalSink | None = None,
+        on_disconnect: OnDisconnect = "cancel",
     ) -> None:
         self.router = router
         self.keys = keys
         self.max_body = max_body
         self.journal: JournalSink = journal or NullJournal()
+        self.on_disconnect: OnDisconnect = on_disconnect  # a client leaving mid-stream
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One Messages API request, answered as a ``message`` or an event stream."""
@@ -131,7 +138,14 @@ class AnthropicWire:
     async def _stream(
         self, rid: str, body: dict[str, Any], route: ResolvedRoute, receive: Receive, send: Send
     ) -> None:
-        run = StreamRun(self.router, body, route, journal=self.journal, rid=rid)
+        run = StreamRun(
+            self.router,
+            body,
+            route,
+            journal=self.journal,
+            rid=rid,
+            on_disconnect=self.on_disconnect,
+        )
         try:
             target = await run.start()
         except StandbyError as error:
@@ -142,7 +156,7 @@ class AnthropicWire:
         await stream_response(
             send,
             headers,
-            run.events(),
+            run,
             translate=lambda data: _translate(encoder, data),
             receive=receive,
         )

@@ -83,15 +83,22 @@ class Gateway:
             journal=journal.journal if journal else None,
             store=plan.journal.store,
             deferrals=self.deferred,
+            on_disconnect=plan.server.on_disconnect,
         )
         anthropic = AnthropicWire(
             self.router,
             self.keys,
             plan.server.max_body,
             journal=journal.journal if journal else None,
+            on_disconnect=plan.server.on_disconnect,
         )
         responses = ResponsesWire(
-            self.router, self.keys, plan.server.max_body, service=journal, store=plan.journal.store
+            self.router,
+            self.keys,
+            plan.server.max_body,
+            service=journal,
+            store=plan.journal.store,
+            on_disconnect=plan.server.on_disconnect,
         )
         self.hot: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):

@@ -22,7 +22,7 @@ from standby.plan.model import StorePolicy
 from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
-from standby.routing.streams import StreamRun
+from standby.routing.streams import OnDisconnect, StreamRun
 from standby.web import errors
 from standby.web.asgi import (
     ClientGone,
@@ -59,6 +59,7 @@ class OpenAIWire:
         journal: JournalSink | None = None,
         store: StorePolicy = "on_request",
         deferrals: Deferrals | None = None,
+        on_disconnect: OnDisconnect = "cancel",
     ) -> None:
         self.router = router
         self.keys = keys
@@ -66,6 +67,7 @@ class OpenAIWire:
         self.journal: JournalSink = journal or NullJournal()
         self.store = store
         self.deferrals = deferrals
+        self.on_disconnect: OnDisconnect = on_disconnect  # a client leaving mid-stream
         self.created = int(time.time())  # the models' "created": when this gateway started
 
     async def _body(self, scope: Scope, receive: Receive) -> tuple[bytes, dict[str, Any]]:
@@ -196,14 +198,21 @@ class OpenAIWire:
     async def _stream(
         self, rid: str, body: dict[str, Any], route: ResolvedRoute, receive: Receive, send: Send
     ) -> None:
-        run = StreamRun(self.router, body, route, journal=self.journal, rid=rid)
+        run = StreamRun(
+            self.router,
+            body,
+            route,
+            journal=self.journal,
+            rid=rid,
+            on_disconnect=self.on_disconnect,
+        )
         try:
             target = await run.start()  # failures up to the first content are plain failovers
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
         headers = standby_headers(target.provider, target.model, run.plan.attempts + 1, route.name)
-        await stream_response(send, headers, run.events(), receive=receive)
+        await stream_response(send, headers, run, receive=receive)
 
 
 def _model(name: str, created: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from standby.plan.model import StorePolicy
 from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
-from standby.routing.streams import StreamRun
+from standby.routing.streams import OnDisconnect, StreamRun
 from standby.translate.openai import delta_from_openai, request_to_openai, response_from_openai
 from standby.translate.responses import (
     new_response_id,
@@ -145,6 +145,25 @@ class _AsResponse:
     ) -> None:
         self.inner.failed(rid, status=status, response=response, attempts=attempts)
 
+    def client_gone(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        sent: str,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None:
+        self.inner.client_gone(
+            rid,
+            completion_id=self.response_id,  # the id the client saw
+            provider=provider,
+            model=model,
+            sent=sent,
+            attempts=attempts,
+        )
+
     def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
         self.inner.deferred(rid, until=until, callback=callback)
 
@@ -188,6 +207,7 @@ class ResponsesWire:
         *,
         service: JournalService | None = None,
         store: StorePolicy = "on_request",
+        on_disconnect: OnDisconnect = "cancel",
     ) -> None:
         self.router = router
         self.keys = keys
@@ -195,6 +215,7 @@ class ResponsesWire:
         self.journal: JournalSink = service.journal if service is not None else NullJournal()
         self.turns = StoredTurns(service) if service is not None else None
         self.store = store
+        self.on_disconnect: OnDisconnect = on_disconnect  # a client leaving mid-stream
 
     async def responses(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = ""
@@ -313,7 +334,9 @@ class ResponsesWire:
         receive: Receive,
         send: Send,
     ) -> None:
-        run = StreamRun(self.router, body, route, journal=sink, rid=rid)
+        run = StreamRun(
+            self.router, body, route, journal=sink, rid=rid, on_disconnect=self.on_disconnect
+        )
         try:
             target = await run.start()  # failures up to the first content are plain failovers
         except StandbyError as error:
@@ -332,7 +355,7 @@ class ResponsesWire:
         await stream_response(
             send,
             headers,
-            run.events(),
+            run,
             translate=translate,
             prelude=encoder.start(),
             receive=receive,

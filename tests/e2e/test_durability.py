@@ -1,5 +1,6 @@
 """Nothing lost: a real gateway process killed mid-load (F24), a client leaving a stream
-mid-answer (F21). Real processes, a real SQLite journal, real HTTP."""
+mid-answer with ``server.on_disconnect: finish`` (F21; the default, cancel, is in
+``test_client_gone``). Real processes, a real SQLite journal, real HTTP."""
 
 from __future__ import annotations
 
@@ -146,7 +147,8 @@ async def test_a_client_leaving_mid_stream_still_gets_its_answer_journaled(
     primary: SimProvider, backup: SimProvider
 ) -> None:
     primary.chunk_delay = 0.02
-    async with running_gateway(two_target_plan(primary, backup)) as gw:
+    plan = two_target_plan(primary, backup, server={"on_disconnect": "finish"})
+    async with running_gateway(plan) as gw:
         service = gw.app.journal_service
         assert service is not None
         async with (
@@ -156,6 +158,7 @@ async def test_a_client_leaving_mid_stream_still_gets_its_answer_journaled(
                 json={
                     "model": "gpt-4o-mini",
                     "stream": True,
+                    "store": True,  # served back as a stored completion
                     "metadata": {"t": "f21"},
                     "messages": [{"role": "user", "content": "hi"}],
                 },
