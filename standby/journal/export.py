@@ -190,7 +190,12 @@ def _outcome(row: RequestRow, sent: Any, response: Any) -> list[str]:
         return ["", "## Answer", "", str(response)]
     out = []
     if sent:
-        out += ["", "## Sent before the interruption", "", str(sent)]
+        title = (
+            "Received before the client left"
+            if row.state == "client_gone"
+            else ("Sent before the interruption")
+        )
+        out += ["", f"## {title}", "", str(sent)]
     if response is not None:
         out += ["", "## Error", "", _json_block(response)]
     return out

@@ -31,7 +31,7 @@ requests = sa.Table(
     sa.Column("model_asked", sa.String, nullable=False),
     sa.Column("stream", sa.Boolean, nullable=False),
     sa.Column("store", sa.Boolean, nullable=False),
-    # accepted | completed | failed | interrupted | deferred
+    # accepted | completed | failed | interrupted | deferred | client_gone
     sa.Column("state", sa.String, nullable=False),
     sa.Column("status", sa.Integer),
     sa.Column("completion_id", sa.String),

@@ -30,6 +30,7 @@ _STYLE = {
     "interrupted": "yellow",
     "accepted": "cyan",
     "deferred": "magenta",
+    "client_gone": "yellow",
 }
 _UNFINISHED = ("accepted", "deferred")
 
@@ -37,7 +38,7 @@ _UNFINISHED = ("accepted", "deferred")
 class Tail:
     """The latest requests (``latest``), then what changed since (``poll``)."""
 
-    STATES = ("accepted", "completed", "failed", "interrupted", "deferred")
+    STATES = ("accepted", "completed", "failed", "interrupted", "deferred", "client_gone")
 
     def __init__(
         self,

@@ -5,7 +5,8 @@ Query parameters (all optional):
 ==========  ==========================================================================
 ``since``   received at or after: a duration ago (``24h``), unix seconds or ISO 8601
 ``until``   received before (same forms)
-``state``   ``accepted``, ``completed``, ``failed``, ``interrupted`` or ``deferred``
+``state``   ``accepted``, ``completed``, ``failed``, ``interrupted``, ``deferred``,
+            ``client_gone``
 ``route``   the public model name
 ``before``  a request id: the page after it (the previous answer's ``next``)
 ``limit``   rows per page, 1 to 500 (default 50)
@@ -40,7 +41,7 @@ __all__ = ["JournalReader", "journal_routes"]
 
 log = logging.getLogger("standby.journal")
 
-STATES = ("accepted", "completed", "failed", "interrupted", "deferred")
+STATES = ("accepted", "completed", "failed", "interrupted", "deferred", "client_gone")
 MAX_LIMIT = 500
 FLUSH_WAIT = 2.0  # seconds; past that, show what the database has
 

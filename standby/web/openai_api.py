@@ -129,13 +129,14 @@ class OpenAIWire:
         except ClientGone:
             return
         except Exhausted as error:
-            if (
-                rid
-                and self.deferrals is not None
-                and await self.deferrals.maybe_defer(rid, scope, body, route, send)
-            ):
-                return
-            await self._fail(rid, plan, error, send)
+            failure: StandbyError = error
+            if rid and self.deferrals is not None:
+                try:
+                    if await self.deferrals.maybe_defer(rid, scope, body, route, send):
+                        return
+                except ClientError as refused:  # e.g. a callback host the plan does not allow
+                    failure = refused
+            await self._fail(rid, plan, failure, send)
             return
         except StandbyError as error:
             await self._fail(rid, plan, error, send)

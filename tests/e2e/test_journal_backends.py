@@ -25,7 +25,7 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def test_answers_are_journaled_and_readable(
     primary: SimProvider, backup: SimProvider, journal_url: str, tmp_path: Path
 ) -> None:
-    plan = two_target_plan(primary, backup, journal={"url": journal_url})
+    plan = two_target_plan(primary, backup, journal={"url": journal_url, "store": "always"})
     async with running_gateway(plan, data_dir=tmp_path) as gw:
         client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
         plain = await client.chat.completions.create(

@@ -103,14 +103,6 @@ async def ask(client: openai.AsyncOpenAI, callback: str, *, via: str = "header")
     ],
     ids=["loopback", "ipv4-mapped-loopback", "cloud-metadata", "not-listed"],
 )
-# Until standby/web/openai_api.py renders a ClientError raised by ``maybe_defer`` (the
-# change is in the report of the "safe to expose" item 5), the gateway answers a 500
-# here; strict, so the marker must go once the wire renders the 400.
-@pytest.mark.xfail(
-    raises=openai.InternalServerError,
-    strict=True,
-    reason="OpenAIWire does not yet render a refused deferral as its ClientError",
-)
 async def test_a_callback_the_plan_does_not_allow_is_a_400(
     primary: SimProvider,
     backup: SimProvider,
