@@ -155,6 +155,7 @@ class StandbyApp:
         data_dir: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.started_server = plan.server  # what the server was started with (limits)
         self.clock = clock
         self.rng = rng
         self.metrics = Metrics()
@@ -221,8 +222,8 @@ class StandbyApp:
         """
         old = self.gateway
         kept = []
-        if plan.journal != old.plan.journal:
-            kept.append("journal settings (restart to change them)")
+        if plan.journal.model_copy(update={"store": old.plan.journal.store}) != old.plan.journal:
+            kept.append("journal settings other than store (restart to change them)")
         if (plan.server.host, plan.server.port) != (old.plan.server.host, old.plan.server.port):
             kept.append("server.host and server.port (restart to change them)")
         same_health = plan.breaker == old.plan.breaker and plan.timeouts == old.plan.timeouts

@@ -9,9 +9,11 @@ connection limits (``web.limits``) and the access log (``web.access_log``).
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import gc
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ from standby.plan.model import Plan
 from standby.web.access_log import AccessLog, JsonFormatter
 from standby.web.app import StandbyApp
 from standby.web.limits import connection_cap, limited_protocol, uvicorn_concurrency_limit
+from standby.web.reload import PlanReloader
 
 LogFormat = Literal["text", "json"]
 
@@ -79,7 +82,8 @@ def run_server(
 ) -> None:
     """Serve ``plan`` until SIGINT/SIGTERM (blocking); the journal lives in ``data_dir``.
 
-    ``plan_path`` is the file the plan was read from, for reloading it.  Raises
+    ``plan_path`` is the file the plan was read from: SIGHUP reads it again and swaps it
+    in (``web.reload``); without it (a plan built from the environment) SIGHUP is ignored.  Raises
     ``StartupError`` when the address cannot be listened on (a busy port, above all),
     before anything is printed.
     """
@@ -104,9 +108,26 @@ def run_server(
         gc.set_threshold(20_000, 20, 20)
         shown = f"[{host}]" if ":" in host else host
         announce(f"Standby listening on http://{shown}:{config.port}/v1", log_format)
-        uvicorn.Server(config).run(sockets=[sock])
+        reloader = PlanReloader(app, plan_path, host=host) if plan_path is not None else None
+        server = uvicorn.Server(config)
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(_serve(server, sock, reloader))
     finally:
         sock.close()
+
+
+async def _serve(
+    server: uvicorn.Server, sock: socket.socket, reloader: PlanReloader | None
+) -> None:
+    """uvicorn's serve, with SIGHUP re-reading the plan (uvicorn handles INT and TERM)."""
+    loop = asyncio.get_running_loop()
+    if reloader is not None:
+        loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        if reloader is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
 
 
 def listen(host: str, port: int) -> socket.socket:
