@@ -8,8 +8,8 @@ provider saw. Deadlines and backoffs are configured short; nothing sleeps.
 from __future__ import annotations
 
 import asyncio
-import time
 import logging
+import time
 from typing import Any
 
 import openai

@@ -28,8 +28,7 @@ from standby.journal.sql import SQLStore
 from standby.journal.store import JournalStore, StoredCompletion
 from standby.journal.wal import WriteAheadLog
 from standby.journal.writer import JournalWriter
-from standby.plan.model import Journal
-from standby.plan.model import ClientKey
+from standby.plan.model import ClientKey, Journal
 from standby.web.clients import ClientKeys, hash_key
 from standby.web.completions_api import CompletionsService, completions_routes
 
