@@ -59,6 +59,7 @@ class Chunk:
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     role_only: bool = False  # carries no content, tool call, finish or usage
+    choice: int | None = None  # the index of the choice this event is about; None: none
 
     @classmethod
     def parse(cls, raw: bytes, data: dict[str, Any]) -> Chunk:
@@ -70,6 +71,8 @@ class Chunk:
         if isinstance(choices, list) and choices:
             choice = choices[0]
             if isinstance(choice, dict):
+                index = choice.get("index", 0)
+                chunk.choice = index if isinstance(index, int) else 0
                 delta = choice.get("delta") or {}
                 if isinstance(delta, dict):
                     text = delta.get("content")

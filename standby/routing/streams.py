@@ -96,6 +96,8 @@ class StreamRun:
         self._tools: list[Chunk] = []  # tool-call deltas held until the call is complete
         self._splicer: Splicer | None = None  # set while a continuation attempt is serving
         self._finished = False
+        self._choices_seen: set[int] = set()  # choice indices seen, for n > 1
+        self._choices_done: set[int] = set()  # … and those that finished
         self._role_sent = False  # the client has had a delta with the assistant role
         self._trying = False  # the current step is in flight (its outcome not yet known)
         self._ended = False  # a final state was journaled
@@ -319,9 +321,16 @@ class StreamRun:
                 if more is None:
                     break
                 self._take(more)
-        if not self._finished:
+        if not (self._finished or self._ended_whole()):
             raise StreamBroken(f"{self._step.target.key}: stream ended without finishing")
         self._success()
+
+    def _ended_whole(self) -> bool:
+        """The upstream ended cleanly with every choice it started finished: a target
+        that gives fewer choices than ``n`` asked for (Claude has no ``n``; a Gemini
+        model may give fewer candidates) answered in full, as its non-streamed reply
+        would."""
+        return bool(self._choices_done) and self._choices_seen <= self._choices_done
 
     def _take(self, chunk: Chunk) -> None:
         if self._splicer is not None and chunk.content:
@@ -341,9 +350,12 @@ class StreamRun:
         for held in self._tools:
             self.delivered.add_tool_calls(held)
         self._tools.clear()
+        if chunk.choice is not None:
+            self._choices_seen.add(chunk.choice)
         if chunk.finish_reason:
             self.delivered.finish_reason = chunk.finish_reason
             self._finishes += 1
+            self._choices_done.add(chunk.choice or 0)
             self._finished = self._finishes >= self.choices
             if self._splicer is not None and (rest := self._splicer.flush()):
                 out = self._rewrite_text(rest) + out
