@@ -122,9 +122,13 @@ class HTTPProvider(abc.ABC):
         try:
             url, payload = self.request(call)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            # a body OpenAI's shape tolerates but this vendor's translation cannot take
+            # a body OpenAI's shape tolerates but this vendor's translation cannot take;
+            # the caller gets what to fix, the log the translator's own words
+            log.info("%s: request not translatable: %s: %s", self.name, type(exc).__name__, exc)
             raise InvalidRequest(
-                f"The request cannot be sent to {self.name}: {type(exc).__name__}: {exc}"
+                f"The request cannot be sent to {self.name}: a field has a value or shape "
+                "that this provider's API cannot represent (check tools, response_format "
+                "and message content parts)."
             ) from exc
         return await self._client().post(url, data=payload, timeout=timeout)
 
