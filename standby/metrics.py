@@ -120,6 +120,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self._client_requests = Counter(
+            "standby_client_requests",
+            "Requests of each named client (a client key of the plan), by HTTP status.",
+            ["client", "status"],
+            registry=r,
+        )
+        self._client_requests_by: dict[Labels, Counter] = {}
         self._requests_by: dict[Labels, Counter] = {}
         self._attempts_by: dict[Labels, Counter] = {}
         self._failovers_by: dict[Labels, Counter] = {}
@@ -128,6 +135,10 @@ class Metrics:
         self._request_seconds_by: dict[Labels, Histogram] = {}
         self._ttft_seconds_by: dict[Labels, Histogram] = {}
         self._upstream_seconds_by: dict[Labels, Histogram] = {}
+
+    def client_request(self, client: str, status: int) -> None:
+        """A request of the named ``client`` was answered with ``status``."""
+        _child(self._client_requests_by, self._client_requests, client, str(status)).inc()
 
     def request_done(self, route: str, outcome: str, seconds: float) -> None:
         """A client request finished with ``outcome`` after ``seconds``."""

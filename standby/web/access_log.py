@@ -12,8 +12,12 @@ attempts come from the ``x-standby-*`` headers the wires put on their answers.  
 values ride on the record as attributes (``ACCESS_FIELDS``), so ``JsonFormatter`` writes
 them as keys.
 
-When ``standby.access`` is not enabled for INFO the request passes straight through; when
-it is, the cost is one wrapped ``send`` whose per-chunk work is a flag check.
+With ``metrics``, every request of a named client (a client key's name) is also counted
+in ``standby_client_requests_total{client, status}``, whether or not the line is logged:
+the metrics then say who was affected by an outage, as the journal does.
+
+When neither is wanted the request passes straight through; otherwise the cost is one
+wrapped ``send`` whose per-chunk work is a flag check.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import datetime
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -52,6 +56,12 @@ _WANTED = {
 }
 
 
+class ClientCounter(Protocol):
+    """Counts a named client's requests by status (``standby.metrics.Metrics``)."""
+
+    def client_request(self, client: str, status: int) -> None: ...
+
+
 class AccessLog:
     """An ASGI app that logs one line per HTTP request of the app it wraps."""
 
@@ -60,13 +70,19 @@ class AccessLog:
         app: ASGIApp,
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        metrics: ClientCounter | None = None,
     ) -> None:
         self.app = app
         self.logger = logger or logging.getLogger("standby.access")
         self.clock = clock
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.logger.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        logging_on = self.logger.isEnabledFor(logging.INFO)
+        if not logging_on and self.metrics is None:
             await self.app(scope, receive, send)
             return
         clock = self.clock
@@ -96,7 +112,11 @@ class AccessLog:
                 status = 500  # what uvicorn answers for an application that raised
             raise
         finally:
-            self._log(scope, status, headers, (clock() if end is None else end) - start)
+            client = scope.get(CLIENT_SCOPE_KEY)
+            if client is not None and self.metrics is not None:
+                self.metrics.client_request(client, status)
+            if logging_on:
+                self._log(scope, status, headers, (clock() if end is None else end) - start)
 
     def _log(
         self, scope: Scope, status: int, headers: list[tuple[bytes, bytes]], elapsed: float

@@ -40,6 +40,7 @@ from standby.web.asgi import (
     respond,
     standby_headers,
     stream_response,
+    with_request_id,
 )
 from standby.web.clients import ClientKeys
 
@@ -132,7 +133,7 @@ class AnthropicWire:
             send,
             200,
             orjson.dumps(answer),
-            headers=standby_headers(done.target.provider, model, done.attempts, route.name),
+            headers=standby_headers(done.target.provider, model, done.attempts, route.name, rid),
         )
 
     async def _stream(
@@ -151,7 +152,9 @@ class AnthropicWire:
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
-        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1, route.name)
+        headers = standby_headers(
+            target.provider, target.model, run.plan.attempts + 1, route.name, rid
+        )
         encoder = EventEncoder(id=_message_id(run.stream_id), model=target.model)
         await stream_response(
             send,
@@ -180,7 +183,7 @@ class AnthropicWire:
                 response=body,
                 attempts=journal_attempts(plan.history if plan else []),
             )
-        await respond(send, status, body, headers=headers)
+        await respond(send, status, body, headers=with_request_id(headers, rid))
 
 
 def _translate(encoder: EventEncoder, data: bytes) -> bytes:

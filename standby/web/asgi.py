@@ -97,16 +97,26 @@ def hash_key(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def standby_headers(provider: str, model: str, attempts: int, route: str | None = None) -> Headers:
-    """Who answered: the headers every wire puts on its answers."""
-    headers = [
+def standby_headers(
+    provider: str, model: str, attempts: int, route: str, request_id: str
+) -> Headers:
+    """Who answered: the headers every wire puts on its answers.
+
+    ``x-request-id`` is the journal's id of the request (as OpenAI names its own), so a
+    caller's report, the access log and the journal meet on one value.
+    """
+    return [
         (b"x-standby-provider", provider.encode()),
         (b"x-standby-model", model.encode()),
         (b"x-standby-attempts", str(attempts).encode()),
+        (b"x-standby-route", route.encode()),
+        (b"x-request-id", request_id.encode()),
     ]
-    if route is not None:
-        headers.append((b"x-standby-route", route.encode()))
-    return headers
+
+
+def with_request_id(headers: Headers, request_id: str) -> Headers:
+    """``headers`` plus ``x-request-id`` when the request got an id (an error reply)."""
+    return [*headers, (b"x-request-id", request_id.encode())] if request_id else list(headers)
 
 
 SSE_HEADERS: Headers = [

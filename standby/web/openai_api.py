@@ -33,6 +33,7 @@ from standby.web.asgi import (
     respond,
     standby_headers,
     stream_response,
+    with_request_id,
 )
 from standby.web.clients import ClientKeys, stored
 
@@ -155,7 +156,7 @@ class OpenAIWire:
             send,
             200,
             done.reply.raw,
-            headers=standby_headers(done.target.provider, model, done.attempts, route.name),
+            headers=standby_headers(done.target.provider, model, done.attempts, route.name, rid),
         )
 
     async def _fail(
@@ -171,7 +172,7 @@ class OpenAIWire:
                 response=body,
                 attempts=journal_attempts(plan.history if plan else []),
             )
-        await respond(send, status, body, headers=headers)
+        await respond(send, status, body, headers=with_request_id(headers, rid))
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /v1/models``: the plan's concrete route names (a glob is no model)."""
@@ -212,7 +213,9 @@ class OpenAIWire:
         except StandbyError as error:
             await self._fail(rid, run.plan, error, send)
             return
-        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1, route.name)
+        headers = standby_headers(
+            target.provider, target.model, run.plan.attempts + 1, route.name, rid
+        )
         await stream_response(send, headers, run, receive=receive)
 
 

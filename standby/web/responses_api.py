@@ -48,6 +48,7 @@ from standby.web.asgi import (
     respond,
     standby_headers,
     stream_response,
+    with_request_id,
 )
 from standby.web.clients import ClientKeys, stored
 
@@ -273,7 +274,7 @@ class ResponsesWire:
             send,
             200,
             orjson.dumps(answer),
-            headers=standby_headers(done.target.provider, model, done.attempts),
+            headers=standby_headers(done.target.provider, model, done.attempts, route.name, rid),
         )
 
     async def retrieve(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -351,7 +352,9 @@ class ResponsesWire:
                 encoder.model = run.target.model  # after a continuation: who finished
             return _translate(encoder, data)
 
-        headers = standby_headers(target.provider, target.model, run.plan.attempts + 1)
+        headers = standby_headers(
+            target.provider, target.model, run.plan.attempts + 1, route.name, rid
+        )
         await stream_response(
             send,
             headers,
@@ -382,7 +385,7 @@ class ResponsesWire:
                 response=body,
                 attempts=journal_attempts(plan.history if plan else []),
             )
-        await respond(send, status, body, headers=headers)
+        await respond(send, status, body, headers=with_request_id(headers, rid))
 
 
 def _translate(encoder: EventEncoder, data: bytes) -> bytes:

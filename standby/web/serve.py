@@ -53,7 +53,7 @@ def uvicorn_config(
     """
     server = app.plan.server
     return uvicorn.Config(
-        AccessLog(app),
+        AccessLog(app, metrics=app.metrics),
         host=host,
         port=port,
         log_level=log_level,

@@ -104,6 +104,19 @@ async def test_stored_completions_are_visible_only_to_their_client(
     assert sorted((row["client"], row["completion_id"]) for row in rows) == sorted(
         [("alice", kept.id), ("alice", unasked.id), ("bob", bobs.id)]
     )
+    # the answer's x-request-id is the journal's id of the request
+    raw = await alice.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+    assert raw.headers["x-request-id"].startswith("req_")
+    # the metrics count each named client's requests
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{gateway.root_url}/metrics", headers={"authorization": f"Bearer {SCRAPER}"}
+        ) as reply,
+    ):
+        metrics = await reply.text()
+    for client, status in (("alice", 200), ("bob", 200), ("bob", 404)):
+        assert f'standby_client_requests_total{{client="{client}",status="{status}"}}' in metrics
     # alice's deletions still work on her own
     assert (await alice.chat.completions.delete(kept.id)).deleted
     for client in (alice, bob, admin):
