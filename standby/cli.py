@@ -168,8 +168,6 @@ def serve(
     problem = _exposure_problem(plan, host, plan_path)
     if problem:
         raise click.ClickException(problem)
-    for line in described:
-        click.echo(line, err=True)
     data_dir = Path(plan_path).resolve().parent if plan_path else Path.cwd()
     with _startup_errors(traceback=log_level == "debug"):
         from standby.web.serve import run_server
@@ -182,6 +180,7 @@ def serve(
             log_format=log_format,
             data_dir=data_dir,
             plan_path=Path(plan_path) if plan_path else None,
+            banner=described,
         )
 
 

@@ -16,6 +16,7 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -79,6 +80,7 @@ def run_server(
     log_format: LogFormat = "text",
     data_dir: Path | None = None,
     plan_path: Path | None = None,
+    banner: Sequence[str] = (),
 ) -> None:
     """Serve ``plan`` until SIGINT/SIGTERM (blocking); the journal lives in ``data_dir``.
 
@@ -107,6 +109,8 @@ def run_server(
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         shown = f"[{host}]" if ":" in host else host
+        for line in banner:  # what the plan is: said once the address is known to be ours
+            announce(line, log_format)
         announce(f"Standby listening on http://{shown}:{config.port}/v1", log_format)
         reloader = PlanReloader(app, plan_path, host=host) if plan_path is not None else None
         server = uvicorn.Server(config)
