@@ -30,7 +30,7 @@ class _Commands(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
-            from standby import journal_cli
+            from standby.ops import cli as journal_cli
 
             command: click.Command = getattr(journal_cli, self.lazy[name])
             return command
@@ -224,7 +224,7 @@ def sim(host: str, port: int, name: str, words: int, chunk_delay: float) -> None
     Faults are set at run time with POST /_sim/fault (e.g. {"kind": "error", "status": 503})
     or per request with the x-sim-fault header; see docs/operations.md.
     """
-    from standby.providers.sim import run_sim
+    from standby.sim import run_sim
 
     with _startup_errors():
         run_sim(host, port, name, words, chunk_delay)

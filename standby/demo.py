@@ -31,7 +31,7 @@ from rich.text import Text
 
 from standby import demo_script as script
 from standby.plan.model import Plan
-from standby.providers.sim import SimProvider
+from standby.sim import SimProvider
 from standby.web.app import StandbyApp
 from standby.web.serve import uvicorn_config
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 
 if TYPE_CHECKING:
     import openai

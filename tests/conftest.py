@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from standby.providers.sim import SimProvider
+from standby.sim import SimProvider
 
 
 @pytest.fixture

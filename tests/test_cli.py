@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError
 from standby.cli import main
 from standby.errors import JournalUnavailable, StartupError
 from standby.plan.model import Plan
-from standby.providers.sim import SimProvider
+from standby.sim import SimProvider
 from standby.web.asgi import hash_key
 
 # (command, words its --help must contain)

@@ -68,7 +68,7 @@ async def test_the_demo_gateway_journals_for_the_readme_tour(tmp_path: Path) -> 
     from standby.demo import _gateway
     from standby.demo_script import ROUTE, demo_plan
     from standby.plan.model import Plan
-    from standby.providers.sim import SimProvider
+    from standby.sim import SimProvider
 
     async with SimProvider("primary") as primary, SimProvider("backup") as backup:
         plan = Plan.model_validate(demo_plan(primary.base_url, backup.base_url))

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -34,113 +34,10 @@ def _clean(value: Any) -> Any:
     return value
 
 
-class JournalSink(Protocol):
-    """What the wire handlers and the stream engine call. Every method is non-blocking."""
-
-    def accepted(
-        self,
-        rid: str,
-        *,
-        endpoint: str,
-        route: str,
-        model: str,
-        stream: bool,
-        raw_body: bytes,
-        metadata: dict[str, Any] | None,
-        store: bool,
-        client: str | None = None,
-    ) -> None: ...
-
-    def delta(self, rid: str, text: str) -> None: ...
-
-    def completed(
-        self,
-        rid: str,
-        *,
-        completion_id: str,
-        provider: str,
-        model: str,
-        response: bytes | dict[str, Any],
-        usage: dict[str, Any] | None,
-        attempts: Sequence[tuple[str, str, float]],
-    ) -> None: ...
-
-    def failed(
-        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
-    ) -> None: ...
-
-    def client_gone(
-        self,
-        rid: str,
-        *,
-        completion_id: str,
-        provider: str,
-        model: str,
-        sent: str,
-        attempts: Sequence[tuple[str, str, float]],
-    ) -> None:
-        """The client left its stream, which was cancelled; it had received ``sent``."""
-        ...
-
-    def deferred(self, rid: str, *, until: float, callback: str | None) -> None: ...
-
-
-class NullJournal:
-    """The journal switched off."""
-
-    def accepted(
-        self,
-        rid: str,
-        *,
-        endpoint: str,
-        route: str,
-        model: str,
-        stream: bool,
-        raw_body: bytes,
-        metadata: dict[str, Any] | None,
-        store: bool,
-        client: str | None = None,
-    ) -> None:
-        pass
-
-    def delta(self, rid: str, text: str) -> None:
-        pass
-
-    def completed(
-        self,
-        rid: str,
-        *,
-        completion_id: str,
-        provider: str,
-        model: str,
-        response: bytes | dict[str, Any],
-        usage: dict[str, Any] | None,
-        attempts: Sequence[tuple[str, str, float]],
-    ) -> None:
-        pass
-
-    def failed(
-        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
-    ) -> None:
-        pass
-
-    def client_gone(
-        self,
-        rid: str,
-        *,
-        completion_id: str,
-        provider: str,
-        model: str,
-        sent: str,
-        attempts: Sequence[tuple[str, str, float]],
-    ) -> None:
-        pass
-
-    def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
-        pass
-
-
 class Journal:
+    """The write-ahead-log journal; it is the ``standby.routing.sink.JournalSink`` the
+    wires and the stream engine report to."""
+
     def __init__(
         self,
         wal: WriteAheadLog,

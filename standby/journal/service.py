@@ -163,7 +163,7 @@ class JournalService:
 
     @property
     def callback_secret(self) -> str:
-        """The key deferred callbacks are signed with (``standby.journal.callbacks``)."""
+        """The key deferred callbacks are signed with (``standby.deferred.callbacks``)."""
         return self.secret.value
 
     async def ready(self) -> None:

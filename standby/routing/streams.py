@@ -44,12 +44,12 @@ from standby.errors import (
     StreamBroken,
     UpstreamStatus,
 )
-from standby.journal.journal import JournalSink, NullJournal
 from standby.providers.base import ChunkStream
 from standby.routing.attempts import journal_attempts
 from standby.routing.continuation import Splicer, continuation_body
 from standby.routing.delivered import Delivered
 from standby.routing.policy import ResolvedRoute, Target, aim
+from standby.routing.sink import JournalSink, NullJournal
 
 if TYPE_CHECKING:
     from standby.routing.attempts import Step

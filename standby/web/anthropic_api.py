@@ -18,10 +18,10 @@ import orjson
 from standby.canonical.chat import ChatRequest
 from standby.errors import Exhausted, InvalidRequest, StandbyError
 from standby.journal.events import new_request_id
-from standby.journal.journal import JournalSink, NullJournal
 from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
+from standby.routing.sink import JournalSink, NullJournal
 from standby.routing.streams import OnDisconnect, StreamRun
 from standby.translate.anthropic import request_from_anthropic, response_to_anthropic
 from standby.translate.anthropic_stream import EventEncoder

@@ -27,12 +27,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from standby.deferred.runner import DeferredRunner
 from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
-from standby.journal.deferred import DeferredRunner
-from standby.journal.retention import RetentionJob
 from standby.journal.service import JournalService
 from standby.metrics import Metrics
+from standby.ops.retention import RetentionJob
 from standby.plan.model import Plan
 from standby.providers.base import Provider
 from standby.providers.registry import build_provider

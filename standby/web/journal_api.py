@@ -14,7 +14,7 @@ Query parameters (all optional):
 ==========  ==========================================================================
 
 The answer is ``{"data": [rows…], "next": rid | null}``; each row has the shape of the
-``jsonl`` export (``standby.journal.export.record``): times, route, models, provider,
+``jsonl`` export (``standby.ops.export.record``): times, route, models, provider,
 state, attempts ``[target, outcome, seconds]``, usage, bodies.  Before reading, the
 service's writer is flushed (briefly) so the view includes what was just answered.
 The admin app puts these routes behind the plan's admin token.
@@ -34,8 +34,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from standby.journal.export import parse_when, record
 from standby.journal.store import JournalStore
+from standby.ops.export import parse_when, record
 
 __all__ = ["JournalReader", "journal_routes"]
 

@@ -15,13 +15,14 @@ from typing import Any, Protocol
 import orjson
 
 from standby.canonical import Endpoint
+from standby.deferred.runner import Deferral
 from standby.errors import ClientError, Exhausted, InvalidRequest, StandbyError
 from standby.journal.events import new_request_id
-from standby.journal.journal import JournalSink, NullJournal
 from standby.plan.model import StorePolicy
 from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
+from standby.routing.sink import JournalSink, NullJournal
 from standby.routing.streams import OnDisconnect, StreamRun
 from standby.web import errors
 from standby.web.asgi import (
@@ -41,11 +42,12 @@ log = logging.getLogger("standby.web")
 
 
 class Deferrals(Protocol):
-    """Turns a request nothing can serve now into a 202 when its route and caller allow."""
+    """Accepts a request nothing can serve now for later, when its route and caller allow
+    (``standby.deferred.runner.DeferredRunner``)."""
 
     async def maybe_defer(
-        self, rid: str, scope: Scope, body: dict[str, Any], route: ResolvedRoute, send: Send
-    ) -> bool: ...
+        self, rid: str, scope: Scope, body: dict[str, Any], route: ResolvedRoute
+    ) -> Deferral | None: ...
 
 
 class OpenAIWire:
@@ -133,7 +135,9 @@ class OpenAIWire:
             failure: StandbyError = error
             if rid and self.deferrals is not None:
                 try:
-                    if await self.deferrals.maybe_defer(rid, scope, body, route, send):
+                    deferral = await self.deferrals.maybe_defer(rid, scope, body, route)
+                    if deferral is not None:
+                        await _accepted_for_later(send, rid, route, deferral)
                         return
                 except ClientError as refused:  # e.g. a callback host the plan does not allow
                     failure = refused
@@ -217,6 +221,24 @@ class OpenAIWire:
             target.provider, target.model, run.plan.attempts + 1, route.name, rid
         )
         await stream_response(send, headers, run, receive=receive)
+
+
+async def _accepted_for_later(
+    send: Send, rid: str, route: ResolvedRoute, deferral: Deferral
+) -> None:
+    """The 202 of a deferred request: where and when to look for its answer."""
+    location = f"/v1/chat/completions/{deferral.completion_id}"
+    await respond(
+        send,
+        202,
+        orjson.dumps(deferral.body()),
+        headers=[
+            (b"location", location.encode()),
+            (b"retry-after", str(deferral.retry_after).encode()),
+            (b"x-standby-route", route.name.encode()),
+            (b"x-request-id", rid.encode()),
+        ],
+    )
 
 
 def _model(name: str, created: int) -> dict[str, Any]:

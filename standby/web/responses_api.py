@@ -23,12 +23,12 @@ import orjson
 from standby.canonical.chat import Message
 from standby.errors import ClientError, InvalidRequest, JournalUnavailable, StandbyError
 from standby.journal.events import new_request_id
-from standby.journal.journal import JournalSink, NullJournal
 from standby.journal.service import JournalService
 from standby.plan.model import StorePolicy
 from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
+from standby.routing.sink import JournalSink, NullJournal
 from standby.routing.streams import OnDisconnect, StreamRun
 from standby.translate.openai import delta_from_openai, request_to_openai, response_from_openai
 from standby.translate.responses import (

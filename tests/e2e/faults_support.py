@@ -22,7 +22,7 @@ import orjson
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionFunctionToolParam
 
-from standby.providers.sim import SimProvider
+from standby.sim import SimProvider
 from standby.testing import RunningGateway, running_gateway
 
 EXCHANGE_TIMEOUT = 15.0

@@ -16,7 +16,7 @@ import openai
 import orjson
 import pytest
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from tests.conftest import two_target_plan
 from tests.e2e.faults_support import WEATHER_TOOL, serve
 

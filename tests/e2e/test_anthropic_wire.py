@@ -18,8 +18,8 @@ import anthropic
 import pytest
 from anthropic.types import MessageParam, ToolParam
 
-from standby.providers.sim import Fault, SimProvider
 from standby.routing.continuation import INSTRUCTION
+from standby.sim import Fault, SimProvider
 from standby.testing import running_gateway
 from tests.conftest import two_target_plan
 

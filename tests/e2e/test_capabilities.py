@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from standby.journal.store import RequestRow
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from standby.testing import RunningGateway, running_gateway
 from tests.e2e.faults_support import WEATHER_TOOL
 

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from standby.journal.store import RequestRow
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from standby.testing import RunningGateway, running_gateway
 
 MODEL = "gpt-4o-mini"

@@ -20,8 +20,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from standby.journal.callbacks import COMPLETED_EVENT, FAILED_EVENT, verify_signature
-from standby.providers.sim import Fault, SimProvider
+from standby.deferred.callbacks import COMPLETED_EVENT, FAILED_EVENT, verify_signature
+from standby.sim import Fault, SimProvider
 from standby.testing import RunningGateway, running_gateway
 from tests.conftest import two_target_plan
 

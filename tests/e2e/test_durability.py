@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from standby.providers.sim import SimProvider
+from standby.sim import SimProvider
 from standby.testing import running_gateway
 from tests.conftest import two_target_plan
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from tests.conftest import two_target_plan
 from tests.e2e.faults_support import seen, serve
 

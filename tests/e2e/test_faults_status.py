@@ -16,7 +16,7 @@ import openai
 import pytest
 from openai.types import CompletionUsage
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from tests.conftest import two_target_plan
 from tests.e2e.faults_support import (
     SECRETS,

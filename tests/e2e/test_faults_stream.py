@@ -18,7 +18,7 @@ import orjson
 import pytest
 from openai.types import CompletionUsage
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from tests.conftest import two_target_plan
 from tests.e2e.faults_support import (
     EXCHANGE_TIMEOUT,

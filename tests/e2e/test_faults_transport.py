@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from tests.conftest import two_target_plan
 from tests.e2e.faults_support import closed_port, seen, serve
 

@@ -15,7 +15,7 @@ from typing import Any
 import openai
 import pytest
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from tests.conftest import two_target_plan
 from tests.e2e.faults_support import MESSAGES, SECRETS, WEATHER_TOOL, serve
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from standby.testing import running_gateway
 from tests.conftest import two_target_plan
 from tests.journal.conftest import pg_database  # noqa: F401  (fixture)

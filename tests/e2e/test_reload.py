@@ -14,7 +14,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from standby.providers.sim import SimProvider
+from standby.sim import SimProvider
 from tests.e2e.served import ServedGateway, served
 
 RELOAD_WAIT = 15.0

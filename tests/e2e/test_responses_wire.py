@@ -15,8 +15,8 @@ import openai
 import pytest
 from openai.types.responses import FunctionToolParam
 
-from standby.providers.sim import Fault, SimProvider
-from standby.providers.sim.answers import ARGUMENTS, TOOL_CALL_ID
+from standby.sim import Fault, SimProvider
+from standby.sim.answers import ARGUMENTS, TOOL_CALL_ID
 from standby.testing import running_gateway
 from tests.conftest import two_target_plan
 

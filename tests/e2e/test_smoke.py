@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import openai
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from standby.testing import running_gateway
 from tests.conftest import two_target_plan
 

@@ -15,7 +15,7 @@ from typing import Any
 import openai
 import pytest
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from standby.testing import running_gateway
 from standby.web.clients import hash_key
 from tests.conftest import two_target_plan

@@ -18,7 +18,7 @@ import openai
 import orjson
 import pytest
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from standby.web.clients import hash_key
 from tests.e2e.served import ServedGateway, served
 

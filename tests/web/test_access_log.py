@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
-from standby.providers.sim import SimProvider
+from standby.sim import SimProvider
 from standby.testing import running_gateway
 from standby.web.access_log import ACCESS_FIELDS, AccessLog, JsonFormatter
 from standby.web.asgi import Message, Receive, Scope, Send

@@ -41,7 +41,7 @@ MAX_HEADER = 64 * 1024
 # ---------------------------------------------------------------------------------------
 # a real gateway process in front of a real sim process
 
-SIM = "from standby.providers.sim import run_sim; run_sim('127.0.0.1', 0, 'sim', 5, 0.0)"
+SIM = "from standby.sim import run_sim; run_sim('127.0.0.1', 0, 'sim', 5, 0.0)"
 GATEWAY = (
     "import sys; from standby.plan.model import Plan; from standby.web.serve import run_server;"
     " run_server(Plan.model_validate_json(sys.argv[1]), host='127.0.0.1', port=0)"

@@ -16,7 +16,7 @@ import pytest
 
 from standby.errors import StartupError
 from standby.plan.model import Plan
-from standby.providers.sim import run_sim
+from standby.sim import run_sim
 from standby.web.serve import listen, run_server
 
 PLAN = {

@@ -7,7 +7,7 @@ import asyncio
 
 import openai
 
-from standby.providers.sim import SimProvider
+from standby.sim import SimProvider
 from standby.testing import running_gateway
 
 MSG = [{"role": "user", "content": "hi"}]

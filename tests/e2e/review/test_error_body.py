@@ -10,7 +10,7 @@ import openai
 import orjson
 from aiohttp import web
 
-from standby.providers.sim import SimProvider
+from standby.sim import SimProvider
 from standby.testing import running_gateway
 
 MSG = [{"role": "user", "content": "hi"}]

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import openai
 
-from standby.providers.sim import Fault, SimProvider
+from standby.sim import Fault, SimProvider
 from standby.testing import running_gateway
 
 MSG = [{"role": "user", "content": "hi"}]

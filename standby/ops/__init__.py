@@ -1,0 +1,1 @@
+"""Operator tools over the journal: export, backup, retention, tail, and their CLI."""

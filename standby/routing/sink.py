@@ -1,0 +1,118 @@
+"""What the request path reports to the journal, defined where it is used.
+
+The wires and the stream engine say what happened to a request through ``JournalSink``;
+``standby.journal.journal.Journal`` implements it over the write-ahead log, and
+``NullJournal`` is the journal switched off.  Keeping the protocol here, with its
+consumers, is what lets ``routing`` know nothing of ``journal``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+
+class JournalSink(Protocol):
+    """What the wire handlers and the stream engine call. Every method is non-blocking."""
+
+    def accepted(
+        self,
+        rid: str,
+        *,
+        endpoint: str,
+        route: str,
+        model: str,
+        stream: bool,
+        raw_body: bytes,
+        metadata: dict[str, Any] | None,
+        store: bool,
+        client: str | None = None,
+    ) -> None: ...
+
+    def delta(self, rid: str, text: str) -> None: ...
+
+    def completed(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        response: bytes | dict[str, Any],
+        usage: dict[str, Any] | None,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None: ...
+
+    def failed(
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+    ) -> None: ...
+
+    def client_gone(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        sent: str,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None:
+        """The client left its stream, which was cancelled; it had received ``sent``."""
+        ...
+
+    def deferred(self, rid: str, *, until: float, callback: str | None) -> None: ...
+
+
+class NullJournal:
+    """The journal switched off."""
+
+    def accepted(
+        self,
+        rid: str,
+        *,
+        endpoint: str,
+        route: str,
+        model: str,
+        stream: bool,
+        raw_body: bytes,
+        metadata: dict[str, Any] | None,
+        store: bool,
+        client: str | None = None,
+    ) -> None:
+        pass
+
+    def delta(self, rid: str, text: str) -> None:
+        pass
+
+    def completed(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        response: bytes | dict[str, Any],
+        usage: dict[str, Any] | None,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None:
+        pass
+
+    def failed(
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+    ) -> None:
+        pass
+
+    def client_gone(
+        self,
+        rid: str,
+        *,
+        completion_id: str,
+        provider: str,
+        model: str,
+        sent: str,
+        attempts: Sequence[tuple[str, str, float]],
+    ) -> None:
+        pass
+
+    def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
+        pass
