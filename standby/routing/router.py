@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from standby.canonical import Call, Endpoint, Reply
 from standby.errors import InvalidRequest, ModelNotFound, ProviderError
@@ -25,6 +25,10 @@ from standby.providers.base import Provider
 from standby.routing.attempts import AttemptPlan, AttemptRecord, HealthGate, Step
 from standby.routing.capabilities import Depth, needs
 from standby.routing.policy import ResolvedRoute, RouteTable, Target, aim, candidate_order
+from standby.routing.sink import JournalSink
+
+if TYPE_CHECKING:
+    from standby.routing.streams import StreamRun
 
 __all__ = ["Completion", "RouteMetrics", "Router", "aim"]
 
@@ -93,6 +97,20 @@ class Router:
                 param="model",
             )
         return route
+
+    def stream(
+        self,
+        body: dict[str, Any],
+        route: ResolvedRoute,
+        *,
+        journal: JournalSink | None = None,
+        rid: str = "",
+        on_disconnect: Literal["cancel", "finish"] = "cancel",
+    ) -> StreamRun:
+        """The stream engine for one streaming request (``StreamRun.start`` opens it)."""
+        from standby.routing.streams import StreamRun  # until streams stops importing Router
+
+        return StreamRun(self, body, route, journal=journal, rid=rid, on_disconnect=on_disconnect)
 
     def route_config(self, route: ResolvedRoute) -> RouteConfig:
         """The plan's record of ``route`` (its defer and store settings)."""

@@ -22,7 +22,7 @@ from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
 from standby.routing.sink import JournalSink, NullJournal
-from standby.routing.streams import OnDisconnect, StreamRun
+from standby.routing.streams import OnDisconnect
 from standby.translate.anthropic import request_from_anthropic, response_to_anthropic
 from standby.translate.anthropic_stream import EventEncoder
 from standby.translate.openai import (
@@ -139,8 +139,7 @@ class AnthropicWire:
     async def _stream(
         self, rid: str, body: dict[str, Any], route: ResolvedRoute, receive: Receive, send: Send
     ) -> None:
-        run = StreamRun(
-            self.router,
+        run = self.router.stream(
             body,
             route,
             journal=self.journal,

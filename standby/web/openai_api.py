@@ -23,7 +23,7 @@ from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
 from standby.routing.sink import JournalSink, NullJournal
-from standby.routing.streams import OnDisconnect, StreamRun
+from standby.routing.streams import OnDisconnect
 from standby.web import errors
 from standby.web.asgi import (
     ClientGone,
@@ -204,8 +204,7 @@ class OpenAIWire:
     async def _stream(
         self, rid: str, body: dict[str, Any], route: ResolvedRoute, receive: Receive, send: Send
     ) -> None:
-        run = StreamRun(
-            self.router,
+        run = self.router.stream(
             body,
             route,
             journal=self.journal,

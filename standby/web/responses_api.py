@@ -29,7 +29,7 @@ from standby.routing.attempts import AttemptPlan, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
 from standby.routing.sink import JournalSink, NullJournal
-from standby.routing.streams import OnDisconnect, StreamRun
+from standby.routing.streams import OnDisconnect
 from standby.translate.openai import delta_from_openai, request_to_openai, response_from_openai
 from standby.translate.responses import (
     new_response_id,
@@ -335,8 +335,8 @@ class ResponsesWire:
         receive: Receive,
         send: Send,
     ) -> None:
-        run = StreamRun(
-            self.router, body, route, journal=sink, rid=rid, on_disconnect=self.on_disconnect
+        run = self.router.stream(
+            body, route, journal=sink, rid=rid, on_disconnect=self.on_disconnect
         )
         try:
             target = await run.start()  # failures up to the first content are plain failovers
