@@ -13,7 +13,9 @@
     │   ├── DeadlineExceeded      connect / first token / idle deadline (``phase`` says which)
     │   ├── UpstreamStatus        an HTTP error status from the provider (kind says which)
     │   ├── MalformedReply        200 with an error body, HTML, unparseable JSON
-    │   └── StreamBroken          the stream died after it had started
+    │   ├── StreamBroken          the stream died after it had started
+    │   └── LocalLimit            Standby's own limit (a full connection pool, no file
+    │                             descriptor left): says nothing about the provider
     ├── Exhausted                 no target could serve the request (503 to the caller)
     ├── JournalUnavailable        the journal database is down or too far behind to read
     ├── BackupError               the journal could not be backed up (says why, what to do)
@@ -142,6 +144,15 @@ class MalformedReply(ProviderError):
 
 class StreamBroken(ProviderError):
     """A stream died after it started (reset, EOF without finish, idle deadline)."""
+
+
+class LocalLimit(ProviderError):
+    """An attempt could not even start because of a limit of Standby's own (the
+    provider's connection pool stayed full, the process ran out of file descriptors).
+
+    It is not the provider's failure: it never touches a breaker or a signal about the
+    provider, and a caller who gets nothing else is told Standby is the cause.
+    """
 
 
 class Exhausted(StandbyError):

@@ -12,6 +12,7 @@ from enum import Enum
 from standby.errors import (
     ConnectFailed,
     DeadlineExceeded,
+    LocalLimit,
     MalformedReply,
     ProviderError,
     ResetBeforeHeaders,
@@ -66,6 +67,8 @@ def judge(error: ProviderError, *, same_target_tries: int, max_same_target: int)
         if action is Action.RETRY_SAME and not can_retry and error.kind != "prefill_rejected":
             action = Action.FAILOVER
         return Verdict(action, effect, error.kind, skip_model)
+    if isinstance(error, LocalLimit):  # our own pool or file table: not the provider's fault
+        return Verdict(Action.FAILOVER, Effect.NEUTRAL, "local_limit")
     if isinstance(error, ResetBeforeHeaders):  # F05: often a stale pooled connection
         return Verdict(Action.RETRY_SAME if can_retry else Action.FAILOVER, Effect.FAILURE, "reset")
     if isinstance(error, DeadlineExceeded):  # F07, F08, F10: never retry a silent target
