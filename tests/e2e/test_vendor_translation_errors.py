@@ -1,6 +1,6 @@
-"""A malformed-but-routable body aimed at an Anthropic (or Gemini) target makes the
-adapter's translation raise TypeError (not a ProviderError); it escapes the attempt loop
-and the caller gets uvicorn's plain-text 500 instead of an OpenAI-shaped 400."""
+"""A body that OpenAI's shape tolerates but a vendor's translation cannot take (``stop: 5``
+aimed at an Anthropic or Gemini target) is an OpenAI-shaped JSON 400, never a plain-text
+500. (Found in review: the translation's TypeError once escaped the attempt loop.)"""
 
 import asyncio
 
@@ -14,7 +14,7 @@ from standby.testing import running_gateway
 @pytest.mark.parametrize("kind", ["anthropic", "gemini"])
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("extra", [{"stop": 5}])
-async def test_bad_field_gives_json_400(kind, stream, extra):
+async def test_a_body_a_vendor_cannot_take_is_a_json_400(kind, stream, extra):
     async with asyncio.timeout(20):
         async with SimProvider("s") as s:
             base = s.root_url + ("/v1" if kind == "anthropic" else "/v1beta")

@@ -1,7 +1,6 @@
-"""timeouts.total is applied as a hard cap on a healthy stream's idle deadline
-(routing/streams.py _forward: min(idle, plan.remaining())). A stream still producing
-tokens steadily when the budget runs out is cut, the target blamed, and the client gets
-an error instead of the rest of the answer."""
+"""``timeouts.total`` bounds attempts and failovers, not a healthy answer: a stream that
+keeps producing tokens past the total budget is delivered whole. (Found in review: the
+budget once capped the idle deadline, cutting healthy long answers.)"""
 
 import asyncio
 
@@ -25,7 +24,7 @@ def plan(p, b, **t):
     }
 
 
-async def test_healthy_stream_longer_than_total_is_cut():
+async def test_a_healthy_stream_outlives_the_total_budget():
     async with asyncio.timeout(30):
         # 40 words, 0.1 s apart: a healthy 4 s stream, never idle for more than 0.1 s
         async with (

@@ -1,6 +1,7 @@
-"""A streamed request with n=2 that breaks mid-answer leaks a silence-watch ticket on the
-target picked for continuation (routing/streams.py _continue_after). After 3 leaks the
-target is 'silent' forever: it is skipped by every later request although healthy."""
+"""A streamed n=2 request that breaks mid-answer (it cannot be continued) frees the
+silence-watch ticket of the target picked to continue it, so that healthy target keeps
+serving later requests. (Found in review: the ticket once leaked, and after three leaks
+the target was skipped as silent forever.)"""
 
 import asyncio
 
@@ -25,7 +26,7 @@ def plan(a, b, c):
     }
 
 
-async def test_n2_continuation_leaks_silence_ticket():
+async def test_an_abandoned_n2_continuation_frees_its_silence_ticket():
     async with asyncio.timeout(30):
         async with (
             SimProvider("a") as a,

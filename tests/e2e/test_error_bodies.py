@@ -1,8 +1,7 @@
-"""providers/http.py _raise_status reads the error body with resp.content.read(LIMIT),
-which returns whatever bytes are buffered (possibly only the first TCP segment), not the
-whole body. An error body that arrives in two pieces is then unparseable, so a
-context-length 400 (should fail over to a bigger model) is classified invalid_request
-(FINAL) and returned to the caller."""
+"""A provider's error body is read whole even when it arrives in several packets, so a
+context-length 400 split across two writes still fails over to the larger model.
+(Found in review: only the first buffered bytes were once read, and the 400 reached the
+caller as a final invalid_request.)"""
 
 import asyncio
 
@@ -39,7 +38,7 @@ async def split_400(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def test_split_error_body_is_misclassified():
+async def test_an_error_body_split_across_packets_is_read_whole():
     async with asyncio.timeout(30):
         app = web.Application()
         app.router.add_post("/v1/chat/completions", split_400)
