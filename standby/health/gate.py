@@ -2,6 +2,10 @@
 
 Adapts ``HealthRegistry`` to ``routing.attempts.HealthGate`` and turns each verdict's
 ``Effect`` into the matching registry call, so routing never pokes at breaker state.
+Two verdicts are more than an effect: a prefill refusal (``Verdict.no_prefill``) is
+remembered on the target's record, and Standby's own limit (``Verdict.local``, a
+``LocalLimit``) is recorded nowhere in the target's health: no breaker, no hold, no
+outcome count, no last error, no first-byte sample; only its admission is released.
 """
 
 from __future__ import annotations
@@ -73,6 +77,9 @@ class RegistryGate:
             return self._watch(key).threshold
         return None
 
+    def refuses_prefill(self, key: str) -> bool:
+        return self.registry.refuses_prefill(key)
+
     def abandoned(self, key: str, token: object, now: float) -> None:
         self._end(key, token)
         admission = _admission(token)
@@ -95,11 +102,21 @@ class RegistryGate:
         error: ProviderError,
         seconds: float,
     ) -> None:
+        if verdict.local:
+            # Standby's own limit: the attempt never reached the provider; the metric
+            # names it (outcome local_limit), the target's health knows nothing of it
+            self.abandoned(key, token, now)
+            self.metrics.attempt_done(key, verdict.label, seconds)
+            return
         health = self.registry.get(key)
         self._end(key, token)
         admission = _admission(token)
         message = error.message
-        if verdict.effect is Effect.FAILURE:
+        if verdict.no_prefill:
+            if not health.no_prefill:
+                log.info("%s refuses an assistant prefill: continued with an instruction", key)
+            health.refused_prefill(now, admission)
+        elif verdict.effect is Effect.FAILURE:
             health.failed(verdict.label, now, admission, message)
         elif verdict.effect is Effect.TRIP:
             health.tripped(verdict.label, now, admission, message)
@@ -172,3 +189,6 @@ class OpenGate:
 
     def trial_deadline(self, key: str, token: object) -> float | None:
         return None
+
+    def refuses_prefill(self, key: str) -> bool:
+        return False  # the attempt plan remembers a refusal for the rest of its request

@@ -3,9 +3,11 @@
 One :class:`TargetHealth` per target key (``provider/model``), created on demand by
 :class:`HealthRegistry`. The attempt loop asks ``admit(now)`` before trying a target and
 reports what happened with a method named by the event (``succeeded``, ``failed``,
-``tripped``, ``auth_failed``, ``rate_limited``, ``rejected``), passing back the
-:class:`~standby.health.breaker.Admission` it got. Clocks are injected (``now``, seconds
-on a monotonic clock); nothing here reads the time. Use from one event loop.
+``tripped``, ``auth_failed``, ``rate_limited``, ``rejected``, ``refused_prefill``),
+passing back the :class:`~standby.health.breaker.Admission` it got.  Besides health, a
+record keeps what was learned about what the target cannot do (``no_prefill``, F15).
+Clocks are injected (``now``, seconds on a monotonic clock); nothing here reads the
+time. Use from one event loop.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class TargetHealth:
         "key",
         "last_error",
         "last_success",
+        "no_prefill",
         "window",
     )
 
@@ -72,6 +75,10 @@ class TargetHealth:
         self.last_error: str | None = None
         self.last_success: float | None = None
         self.auth_alert = False  # the key was refused (401/402/403); cleared by a success
+        # it refused an assistant prefill: continue its streams with an instruction.  Not
+        # news that keeps the record (``at_rest``): forgotten, it is learned again at the
+        # cost of one refused attempt, and a {model} route cannot grow the registry with it
+        self.no_prefill = False
 
     def is_held(self, now: float) -> bool:
         """Is a rate-limit hold still running?"""
@@ -153,6 +160,12 @@ class TargetHealth:
             self.breaker.release(admission)
         self.window.add(outcome, now)
 
+    def refused_prefill(self, now: float, admission: Admission | None = None) -> None:
+        """The target refused an assistant prefill (F15): a fact about what it can do, not
+        about its health (the breaker is not moved; a trial is freed)."""
+        self.no_prefill = True
+        self.rejected("prefill_rejected", now, admission)
+
     def snapshot(self, now: float) -> dict[str, Any]:
         """JSON-ready view; times are seconds relative to ``now``."""
         breaker = self.breaker
@@ -182,7 +195,8 @@ class TargetHealth:
     def __repr__(self) -> str:
         held = f" held_until={self.held_until:.2f}" if self.held_until is not None else ""
         alert = " auth_alert" if self.auth_alert else ""
-        return f"<TargetHealth {self.key} {self.breaker!r}{held}{alert}>"
+        prefill = " no_prefill" if self.no_prefill else ""
+        return f"<TargetHealth {self.key} {self.breaker!r}{held}{alert}{prefill}>"
 
 
 class HealthRegistry:
@@ -242,6 +256,11 @@ class HealthRegistry:
     def is_held(self, key: str, now: float) -> bool:
         """Is a rate-limit hold on ``key`` still running?"""
         return self.get(key).is_held(now)
+
+    def refuses_prefill(self, key: str) -> bool:
+        """Was ``key`` seen refusing an assistant prefill? (Creates no record.)"""
+        health = self._targets.get(key)
+        return health is not None and health.no_prefill
 
     def keys(self) -> list[str]:
         """Target keys seen so far, sorted."""

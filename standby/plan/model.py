@@ -102,7 +102,25 @@ class Retry(Record):
     backoff: Duration = 0.05  # first backoff; doubles, with full jitter
     max_backoff: Duration = 2.0
     max_attempts: int = Field(6, ge=1, le=20)  # attempts per request, all targets together
-    max_retry_after: Duration = 5.0  # longest Retry-After we wait out when nothing else can serve
+    max_retry_after: Duration = 5.0  # longest Retry-After we wait out
+    # a 429 whose Retry-After fits max_retry_after and the budget is waited out on the same
+    # target before failing over (false: fail over at once; wait only if nothing else can)
+    prefer_same_target: bool = False
+
+
+class RetryOverrides(Record):
+    """Per-route changes to the plan's ``retry``; a key left out keeps the plan's."""
+
+    same_target: int | None = Field(None, ge=0, le=5)
+    backoff: Duration | None = None
+    max_backoff: Duration | None = None
+    max_attempts: int | None = Field(None, ge=1, le=20)
+    max_retry_after: Duration | None = None
+    prefer_same_target: bool | None = None
+
+    def apply(self, base: Retry) -> Retry:
+        changes = {k: v for k, v in self.model_dump().items() if v is not None}
+        return base.model_copy(update=changes) if changes else base
 
 
 class Breaker(Record):
@@ -151,7 +169,7 @@ class Provider(Record):
     api_version: str = ""  # azure: api-version; anthropic: anthropic-version header
     default_max_tokens: int = Field(4096, ge=1)  # anthropic requires one; used if none given
     timeouts: TimeoutOverrides = TimeoutOverrides()
-    max_connections: int = Field(1000, ge=1)
+    max_connections: int = Field(10_000, ge=1)  # attempts using its connections at once
     capabilities: Capabilities = Capabilities()
 
     @field_validator("base_url")
@@ -207,6 +225,7 @@ class Route(Record):
     targets: list[TargetItem] | None = None  # shorthand: each target is its own tier
     tiers: list[list[TargetItem]] | None = None
     timeouts: TimeoutOverrides = TimeoutOverrides()
+    retry: RetryOverrides = RetryOverrides()
     defer: Defer = Defer()
     store: Store | None = None  # overrides the journal's store policy for this route
 

@@ -1,11 +1,15 @@
 """The attempt plan of one request: which target next, and how long each try may take.
 
-``AttemptPlan`` is shared by the non-streaming loop (``routing.router``) and the stream
-engine (``routing.streams``).  It owns the request's budget and the order of candidates,
-drops the candidates that cannot serve the request (``screen``: no image input, no tools,
-too small a context — each recorded as a ``skipped_<reason>`` attempt of 0 s), asks the
-health gate before each try (skipping open breakers, but never leaving a request with
-nothing to try), and turns each failure into the next step with ``outcomes.judge``.
+``AttemptPlan`` decides; ``routing.driver.Attempts`` runs the tries it decides on, for
+the non-streaming path and the stream engine alike.  The plan owns the request's budget
+and the order of candidates, drops the candidates that cannot serve the request
+(``screen``: no image input, no tools, too small a context — each recorded as a
+``skipped_<reason>`` attempt of 0 s), asks the health gate before each try (skipping
+open breakers and held targets, but never leaving a request with nothing to try), and
+turns each failure into the next step with the verdict of ``outcomes.judge``: the same
+target after a backoff, the same target after its Retry-After, or the next candidate
+(another provider first).  No I/O and no waiting here: a step only says how long to
+wait before it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from standby.canonical import Deadlines
-from standby.errors import Exhausted, ProviderError, UpstreamStatus
+from standby.errors import Exhausted, LocalLimit, ProviderError, UpstreamStatus
 from standby.plan.model import Retry, Timeouts
 from standby.routing.capabilities import Caps, Needs, refusal, unfit
 from standby.routing.outcomes import Action, Effect, Verdict, judge
@@ -50,6 +54,11 @@ class HealthGate(Protocol):
         """For a half-open trial: how long a healthy first byte may take (None: no limit)."""
         ...
 
+    def refuses_prefill(self, key: str) -> bool:
+        """The target was seen refusing an assistant prefill (F15): continue it with an
+        instruction instead."""
+        ...
+
     def failed(
         self,
         key: str,
@@ -77,11 +86,18 @@ def journal_attempts(history: Sequence[AttemptRecord]) -> list[tuple[str, str, f
 
 @dataclass(slots=True)
 class Step:
-    """The next try: a target, the token its gate gave, and a wait before it (backoff)."""
+    """The next try: a target, the token its gate gave, and a wait before it.
+
+    A step with a ``delay`` (a backoff, a Retry-After) is admitted by the gate again once
+    the wait is over (``AttemptPlan.waited``); ``token`` is what it holds until then.
+    ``prefill``: the try continues a trailing assistant message (set by whoever builds
+    the call), so that a refusal is judged as one.
+    """
 
     target: Target
     token: object
     delay: float = 0.0
+    prefill: bool = False
 
 
 @dataclass(slots=True)
@@ -99,6 +115,7 @@ class AttemptPlan:
     _same_tries: int = 0
     _forced: bool = False  # one try of an ejected target already spent
     _rate_waits: int = 0  # Retry-After waits spent on this request
+    refused_prefill: tuple[str, ...] = ()  # targets that refused a prefill in this request
     _rate_limited: tuple[Target, float] | None = None  # soonest rate-limited target, ready at
     _current: Step | None = None  # admitted and not yet reported
     screened: bool = False  # the candidates were checked against the request's needs
@@ -164,6 +181,14 @@ class AttemptPlan:
         self._current = step
         return step
 
+    def waited(self, step: Step) -> None:
+        """``step``'s wait is over: ask the gate again, so the try holds a fresh token (a
+        new silence ticket, the breaker's current epoch); if the gate refuses, the step
+        keeps the token it had and is tried anyway (it was chosen within the budget)."""
+        token = self.gate.admit(step.target.key, self.clock())
+        if token is not None:
+            step.token = token
+
     def abandon(self) -> None:
         """The admitted step will not be tried or will not report: free what it holds."""
         step, self._current = self._current, None
@@ -188,21 +213,34 @@ class AttemptPlan:
     def _after_failure(self, step: Step, error: ProviderError, seconds: float) -> Step:
         error.target = error.target or step.target.key
         verdict = judge(
-            error, same_target_tries=self._same_tries, max_same_target=self.retry.same_target
+            error,
+            same_target_tries=self._same_tries,
+            max_same_target=self.retry.same_target,
+            prefill=step.prefill,
+            prefer_same_target=self.retry.prefer_same_target,
         )
         self.history.append(AttemptRecord(step.target.key, verdict.label, seconds))
         self.gate.failed(step.target.key, step.token, self.clock(), verdict, error, seconds)
-        self.last_error = error
+        if not verdict.local or self.last_error is None or isinstance(self.last_error, LocalLimit):
+            # Standby's own limit is the cause only when nothing else failed (LocalLimit)
+            self.last_error = error
         if verdict.action is Action.FINAL:
             raise error
         if self.attempts >= self.retry.max_attempts or self.remaining() <= 0:
             raise self.exhausted()
+        if verdict.no_prefill:  # F15: at once, and from now on with an instruction
+            self.refused_prefill += (step.target.key,)
+            token = self.gate.admit(step.target.key, self.clock())
+            return Step(step.target, step.token if token is None else token)
+        if verdict.action is Action.WAIT_SAME:
+            wait = self._wait_same(step, error)
+            if wait is not None:
+                return wait
         if verdict.action is Action.RETRY_SAME:
             self._same_tries += 1
             delay = self._backoff()
             if delay < self.remaining():
-                token = self.gate.admit(step.target.key, self.clock()) or step.token
-                return Step(step.target, token, delay)
+                return Step(step.target, step.token, delay)
         self._same_tries = 0
         self._failed_providers.add(step.target.provider)
         if verdict.skip_model:
@@ -248,8 +286,25 @@ class AttemptPlan:
         if self._rate_limited is None or ready < self._rate_limited[1]:
             self._rate_limited = (step.target, ready)
 
+    def _rate_waits_left(self) -> bool:
+        return self._rate_waits < max(1, self.retry.same_target)
+
+    def _wait_same(self, step: Step, error: ProviderError) -> Step | None:
+        """``retry.prefer_same_target``: wait out the target's Retry-After when it fits
+        ``max_retry_after`` and the budget, rather than fail over (None: it does not)."""
+        wait = error.retry_after if isinstance(error, UpstreamStatus) else None
+        if (
+            wait is None
+            or wait > self.retry.max_retry_after
+            or wait >= self.remaining()
+            or not self._rate_waits_left()
+        ):
+            return None
+        self._rate_waits += 1
+        return Step(step.target, None, wait)
+
     def _rate_limit_wait(self) -> Step | None:
-        if self._rate_limited is None or self._rate_waits >= max(1, self.retry.same_target):
+        if self._rate_limited is None or not self._rate_waits_left():
             return None
         target, ready = self._rate_limited
         wait = max(0.0, ready - self.clock())

@@ -4,10 +4,11 @@ The stream engine tells ``Delivered`` each piece of text, tool call, finish reas
 usage it sends; a continuation asks it for the text so far, and at the end it becomes the
 whole answer as one ``chat.completion`` object for the journal.
 
-Text is counted twice: ``text_parts`` grows as the engine renders it (and journals it,
-before the client has it), ``received`` counts the parts the web layer has taken back
-from the engine after handing them to the client's connection.  They differ only while a
-send is in flight, which is what a client that leaves at that moment did not receive.
+Text is counted twice: ``text_parts`` grows by one part per send as the engine renders
+it (and journals it, before the client has it), ``received`` counts the parts the web
+layer has taken back from the engine after handing them to the client's connection.
+They differ only while a send is in flight, which is what a client that leaves at that
+moment did not receive.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Delivered:
     def __init__(self) -> None:
         self.id = ""
         self.created = 0
-        self.text_parts: list[str] = []  # in pieces: joined only when needed
+        self.text_parts: list[str] = []  # one piece per send: joined only when needed
         self.received = 0  # how many of text_parts were handed to the client's connection
         self.tool_calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None

@@ -1,46 +1,39 @@
 """The router: a request's model → its route → attempts until one target answers.
 
-Non-streaming requests are served here; streams are handed to ``routing.streams``.
-Before the first try, the route's candidates are screened against what the request needs
-(``routing.capabilities``), reading the body only as deep as the route's targets require.
-Everything it needs comes in through the constructor: the plan, the providers by name,
-the health gate, metrics, a clock and a random source.
+It resolves routes and builds, per request, the ``AttemptPlan`` (candidate order, budget)
+and the ``Attempts`` that run it (``routing.driver``: the one attempt loop).  A
+non-streaming request is one ``Provider.send`` per try (``complete``); a stream is handed
+to the stream engine (``stream`` → ``routing.streams.StreamRun``) with its ``Attempts``,
+not with the router.  Before the first try, the route's candidates are screened against
+what the request needs (``routing.capabilities``), reading the body only as deep as the
+route's targets require.  Everything it needs comes in through the constructor: the
+plan, the providers by name, the health gate, metrics, a clock and a random source.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal
 
-from standby.canonical import Call, Endpoint, Reply
-from standby.errors import InvalidRequest, ModelNotFound, ProviderError
-from standby.plan.model import Plan, Timeouts
+from standby.canonical import Call, Deadlines, Endpoint, Reply
+from standby.errors import InvalidRequest, ModelNotFound
+from standby.plan.model import Plan
 from standby.plan.model import Route as RouteConfig
 from standby.providers.base import Provider
 from standby.routing.attempts import AttemptPlan, AttemptRecord, HealthGate, Step
-from standby.routing.capabilities import Depth, needs
+from standby.routing.driver import AttemptContext, Attempts, RouteMetrics
 from standby.routing.policy import ResolvedRoute, RouteTable, Target, aim, candidate_order
 from standby.routing.sink import JournalSink
-
-if TYPE_CHECKING:
-    from standby.routing.streams import StreamRun
+from standby.routing.streams import StreamRun
 
 __all__ = ["Completion", "RouteMetrics", "Router", "aim"]
 
 
 MAX_MODEL_NAME = 256  # characters of an asked model name
-
-
-class RouteMetrics(Protocol):
-    def request_done(self, route: str, outcome: str, seconds: float) -> None: ...
-    def failover(self, route: str) -> None: ...
-    def first_token(self, route: str, seconds: float) -> None: ...
-    def continuation(self, route: str, outcome: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +54,9 @@ class Router:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
+        """``clock`` and ``sleep`` time the attempts and their waits (tests move both)."""
         self.plan = plan
         self.providers = providers
         self.gate = gate
@@ -69,11 +64,25 @@ class Router:
         self.clock = clock
         self.rng = rng or random.Random()
         self.table = RouteTable(plan.routes, plan.providers, plan.models)
+        # per route, computed once (not per request): its deadlines, at each provider
+        # too, and its retry settings
         self._route_timeouts = {
             name: route.timeouts.apply(plan.timeouts) for name, route in plan.routes.items()
         }
-        self._provider_timeouts = {name: p.timeouts for name, p in plan.providers.items()}
-        self.learned_no_prefill: set[str] = set()  # providers that refused a prefill (F15)
+        self._retry = {name: route.retry.apply(plan.retry) for name, route in plan.routes.items()}
+        self._contexts = {
+            name: AttemptContext(
+                providers=providers,
+                timeouts={
+                    provider: config.timeouts.apply(timeouts)
+                    for provider, config in plan.providers.items()
+                },
+                metrics=metrics,
+                clock=self.clock,
+                sleep=sleep,
+            )
+            for name, timeouts in self._route_timeouts.items()
+        }
 
     def resolve(self, model: Any) -> ResolvedRoute:
         if not isinstance(model, str) or not model:
@@ -108,9 +117,9 @@ class Router:
         on_disconnect: Literal["cancel", "finish"] = "cancel",
     ) -> StreamRun:
         """The stream engine for one streaming request (``StreamRun.start`` opens it)."""
-        from standby.routing.streams import StreamRun  # until streams stops importing Router
-
-        return StreamRun(self, body, route, journal=journal, rid=rid, on_disconnect=on_disconnect)
+        return StreamRun(
+            self.attempts(route), body, journal=journal, rid=rid, on_disconnect=on_disconnect
+        )
 
     def route_config(self, route: ResolvedRoute) -> RouteConfig:
         """The plan's record of ``route`` (its defer and store settings)."""
@@ -122,37 +131,19 @@ class Router:
             candidates=candidate_order(route, self.rng),
             gate=self.gate,
             timeouts=self._route_timeouts[route.name],
-            retry=self.plan.retry,
+            retry=self._retry[route.name],
             clock=self.clock,
             rng=self.rng,
         )
         if body is not None:
-            self.screen(plan, route, body)
+            Attempts(self._contexts[route.name], route, plan).screen(body)
         return plan
 
-    def screen(
-        self,
-        plan: AttemptPlan,
-        route: ResolvedRoute,
-        body: dict[str, Any],
-        endpoint: Endpoint = "chat",
-    ) -> None:
-        """Drop the plan's candidates that cannot serve ``body`` (once per plan).
-
-        Free when every target of the route supports everything (``Depth.NONE``).
-        """
-        if plan.screened or route.depth is Depth.NONE:
-            return
-        need = needs(body, route.depth)
-        if endpoint == "embeddings":
-            need = dataclasses.replace(need, embeddings=True)
-        plan.screen(need, route.name)
-
-    def timeouts_for(self, plan: AttemptPlan, target: Target) -> Timeouts:
-        return self._provider_timeouts[target.provider].apply(plan.timeouts)
-
-    def provider(self, target: Target) -> Provider:
-        return self.providers[target.provider]
+    def attempts(self, route: ResolvedRoute, plan: AttemptPlan | None = None) -> Attempts:
+        """The attempt loop of one request on ``route`` (with a fresh plan by default)."""
+        if plan is None:
+            plan = self.attempt_plan(route)
+        return Attempts(self._contexts[route.name], route, plan)
 
     async def complete(
         self,
@@ -165,33 +156,22 @@ class Router:
 
         Pass ``plan`` to read its attempt history after a failure.
         """
-        plan = plan or self.attempt_plan(route)
+        attempts = self.attempts(route, plan)
+
+        async def send(step: Step, deadlines: Deadlines) -> Reply:
+            call = Call(endpoint=endpoint, body=aim(body, step.target))
+            return await attempts.provider(step.target).send(call, deadlines)
+
         try:
-            self.screen(plan, route, body, endpoint)
-            step: Step = plan.first()
-            while True:
-                if step.delay:
-                    await asyncio.sleep(step.delay)
-                started = self.clock()
-                call = Call(endpoint=endpoint, body=aim(body, step.target))
-                try:
-                    reply = await self.provider(step.target).send(
-                        call, plan.deadlines_for(self.timeouts_for(plan, step.target), step)
-                    )
-                except ProviderError as error:
-                    previous = step.target
-                    step = plan.failed(step, error, self.clock() - started)
-                    if step.target != previous:
-                        self.metrics.failover(route.name)
-                    continue
-                plan.responded(step)
-                plan.succeeded(step, self.clock() - started)
-                self.metrics.request_done(route.name, "ok", self.clock() - plan.started)
-                return Completion(
-                    reply=reply, target=step.target, history=plan.history, attempts=plan.attempts
-                )
+            attempts.screen(body, endpoint)
+            step, reply = await attempts.run(send)
+            attempts.responded(step)
+            attempts.succeeded(step)
+            attempts.done("ok")
         except BaseException as exc:
-            plan.abandon()
-            outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
-            self.metrics.request_done(route.name, outcome, self.clock() - plan.started)
+            attempts.gave_up(exc)
             raise
+        done = attempts.plan
+        return Completion(
+            reply=reply, target=step.target, history=done.history, attempts=done.attempts
+        )

@@ -5,16 +5,23 @@ Phases of a ``StreamRun``:
    tool call or a finish).  Nothing reaches the client before that, so any failure here
    is a plain failover, invisible to the caller.  The first content must arrive within
    the target's ``first_token`` deadline (F07, F08, stall after headers).
-2. ``events()`` — chunks are forwarded as the exact bytes received (no re-serialising)
-   while each next chunk must come within ``idle`` (F10).  Tool-call deltas are held
-   until the tool call is complete, so a cut in the middle of arguments (F23) leaves
-   nothing half-sent and the call is restarted cleanly on the next target.
+2. ``events()`` — chunks are forwarded as the exact bytes received (no re-serialising),
+   everything already read in one send, while each wait for the next chunk may last
+   ``idle`` (F10; one ``IdleWatchdog`` per attempt, not a timeout per chunk).  The text
+   of each send is journaled once, before the send.  Tool-call deltas are held until
+   the tool call is complete, so a cut in the middle of arguments (F23) leaves nothing
+   half-sent and the call is restarted cleanly on the next target.
 3. A break after content was sent (F09, F10) → the next candidate continues the same
    answer (prefill or instruction, ``routing.continuation``); its chunks are re-stamped
    with the stream's id and its overlap is stripped, so the client sees one stream.
-   A target that rejects the prefill is retried in instruction mode (F15).
+   A target that rejects the prefill is retried in instruction mode (F15): the verdict
+   says so (``outcomes``), and the health registry remembers it for later streams.
 4. When nothing can continue, an OpenAI-style error event ends the stream, with no
    ``[DONE]``: a truncated answer is never presented as complete.
+
+Every try, in the opening phase and for a continuation alike, goes through the request's
+``Attempts`` (``routing.driver``): the one attempt loop, with the providers, deadlines,
+metrics and clocks it was given.  The engine never sees the router.
 
 A client that leaves mid-stream is reported by the web layer (``client_left``).  With
 ``on_disconnect="cancel"`` (the plan's ``server.on_disconnect``, default) the request is
@@ -31,11 +38,11 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
 
-from standby.canonical import Call, Chunk
+from standby.canonical import Call, Chunk, Deadlines
 from standby.errors import (
     DeadlineExceeded,
     Exhausted,
@@ -45,15 +52,13 @@ from standby.errors import (
     UpstreamStatus,
 )
 from standby.providers.base import ChunkStream
-from standby.routing.attempts import journal_attempts
+from standby.routing.attempts import AttemptPlan, Step, journal_attempts
 from standby.routing.continuation import Splicer, continuation_body
 from standby.routing.delivered import Delivered
+from standby.routing.driver import Attempts
 from standby.routing.policy import ResolvedRoute, Target, aim
 from standby.routing.sink import JournalSink, NullJournal
-
-if TYPE_CHECKING:
-    from standby.routing.attempts import Step
-    from standby.routing.router import Router
+from standby.routing.watchdog import IdleWatchdog
 
 log = logging.getLogger("standby.streams")
 
@@ -67,22 +72,21 @@ class StreamRun:
 
     def __init__(
         self,
-        router: Router,
+        attempts: Attempts,
         body: dict[str, Any],
-        route: ResolvedRoute,
         *,
         journal: JournalSink | None = None,
         rid: str = "",
         on_disconnect: OnDisconnect = "cancel",
     ) -> None:
-        self.router = router
+        self.attempts = attempts
         self.journal: JournalSink = journal or NullJournal()
         self.rid = rid
         self.on_disconnect = on_disconnect
         self.delivered = Delivered()
         self.body = body
-        self.route = route
-        self.plan = router.attempt_plan(route)
+        self._metrics = attempts.context.metrics
+        self._clock = attempts.context.clock
         options = body.get("stream_options")
         self.include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         n = body.get("n")
@@ -91,18 +95,26 @@ class StreamRun:
         self.target: Target | None = None
         self._step: Step | None = None
         self._upstream: ChunkStream | None = None
-        self._attempt_started = 0.0
-        self._ready: list[Chunk] = []  # read during the opening phase, not yet sent
+        self._ready: list[Chunk] = []  # read from the upstream, not yet sent
+        self._text: list[str] = []  # text of the send being rendered, journaled with it
         self._tools: list[Chunk] = []  # tool-call deltas held until the call is complete
         self._splicer: Splicer | None = None  # set while a continuation attempt is serving
         self._finished = False
         self._choices_seen: set[int] = set()  # choice indices seen, for n > 1
         self._choices_done: set[int] = set()  # … and those that finished
         self._role_sent = False  # the client has had a delta with the assistant role
-        self._trying = False  # the current step is in flight (its outcome not yet known)
         self._ended = False  # a final state was journaled
         self._gone = False  # the client left and the stream was cancelled
         self._closed = False  # aclose() ran
+
+    @property
+    def plan(self) -> AttemptPlan:
+        """The request's attempt plan (its history is what the journal records)."""
+        return self.attempts.plan
+
+    @property
+    def route(self) -> ResolvedRoute:
+        return self.attempts.route
 
     @property
     def sent_text(self) -> str:
@@ -130,9 +142,10 @@ class StreamRun:
         if not self._ended:  # the answer was not already journaled (complete or failed)
             self._ended = self._gone = True
             attempts = journal_attempts(self.plan.history)
-            if self._trying and self._step is not None:
-                seconds = self.router.clock() - self._attempt_started
-                attempts.append((self._step.target.key, "client_gone", round(seconds, 6)))
+            step = self.attempts.in_flight
+            if step is not None:
+                seconds = self.attempts.elapsed()
+                attempts.append((step.target.key, "client_gone", round(seconds, 6)))
             target = self.target
             self.journal.client_gone(
                 self.rid,
@@ -148,30 +161,19 @@ class StreamRun:
     async def start(self) -> Target:
         """Open attempts until one produces content; raise the final error otherwise."""
         try:
-            self.router.screen(self.plan, self.route, self.body)
-            step = self.plan.first()
-            while True:
-                try:
-                    await self._open(step, self.body)
-                    return step.target
-                except ProviderError as error:
-                    step = self._next_after(step, error)
-        except BaseException:
-            self.plan.abandon()
-            self.router.metrics.request_done(
-                self.route.name, "error", self.router.clock() - self.plan.started
-            )
+            self.attempts.screen(self.body)
+            step, _ = await self.attempts.run(self._open_original)
+        except BaseException as exc:
+            self.attempts.gave_up(exc)
             raise
+        return step.target
 
-    async def _open(self, step: Step, body: dict[str, Any]) -> None:
-        if step.delay:
-            await asyncio.sleep(step.delay)
+    async def _open_original(self, step: Step, deadlines: Deadlines) -> None:
+        await self._open(step, deadlines, self.body)
+
+    async def _open(self, step: Step, deadlines: Deadlines, body: dict[str, Any]) -> None:
+        """One try: open the stream and read up to its first content (not yet sent)."""
         self._step, self.target = step, step.target
-        self._trying = True
-        self._attempt_started = self.router.clock()
-        timeouts = self.router.timeouts_for(self.plan, step.target)
-        deadlines = self.plan.deadlines_for(timeouts, step)
-        provider = self.router.provider(step.target)
         call = Call(
             endpoint="chat",
             body=aim(body, step.target),
@@ -180,8 +182,10 @@ class StreamRun:
         )
         try:
             async with asyncio.timeout(deadlines.first_token):
-                self._upstream = await provider.open_stream(call, deadlines)
-                self.plan.responded(step)
+                self._upstream = await self.attempts.provider(step.target).open_stream(
+                    call, deadlines
+                )
+                self.attempts.responded(step)
                 while True:
                     chunk = await self._upstream.next()
                     if chunk is None:
@@ -192,42 +196,20 @@ class StreamRun:
                     if chunk.content or chunk.tool_calls or chunk.finish_reason:
                         break
         except TimeoutError as exc:
-            await self._drop_upstream()
+            await self._drop_attempt()
             raise DeadlineExceeded(
                 f"{step.target.key}: no first token within {deadlines.first_token:g}s",
                 phase="first_token",
             ) from exc
         except BaseException:
-            await self._drop_upstream()
+            await self._drop_attempt()
             raise
         if not self.stream_id:
             first = self._ready[0].data
             self.delivered.id = str(first.get("id") or f"chatcmpl-{uuid.uuid4().hex}")
             created = first.get("created")
             self.delivered.created = created if isinstance(created, int) else int(time.time())
-        self.router.metrics.first_token(self.route.name, self.router.clock() - self.plan.started)
-
-    def _next_after(self, step: Step, error: ProviderError) -> Step:
-        self._trying = False
-        self._ready.clear()
-        self._tools.clear()
-        if (
-            self._splicer is not None
-            and isinstance(error, UpstreamStatus)
-            and error.kind == "invalid_request"
-            and self._uses_prefill(step.target)
-        ):
-            # F15: this target refuses an assistant prefill; ask again with an instruction
-            self.router.learned_no_prefill.add(step.target.provider)
-            error.kind = "prefill_rejected"
-        nxt = self.plan.failed(step, error, self.router.clock() - self._attempt_started)
-        if nxt.target != step.target:
-            self.router.metrics.failover(self.route.name)
-        return nxt
-
-    def _uses_prefill(self, target: Target) -> bool:
-        provider = self.router.provider(target)
-        return provider.prefill and target.provider not in self.router.learned_no_prefill
+        self._metrics.first_token(self.route.name, self._clock() - self.plan.started)
 
     # -- phases 2 to 4 -------------------------------------------------------------------
     async def events(self) -> AsyncGenerator[bytes, None]:
@@ -249,7 +231,7 @@ class StreamRun:
                     try:
                         await self._continue_after(error)
                     except StandbyError as final:
-                        self.router.metrics.continuation(self.route.name, "failed")
+                        self._metrics.continuation(self.route.name, "failed")
                         event = _error_event(final)
                         if not self._ended:
                             self._ended = True
@@ -261,7 +243,7 @@ class StreamRun:
                             )
                         yield event
                         return
-                    self.router.metrics.continuation(self.route.name, "ok")
+                    self._metrics.continuation(self.route.name, "ok")
         finally:
             await self.aclose(outcome)
 
@@ -272,58 +254,79 @@ class StreamRun:
         if self._closed:
             return
         self._closed = True
-        self.plan.abandon()  # a try cut short by cancellation frees what it holds
+        self.attempts.abandon()  # a try cut short by cancellation frees what it holds
         await self._drop_upstream()
-        self.router.metrics.request_done(
-            self.route.name,
-            "client_gone" if self._gone else outcome,
-            self.router.clock() - self.plan.started,
-        )
+        self.attempts.done("client_gone" if self._gone else outcome)
 
     async def _forward(self) -> AsyncIterator[bytes]:
         assert self._step is not None and self._upstream is not None
-        idle = self.router.timeouts_for(self.plan, self._step.target).idle
-        while True:
-            if self._ready:  # everything already read goes out in one send
-                batch = []
-                while self._ready:
-                    batch.append(self._emit(self._ready.pop(0)))
+        step, upstream = self._step, self._upstream
+        # once content flows only the idle deadline applies: ``total`` bounds the
+        # attempts and failovers, not a healthy answer that streams for long
+        task = asyncio.current_task()
+        assert task is not None
+        idle = self.attempts.timeouts(step.target).idle
+        timers = self.attempts.context.timers or asyncio.get_running_loop()
+        watchdog = IdleWatchdog(timers, idle, task)
+        try:
+            while True:
+                if self._ready:  # everything already read goes out in one send
+                    out = self._render_ready()
+                    if out:
+                        yield out
                     if self._finished and not self.include_usage:
+                        self._success()
+                        return
+                watchdog.waiting()
+                try:
+                    chunk = await upstream.next()
+                except asyncio.CancelledError:
+                    if not watchdog.expired():
+                        raise
+                    if self._finished:
+                        break  # complete answer; only the usage chunk went missing
+                    raise DeadlineExceeded(
+                        f"{step.target.key}: stream idle for {idle:g}s",
+                        phase="idle",
+                        target=step.target.key,
+                    ) from None
+                except ProviderError:
+                    if self._finished:
                         break
-                out = b"".join(batch)
-                if out:
-                    yield out
-                if self._finished and not self.include_usage:
-                    self._success()
-                    return
-            try:
-                # once content flows only the idle deadline applies: ``total`` bounds the
-                # attempts and failovers, not a healthy answer that streams for long
-                async with asyncio.timeout(idle):
-                    chunk = await self._upstream.next()
-            except TimeoutError as exc:
-                if self._finished:
-                    break  # complete answer; only the usage chunk went missing
-                raise DeadlineExceeded(
-                    f"{self._step.target.key}: stream idle for {idle:g}s",
-                    phase="idle",
-                    target=self._step.target.key,
-                ) from exc
-            except ProviderError:
-                if self._finished:
+                    raise
+                finally:
+                    watchdog.done_waiting()
+                if chunk is None:
                     break
-                raise
-            if chunk is None:
-                break
-            self._take(chunk)
-            while self._upstream.buffered:  # already decoded: no wait, no timer
-                more = await self._upstream.next()
-                if more is None:
-                    break
-                self._take(more)
+                self._take(chunk)
+                while upstream.buffered:  # already decoded: no wait, no timer
+                    more = await upstream.next()
+                    if more is None:
+                        break
+                    self._take(more)
+        finally:
+            watchdog.stop()
         if not (self._finished or self._ended_whole()):
-            raise StreamBroken(f"{self._step.target.key}: stream ended without finishing")
+            raise StreamBroken(f"{step.target.key}: stream ended without finishing")
         self._success()
+
+    def _render_ready(self) -> bytes:
+        """The chunks read so far as one send; its text is journaled once, before it."""
+        ready = self._ready
+        batch = []
+        taken = 0
+        for chunk in ready:
+            taken += 1
+            batch.append(self._emit(chunk))
+            if self._finished and not self.include_usage:
+                break
+        del ready[:taken]
+        if self._text:
+            text = self._text[0] if len(self._text) == 1 else "".join(self._text)
+            self._text.clear()
+            self.delivered.text_parts.append(text)
+            self.journal.delta(self.rid, text)  # on disk before the client has it
+        return b"".join(batch)
 
     def _ended_whole(self) -> bool:
         """The upstream ended cleanly with every choice it started finished: a target
@@ -339,8 +342,7 @@ class StreamRun:
 
     def _success(self) -> None:
         assert self._step is not None
-        self._trying = False
-        self.plan.succeeded(self._step, self.router.clock() - self._attempt_started)
+        self.attempts.succeeded(self._step)
 
     def _emit(self, chunk: Chunk) -> bytes:
         if chunk.tool_calls and not chunk.finish_reason:
@@ -371,8 +373,7 @@ class StreamRun:
             ):
                 return out  # held back by the splicer
         if chunk.content:
-            self.delivered.text_parts.append(chunk.content)
-            self.journal.delta(self.rid, chunk.content)  # on disk before the client has it
+            self._text.append(chunk.content)
         if chunk.usage:
             self.delivered.usage = chunk.usage
         return out + self._render(chunk)
@@ -396,8 +397,7 @@ class StreamRun:
         return b"data: " + orjson.dumps(data) + b"\n\n"
 
     def _rewrite_text(self, text: str) -> bytes:
-        self.delivered.text_parts.append(text)
-        self.journal.delta(self.rid, text)
+        self._text.append(text)
         data = {
             "id": self.stream_id,
             "object": "chat.completion.chunk",
@@ -408,23 +408,23 @@ class StreamRun:
 
     async def _continue_after(self, error: ProviderError) -> None:
         assert self._step is not None
-        await self._drop_upstream()
-        step = self._next_after(self._step, error)
+        await self._drop_attempt()
+        step = self.attempts.failed(self._step, error)
         if self.choices > 1:  # n parallel answers cannot be spliced one by one
-            self.plan.abandon()
+            self.attempts.abandon()
             raise StreamBroken(
                 f"{error.message}; a stream of {self.choices} choices cannot be continued"
             )
-        while True:
-            prefill = self._uses_prefill(step.target)
-            sent = self.sent_text
-            body = continuation_body(self.body, sent, prefill=prefill) if sent else self.body
-            self._splicer = Splicer(sent)
-            try:
-                await self._open(step, body)
-                return
-            except ProviderError as again:
-                step = self._next_after(step, again)
+        await self.attempts.run(self._open_continuation, step)
+
+    async def _open_continuation(self, step: Step, deadlines: Deadlines) -> None:
+        """One try at continuing the answer: the text sent so far goes in as an assistant
+        prefill where the target takes one, else with an instruction to go on."""
+        sent = self.sent_text
+        prefill = bool(sent) and self.attempts.prefill(step)
+        body = continuation_body(self.body, sent, prefill=prefill) if sent else self.body
+        self._splicer = Splicer(sent)
+        await self._open(step, deadlines, body)
 
     def _journal_completed(self) -> None:
         if self._ended:
@@ -441,6 +441,13 @@ class StreamRun:
             usage=self.delivered.usage,
             attempts=journal_attempts(self.plan.history),
         )
+
+    async def _drop_attempt(self) -> None:
+        """The try failed: close its upstream and forget what it read but did not send
+        (a tool call in flight is restarted whole by the next target, F23)."""
+        self._ready.clear()
+        self._tools.clear()
+        await self._drop_upstream()
 
     async def _drop_upstream(self) -> None:
         upstream, self._upstream = self._upstream, None

@@ -263,12 +263,14 @@ def uvicorn_concurrency_limit(max_connections: int) -> int:
 def connection_cap(max_connections: int, *, upstream: int) -> int:
     """The client connections this process can hold, raising its open-files limit first.
 
-    ``upstream`` is how many connections the providers may open (their pools' limits):
-    past the open-files limit, ``accept`` would fail silently for clients, so the cap is
-    lowered to what fits (a clear 503 instead), with a warning saying what to raise.
+    ``upstream`` is how many connections the providers may open (their pools' limits).
+    A request holds at most one upstream connection at a time, so the upstream side never
+    needs more descriptors than there are clients: ``min(upstream, clients)``.  Past the
+    open-files limit, ``accept`` would fail silently for clients, so the cap is lowered to
+    what fits (a clear 503 instead), with a warning saying what to raise.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = max_connections + upstream + RESERVED_FILES
+    wanted = max_connections + min(upstream, max_connections) + RESERVED_FILES
     target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted)
     if soft != resource.RLIM_INFINITY and soft < target:
         try:
@@ -278,7 +280,9 @@ def connection_cap(max_connections: int, *, upstream: int) -> int:
             pass
     if soft == resource.RLIM_INFINITY or soft >= wanted:
         return max_connections
-    allowed = max(1, soft - upstream - RESERVED_FILES)
+    room = soft - RESERVED_FILES
+    # clients c and upstream min(upstream, c) share the room
+    allowed = max(1, room - upstream if upstream <= room // 2 else room // 2)
     log.warning(
         "server.max_connections is %d, but the open-files limit (%d) leaves room for %d "
         "client connections next to %d upstream ones; serving at most %d "

@@ -97,6 +97,48 @@ async def test_f01_retry_after_is_honoured_when_the_backup_is_down_too(
     assert gaps(primary)[0] >= 0.2
 
 
+def _prefer_same_target(plan: dict[str, Any], where: str) -> dict[str, Any]:
+    """``retry.prefer_same_target: true`` plan-wide, or on the route only."""
+    if where == "plan":
+        plan["retry"] = {**plan["retry"], "prefer_same_target": True}
+    else:
+        plan["routes"]["gpt-4o-mini"]["retry"] = {"prefer_same_target": True}
+    return plan
+
+
+WHERE = pytest.mark.parametrize("where", ["plan", "route"])
+
+
+@WHERE
+@STREAMS
+async def test_f01_prefer_same_target_waits_out_retry_after_before_failing_over(
+    primary: SimProvider, backup: SimProvider, stream: bool, where: str
+) -> None:
+    primary.set_fault(Fault("rate_limit", retry_after=0.2, times=1))
+    async with serve(_prefer_same_target(two_target_plan(primary, backup), where)) as gw:
+        got = await gw.ask(stream=stream)
+    assert got.provider == "primary"
+    assert got.text == primary.expected_text()
+    assert got.attempts == 2
+    assert seen(primary) == ["rate_limit", "ok"]
+    assert gaps(primary)[0] >= 0.2, "the retry came before the provider's Retry-After"
+    assert backup.requests == [], "waited for the primary instead of failing over"
+
+
+@WHERE
+@STREAMS
+async def test_f01_prefer_same_target_fails_over_when_retry_after_is_too_long(
+    primary: SimProvider, backup: SimProvider, stream: bool, where: str
+) -> None:
+    primary.set_fault(Fault("rate_limit", retry_after=30))  # max_retry_after is 5 s
+    async with serve(_prefer_same_target(two_target_plan(primary, backup), where)) as gw:
+        got = await gw.ask(stream=stream)
+    assert got.provider == "backup"
+    assert got.text == backup.expected_text()
+    assert got.seconds < 5, "failed over at once, did not wait out Retry-After: 30"
+    assert seen(primary) == ["rate_limit"]
+
+
 # -- F02 429 storm without Retry-After --------------------------------------------------------
 
 

@@ -6,7 +6,13 @@ import random
 
 import pytest
 
-from standby.errors import ConnectFailed, Exhausted, ProviderError, UpstreamStatus
+from standby.errors import (
+    ConnectFailed,
+    Exhausted,
+    LocalLimit,
+    ProviderError,
+    UpstreamStatus,
+)
 from standby.plan.model import Retry, Timeouts
 from standby.routing.attempts import AttemptPlan, Step
 from standby.routing.outcomes import Verdict
@@ -25,9 +31,14 @@ class Gate:
     def __init__(self, refused: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.refused = set(refused)
         self.log: list[tuple[str, str]] = []
+        self.admitted: list[tuple[str, float]] = []
 
     def admit(self, key: str, now: float) -> object | None:
+        self.admitted.append((key, now))
         return None if key in self.refused else object()
+
+    def refuses_prefill(self, key: str) -> bool:
+        return False
 
     def responded(self, key: str, token: object, now: float) -> None:
         pass
@@ -144,3 +155,116 @@ def test_a_half_open_trial_waits_about_as_long_as_the_target_usually_needs() -> 
     t = Timeouts(connect=3, first_token=30, idle=5, total=100)
     assert p.deadlines_for(t, Step(A1, "trial")).first_token == 1.0  # floor of a second
     assert p.deadlines_for(t, Step(A1, object())).first_token == 10  # the budget left
+
+
+# -- retry.prefer_same_target: wait out a 429's Retry-After on the same target ------------
+
+
+def too_many(retry_after: float | None) -> UpstreamStatus:
+    return UpstreamStatus("slow down", status=429, kind="rate_limited", retry_after=retry_after)
+
+
+# case: prefer_same_target, the 429's Retry-After, max_retry_after, seconds of the 10 s
+# budget already spent → what follows the 429 on A1 (with B1 as the other candidate)
+PREFER_CASES: list[tuple[str, bool, float | None, float, float, tuple[Target, float]]] = [
+    ("waits out a Retry-After that fits", True, 0.5, 5.0, 0.0, (A1, 0.5)),
+    ("the longest wait allowed", True, 5.0, 5.0, 0.0, (A1, 5.0)),
+    ("beyond max_retry_after: fail over", True, 6.0, 5.0, 0.0, (B1, 0.0)),
+    ("beyond the budget left: fail over", True, 2.0, 5.0, 8.5, (B1, 0.0)),
+    ("no Retry-After (F02): fail over", True, None, 5.0, 0.0, (B1, 0.0)),
+    ("not preferred (the default): fail over", False, 0.5, 5.0, 0.0, (B1, 0.0)),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "prefer", "retry_after", "max_retry_after", "spent", "then"),
+    PREFER_CASES,
+    ids=[c[0] for c in PREFER_CASES],
+)
+def test_prefer_same_target(
+    name: str,
+    prefer: bool,
+    retry_after: float | None,
+    max_retry_after: float,
+    spent: float,
+    then: tuple[Target, float],
+) -> None:
+    clock = Clock()
+    p = plan(Gate(), clock, A1, B1, prefer_same_target=prefer, max_retry_after=max_retry_after)
+    step = p.first()
+    clock.now += spent
+    nxt = p.failed(step, too_many(retry_after), 0.01)
+    assert (nxt.target, nxt.delay) == then
+    assert p.history[-1].outcome == "rate_limited"
+
+
+def test_a_second_429_after_the_wait_fails_over() -> None:
+    clock = Clock()
+    gate = Gate()
+    p = plan(gate, clock, A1, B1, prefer_same_target=True)
+    wait = p.failed(p.first(), too_many(0.5), 0.01)
+    assert (wait.target, wait.delay, wait.token) == (A1, 0.5, None)
+    clock.now += 0.5
+    p.waited(wait)  # the wait is over: the gate admits the target again, now
+    assert gate.admitted[-1] == ("a/m1", 100.5) and wait.token is not None
+    assert p.failed(wait, too_many(0.5), 0.01).target == B1, "one wait per request, no more"
+
+
+def test_a_backoff_is_admitted_by_the_gate_once_it_is_over() -> None:
+    clock = Clock()
+    gate = Gate()
+    p = plan(gate, clock, A1, B1, backoff=0.1, max_backoff=1)
+    first = p.first()
+    again = p.failed(first, UpstreamStatus("x", status=500, kind="server_error"), 0.01)
+    assert again.token is first.token, "not admitted before the wait"
+    assert gate.admitted == [("a/m1", 100.0)]
+    clock.now += again.delay
+    p.waited(again)
+    assert gate.admitted[-1] == ("a/m1", clock.now) and again.token is not first.token
+
+
+# -- F15: a prefill refusal ------------------------------------------------------------------
+
+
+def test_a_refused_prefill_is_asked_again_at_once_and_spends_no_retry() -> None:
+    gate = Gate()
+    p = plan(gate, Clock(), A1, B1)
+    step = p.first()
+    step.prefill = True
+    refusal = UpstreamStatus("no prefill", status=400, kind="invalid_request")
+    again = p.failed(step, refusal, 0.01)
+    assert (again.target, again.delay, again.prefill) == (A1, 0.0, False)
+    assert p.refused_prefill == ("a/m1",)
+    assert gate.log == [("a/m1", "prefill_rejected")]
+    assert refusal.kind == "invalid_request"
+    # the same-target retry of a transient error is still there
+    blip = p.failed(again, UpstreamStatus("x", status=500, kind="server_error"), 0.01)
+    assert blip.target == A1 and blip.delay > 0
+
+
+def test_a_400_without_a_prefill_is_the_callers_error() -> None:
+    p = plan(Gate(), Clock(), A1, B1)
+    with pytest.raises(UpstreamStatus):
+        p.failed(p.first(), UpstreamStatus("bad", status=400, kind="invalid_request"), 0.01)
+
+
+# -- LocalLimit: Standby's own limit ---------------------------------------------------------
+
+
+def test_exhausted_by_local_limits_only_names_standbys_limit() -> None:
+    p = plan(Gate(), Clock(), A1, B1)
+    step = p.failed(p.first(), LocalLimit("a: no connection slot"), 0.0)
+    assert step.target == B1
+    with pytest.raises(Exhausted) as caught:
+        p.failed(step, LocalLimit("b: no connection slot"), 0.0)
+    assert isinstance(caught.value.last, LocalLimit)
+    assert [r.outcome for r in p.history] == ["local_limit", "local_limit"]
+
+
+def test_a_providers_failure_stays_the_cause_when_a_local_limit_follows() -> None:
+    p = plan(Gate(), Clock(), A1, B1)
+    down = UpstreamStatus("down", status=503, kind="unavailable", retry_after=7)
+    step = p.failed(p.first(), down, 0.01)
+    with pytest.raises(Exhausted) as caught:
+        p.failed(step, LocalLimit("b: no connection slot"), 0.0)
+    assert caught.value.last is down and caught.value.retry_after == 7

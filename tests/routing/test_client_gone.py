@@ -9,20 +9,18 @@ answers ``receive()`` with ``http.disconnect`` once the test says the client is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any, Literal
 
-import orjson
 import pytest
 
-from standby.canonical import Call, Chunk, Deadlines, Reply
+from standby.canonical import Chunk
 from standby.health.gate import OpenGate
 from standby.plan.model import Plan
 from standby.routing.router import Router
 from standby.routing.streams import StreamRun
-from standby.web.asgi import Message, stream_response
+from standby.web.asgi import stream_response
+from tests.routing.doubles import WAIT, Connection, Journal, Metrics, Upstream, chunk
 
-WAIT = 5.0  # bound on every wait
 PLAN = Plan.model_validate(
     {
         "providers": {"a": {"base_url": "http://127.0.0.1:9"}},
@@ -36,147 +34,6 @@ BODY: dict[str, Any] = {
 }
 
 
-def chunk(content: str = "", finish: str | None = None) -> Chunk:
-    delta = {"content": content} if content else {}
-    data = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "m",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return Chunk.parse(orjson.dumps(data), data)
-
-
-class Upstream:
-    """A provider with one stream, fed by the test; ``closed`` once the stream is closed."""
-
-    name = "a"
-    prefill = False
-
-    def __init__(self) -> None:
-        self.chunks: asyncio.Queue[Chunk | None] = asyncio.Queue()
-        self.closed = asyncio.Event()
-
-    @property
-    def buffered(self) -> bool:
-        return False
-
-    async def next(self) -> Chunk | None:
-        return await self.chunks.get()
-
-    async def aclose(self) -> None:
-        self.closed.set()
-
-    async def open_stream(self, call: Call, deadlines: Deadlines) -> Upstream:
-        return self
-
-    async def send(self, call: Call, deadlines: Deadlines) -> Reply:
-        raise NotImplementedError
-
-
-class Journal:
-    """Records the endings it is told (a ``JournalSink``)."""
-
-    def __init__(self) -> None:
-        self.endings: list[tuple[str, dict[str, Any]]] = []
-        self.deltas: list[str] = []
-
-    def accepted(self, rid: str, **fields: Any) -> None:
-        pass
-
-    def delta(self, rid: str, text: str) -> None:
-        self.deltas.append(text)
-
-    def completed(self, rid: str, **fields: Any) -> None:
-        self.endings.append(("completed", fields))
-
-    def failed(self, rid: str, **fields: Any) -> None:
-        self.endings.append(("failed", fields))
-
-    def client_gone(
-        self,
-        rid: str,
-        *,
-        completion_id: str,
-        provider: str,
-        model: str,
-        sent: str,
-        attempts: Sequence[tuple[str, str, float]],
-    ) -> None:
-        self.endings.append(
-            (
-                "client_gone",
-                {"sent": sent, "attempts": [a[:2] for a in attempts], "id": completion_id},
-            )
-        )
-
-    def deferred(self, rid: str, **fields: Any) -> None:
-        pass
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.outcomes: list[str] = []
-
-    def request_done(self, route: str, outcome: str, seconds: float) -> None:
-        self.outcomes.append(outcome)
-
-    def failover(self, route: str) -> None: ...
-    def first_token(self, route: str, seconds: float) -> None: ...
-    def continuation(self, route: str, outcome: str) -> None: ...
-
-
-class Connection:
-    """The client's side as ASGI sees it."""
-
-    def __init__(self, *, hang_at: int | None = None, fail_at: int | None = None) -> None:
-        self.bodies: list[bytes] = []  # what reached the client, one entry per send
-        self.ended = False  # the last, empty body was sent
-        self.gone = asyncio.Event()
-        self.hanging = asyncio.Event()
-        self.hang_at, self.fail_at = hang_at, fail_at  # which body send hangs or fails
-        self.progress = asyncio.Condition()
-
-    async def send(self, message: Message) -> None:
-        if message["type"] != "http.response.body":
-            return
-        if not message.get("more_body"):
-            self.ended = True
-            return
-        if len(self.bodies) == self.hang_at:
-            self.hanging.set()
-            await asyncio.Event().wait()  # a socket that never drains
-        if len(self.bodies) == self.fail_at:
-            raise ConnectionResetError("the client went away")
-        if self.gone.is_set():
-            return  # dropped, as uvicorn does
-        async with self.progress:
-            self.bodies.append(bytes(message["body"]))
-            self.progress.notify_all()
-
-    async def receive(self) -> Message:
-        await self.gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def wait_bodies(self, count: int) -> None:
-        async with asyncio.timeout(WAIT), self.progress:
-            await self.progress.wait_for(lambda: len(self.bodies) >= count)
-
-    def text(self) -> str:
-        text = ""
-        for body in self.bodies:
-            for event in body.split(b"\n\n"):
-                payload = event.removeprefix(b"data: ")
-                if payload.startswith(b"{"):
-                    text += chunk_text(orjson.loads(payload))
-        return text
-
-
-def chunk_text(data: dict[str, Any]) -> str:
-    return str(data["choices"][0]["delta"].get("content") or "")
-
-
 class Stream:
     """One stream through the engine and ``stream_response``, served in its own task."""
 
@@ -188,8 +45,7 @@ class Stream:
         self.metrics = Metrics()
         self.connection = connection
         router = Router(PLAN, {"a": self.upstream}, OpenGate(), self.metrics)
-        self.run = StreamRun(
-            router,
+        self.run: StreamRun = router.stream(
             BODY,
             router.resolve("m"),
             journal=self.journal,

@@ -7,6 +7,7 @@ import pytest
 from standby.errors import (
     ConnectFailed,
     DeadlineExceeded,
+    LocalLimit,
     MalformedReply,
     ProviderError,
     ResetBeforeHeaders,
@@ -54,3 +55,107 @@ def test_verdicts(
 
 def test_context_length_skips_the_model() -> None:
     assert judge(status("context_length"), same_target_tries=0, max_same_target=1).skip_model
+
+
+def rate_limited(retry_after: float | None) -> UpstreamStatus:
+    return UpstreamStatus("slow down", status=429, kind="rate_limited", retry_after=retry_after)
+
+
+# (case, error, what the attempt loop says about the try) → (action, effect, label)
+CONTEXT_CASES: list[tuple[str, ProviderError, dict[str, bool], Action, Effect, str]] = [
+    (
+        "F15 a prefill refused",
+        status("invalid_request"),
+        {"prefill": True},
+        Action.RETRY_SAME,
+        Effect.NEUTRAL,
+        "prefill_rejected",
+    ),
+    (
+        "F15 no prefill: the caller's 400",
+        status("invalid_request"),
+        {},
+        Action.FINAL,
+        Effect.NEUTRAL,
+        "invalid_request",
+    ),
+    (
+        "F15 a prefill try, another 400",
+        status("content_policy"),
+        {"prefill": True},
+        Action.FINAL,
+        Effect.NEUTRAL,
+        "content_policy",
+    ),
+    (
+        "F01 prefer same, Retry-After",
+        rate_limited(0.5),
+        {"prefer_same_target": True},
+        Action.WAIT_SAME,
+        Effect.RATE_LIMITED,
+        "rate_limited",
+    ),
+    (
+        "F02 prefer same, no Retry-After",
+        rate_limited(None),
+        {"prefer_same_target": True},
+        Action.FAILOVER,
+        Effect.RATE_LIMITED,
+        "rate_limited",
+    ),
+    (
+        "F01 not preferred",
+        rate_limited(0.5),
+        {},
+        Action.FAILOVER,
+        Effect.RATE_LIMITED,
+        "rate_limited",
+    ),
+    (
+        "503, prefer same",
+        status("unavailable", 503),
+        {"prefer_same_target": True},
+        Action.FAILOVER,
+        Effect.FAILURE,
+        "unavailable",
+    ),
+    (
+        "Standby's own limit",
+        LocalLimit("pool full"),
+        {},
+        Action.FAILOVER,
+        Effect.NEUTRAL,
+        "local_limit",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "context", "action", "effect", "label"),
+    CONTEXT_CASES,
+    ids=[c[0] for c in CONTEXT_CASES],
+)
+def test_verdicts_in_context(
+    name: str,
+    error: ProviderError,
+    context: dict[str, bool],
+    action: Action,
+    effect: Effect,
+    label: str,
+) -> None:
+    verdict = judge(error, same_target_tries=0, max_same_target=1, **context)
+    assert (verdict.action, verdict.effect, verdict.label) == (action, effect, label)
+
+
+def test_a_prefill_refusal_is_a_verdict_and_the_error_is_left_as_it_came() -> None:
+    error = status("invalid_request")
+    verdict = judge(error, same_target_tries=5, max_same_target=1, prefill=True)
+    assert verdict.no_prefill and verdict.action is Action.RETRY_SAME  # retries spent or not
+    assert error.kind == "invalid_request", "the provider's error is not rewritten in flight"
+    assert not judge(status("rate_limited", 429), same_target_tries=0, max_same_target=1).no_prefill
+
+
+def test_only_standbys_own_limit_is_local() -> None:
+    assert judge(LocalLimit("no fd"), same_target_tries=0, max_same_target=1).local
+    others = [error for _, error, *_ in CASES]
+    assert not any(judge(e, same_target_tries=0, max_same_target=1).local for e in others)

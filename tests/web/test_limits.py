@@ -465,6 +465,12 @@ def test_the_cap_is_lowered_to_what_the_open_files_limit_holds(
     assert connection_cap(20_000, upstream=1000) == 20_000
     assert caplog.text == ""
 
+    # pools larger than half the room (two providers of 10,000 on a 20,000 limit): a
+    # request holds one upstream connection at most, so clients get half the room
+    caplog.clear()
+    limits.append((20_000, 20_000))
+    assert connection_cap(20_000, upstream=20_000) == (20_000 - RESERVED_FILES) // 2
+
 
 def test_limits_come_from_the_plan() -> None:
     protocol = limited_protocol(Server(max_header="16KiB", header_timeout="2s", body_timeout=5))
