@@ -1,50 +1,30 @@
 """The Anthropic wire: ``POST /v1/messages`` for callers using the ``anthropic`` SDK.
 
-The request is translated to the canonical conversation and on to OpenAI's shape, routed
-like any chat completion (so an Anthropic caller can fail over to OpenAI or Gemini
-targets, with continuation mid-stream), and the answer is translated back: a ``message``
-object, or the ``message_start`` … ``message_stop`` event stream.  Errors use Anthropic's
-shape: ``{"type": "error", "error": {"type": …, "message": …}}``.
+The request pipeline (``web.pipeline``) with Anthropic's formats: the request is
+translated to the canonical conversation and on to OpenAI's shape, routed like any chat
+completion (so an Anthropic caller can fail over to OpenAI or Gemini targets, with
+continuation mid-stream), and the answer is translated back: a ``message`` object, or
+the ``message_start`` … ``message_stop`` event stream.  Errors use Anthropic's shape:
+``{"type": "error", "error": {"type": …, "message": …}}``, with 529 for "every target
+is down".
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any
 
 import orjson
 
+from standby.canonical import Reply
 from standby.canonical.chat import ChatRequest
 from standby.errors import Exhausted, InvalidRequest, StandbyError
-from standby.journal.events import new_request_id
-from standby.routing.attempts import AttemptPlan, journal_attempts
-from standby.routing.policy import ResolvedRoute
-from standby.routing.router import Router
-from standby.routing.sink import JournalSink, NullJournal
-from standby.routing.streams import OnDisconnect
+from standby.routing.policy import Target
 from standby.translate.anthropic import request_from_anthropic, response_to_anthropic
 from standby.translate.anthropic_stream import EventEncoder
-from standby.translate.openai import (
-    delta_from_openai,
-    request_to_openai,
-    response_from_openai,
-)
-from standby.web import errors
-from standby.web.asgi import (
-    ClientGone,
-    Receive,
-    Scope,
-    Send,
-    read_body,
-    respond,
-    standby_headers,
-    stream_response,
-    with_request_id,
-)
-from standby.web.clients import ClientKeys
-
-log = logging.getLogger("standby.web")
+from standby.translate.openai import request_to_openai, response_from_openai
+from standby.web.errors import problem
+from standby.web.pipeline import Answer, Pipeline, Rendered, Request, Running, Wire
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -66,145 +46,43 @@ def anthropic_error(status: int, message: str) -> bytes:
     return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
 
 
-class AnthropicWire:
-    """The handler of ``POST /v1/messages``."""
+class AnthropicWire(Wire[Request]):
+    """The handler of ``POST /v1/messages``: the pipeline with Anthropic's formats."""
 
-    def __init__(
-        self,
-        router: Router,
-        keys: ClientKeys,
-        max_body: int,
-        *,
-        journal: JournalSink | None = None,
-        on_disconnect: OnDisconnect = "cancel",
-    ) -> None:
-        self.router = router
-        self.keys = keys
-        self.max_body = max_body
-        self.journal: JournalSink = journal or NullJournal()
-        self.on_disconnect: OnDisconnect = on_disconnect  # a client leaving mid-stream
+    name = "messages"
+    store_default = None  # the Messages API serves nothing back; the journal keeps it
 
-    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """One Messages API request, answered as a ``message`` or an event stream."""
-        rid = ""
-        plan: AttemptPlan | None = None
-        try:
-            caller = self.keys.identify(scope)
-            raw = await read_body(scope, receive, self.max_body)
-            body = _parse(raw)
-            canonical = _canonical(body)
-            openai_body = request_to_openai(canonical)
-            route = self.router.resolve(canonical.model)
-            rid = new_request_id()
-            self.journal.accepted(
-                rid,
-                endpoint="messages",
-                route=route.name,
-                model=canonical.model,
-                stream=canonical.stream,
-                raw_body=raw,
-                metadata=None,
-                store=False,  # the Messages API serves nothing back; the journal keeps it
-                client=caller.name,
-            )
-            if canonical.stream:
-                await self._stream(rid, openai_body, route, receive, send)
-                return
-            plan = self.router.attempt_plan(route)
-            done = await self.router.complete("chat", openai_body, route, plan)
-        except ClientGone:
-            return
-        except StandbyError as error:
-            await self._fail(rid, plan, error, send)
-            return
-        response = response_from_openai(done.reply.data)
-        model = done.reply.model or done.target.model
-        answer = response_to_anthropic(response, id=_message_id(response.id), model=model)
-        self.journal.completed(
-            rid,
-            completion_id=answer["id"],
-            provider=done.target.provider,
-            model=model,
-            response=answer,
-            usage=done.reply.usage,
-            attempts=journal_attempts(done.history),
-        )
-        await respond(
-            send,
-            200,
-            orjson.dumps(answer),
-            headers=standby_headers(done.target.provider, model, done.attempts, route.name, rid),
-        )
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.messages = pipeline.handler(self)
 
-    async def _stream(
-        self, rid: str, body: dict[str, Any], route: ResolvedRoute, receive: Receive, send: Send
-    ) -> None:
-        run = self.router.stream(
-            body,
-            route,
-            journal=self.journal,
-            rid=rid,
-            on_disconnect=self.on_disconnect,
-        )
-        try:
-            target = await run.start()
-        except StandbyError as error:
-            await self._fail(rid, run.plan, error, send)
-            return
-        headers = standby_headers(
-            target.provider, target.model, run.plan.attempts + 1, route.name, rid
-        )
-        encoder = EventEncoder(id=_message_id(run.stream_id), model=target.model)
-        await stream_response(
-            send,
-            headers,
-            run,
-            translate=lambda data: _translate(encoder, data),
-            receive=receive,
-        )
+    def parse(self, raw: bytes) -> Request:
+        canonical = _canonical(_parse(raw))
+        return Request(raw, request_to_openai(canonical), canonical.model, stream=canonical.stream)
 
-    async def _fail(
-        self, rid: str, plan: AttemptPlan | None, error: StandbyError, send: Send
-    ) -> None:
-        status, openai_body, headers = errors.render(error)
-        message = str(error)
-        try:
-            message = orjson.loads(openai_body)["error"]["message"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            pass
-        if isinstance(error, Exhausted):
-            status = 529  # what Anthropic's own clients expect for "overloaded, retry"
-        body = anthropic_error(status, message)
-        if rid:
-            self.journal.failed(
-                rid,
-                status=status,
-                response=body,
-                attempts=journal_attempts(plan.history if plan else []),
-            )
-        await respond(send, status, body, headers=with_request_id(headers, rid))
+    def answer(self, request: Request, reply: Reply, model: str) -> Answer:
+        response = response_from_openai(reply.data)
+        message = response_to_anthropic(response, id=_message_id(response.id), model=model)
+        return Answer(orjson.dumps(message), message, message["id"])
+
+    def events(self, request: Request, run: Running, target: Target) -> _Events:
+        return _Events(id=_message_id(run.stream_id), model=target.model)
+
+    def error(self, error: StandbyError) -> Rendered:
+        found = problem(error)
+        # 529: what Anthropic's own clients expect for "overloaded, retry"
+        status = 529 if isinstance(error, Exhausted) else found.status
+        return status, anthropic_error(status, found.message), list(found.headers)
 
 
-def _translate(encoder: EventEncoder, data: bytes) -> bytes:
-    """OpenAI SSE events from the stream engine (one or several) → Anthropic SSE events."""
-    out: list[bytes] = []
-    for event in data.split(b"\n\n"):
-        payload = event.removeprefix(b"data: ").strip()
-        if not payload:
-            continue
-        if payload == b"[DONE]":
-            out.append(encoder.finish())
-            continue
-        chunk = orjson.loads(payload)
-        if "error" in chunk:
-            error = chunk.get("error") or {}
-            kind = (
-                "overloaded_error" if error.get("code") == "upstream_unavailable" else "api_error"
-            )
-            out.append(EventEncoder.error(kind, str(error.get("message") or "interrupted")))
-            continue
-        out.extend(encoder.feed(delta) for delta in delta_from_openai(chunk))
-    return b"".join(out)
+class _Events(EventEncoder):
+    """One client stream as Anthropic's ``message_start`` … ``message_stop`` events."""
+
+    def prelude(self) -> bytes:
+        return b""  # message_start goes out with the first delta
+
+    def interrupted(self, error: dict[str, Any]) -> bytes:
+        kind = "overloaded_error" if error.get("code") == "upstream_unavailable" else "api_error"
+        return self.error(kind, str(error.get("message") or "interrupted"))
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from standby.web.anthropic_api import AnthropicWire
 from standby.web.asgi import Receive, Scope, Send
 from standby.web.clients import ClientKeys
 from standby.web.openai_api import OpenAIWire
+from standby.web.pipeline import Pipeline
 from standby.web.responses_api import ResponsesWire
 
 log = logging.getLogger("standby")
@@ -76,30 +77,17 @@ class Gateway:
         self.deferred = DeferredRunner(self.router, journal) if journal is not None else None
         self.in_flight = 0
         self.retired: asyncio.Event | None = None  # set once retired and drained
-        chat = OpenAIWire(
+        wires = Pipeline(
             self.router,
             self.keys,
-            plan.server.max_body,
-            journal=journal.journal if journal else None,
-            store=plan.journal.store,
-            deferrals=self.deferred,
-            on_disconnect=plan.server.on_disconnect,
-        )
-        anthropic = AnthropicWire(
-            self.router,
-            self.keys,
-            plan.server.max_body,
-            journal=journal.journal if journal else None,
-            on_disconnect=plan.server.on_disconnect,
-        )
-        responses = ResponsesWire(
-            self.router,
-            self.keys,
-            plan.server.max_body,
-            service=journal,
+            journal.journal if journal else None,
+            max_body=plan.server.max_body,
             store=plan.journal.store,
             on_disconnect=plan.server.on_disconnect,
         )
+        chat = OpenAIWire(wires, deferrals=self.deferred)
+        anthropic = AnthropicWire(wires)
+        responses = ResponsesWire(wires, journal)
         self.hot: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):
             self.hot[("POST", f"{prefix}/responses")] = responses.responses

@@ -1,6 +1,6 @@
 """Small raw-ASGI pieces for the hot path: read a bounded body, send a whole response.
 
-The OpenAI wire handlers use these directly instead of a framework's request/response
+The wires' request pipeline uses these directly instead of a framework's request/response
 objects: on the path every request takes, each avoided allocation is throughput.
 """
 
