@@ -17,17 +17,20 @@
     │   └── LocalLimit            Standby's own limit (a full connection pool, no file
     │                             descriptor left): says nothing about the provider
     ├── Exhausted                 no target could serve the request (503 to the caller)
+    │   └── Overloaded            … because every try met a limit of Standby's own
+    │                             (503 naming Standby, not the providers)
     ├── JournalUnavailable        the journal database is down or too far behind to read
     ├── BackupError               the journal could not be backed up (says why, what to do)
     └── StartupError              the gateway cannot start (busy port, bad journal URL, …)
 
-Third-party errors (aiohttp, asyncio) are mapped into this tree at the edge by the
-adapters (``standby.providers.openai``), raised ``from`` the original.  The attempt loop
+Third-party errors (aiohttp, asyncio, ``OSError``) are mapped into this tree at the edge
+by the adapters (``standby.providers.http``), raised ``from`` the original.  The attempt loop
 only ever sees ``ProviderError`` subclasses and decides with ``standby.routing.outcomes``.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 
@@ -113,27 +116,40 @@ class DeadlineExceeded(ProviderError):
         self.phase = phase
 
 
-class UpstreamStatus(ProviderError):
-    """The provider answered with an error status.
+class UpstreamKind(StrEnum):
+    """What an error status from a provider means; ``routing.outcomes`` maps each kind to
+    retry the same target, fail over, or stop.  A ``StrEnum``: it compares equal to, and
+    renders as, its value (``"rate_limited"``), in logs, metrics and the journal alike."""
 
-    ``kind`` is one of: ``rate_limited``, ``server_error``, ``unavailable``, ``auth``,
-    ``context_length``, ``content_policy``, ``prefill_rejected``, ``invalid_request``,
-    ``not_found``.
-    """
+    RATE_LIMITED = "rate_limited"  # 429: hold the target until Retry-After
+    SERVER_ERROR = "server_error"  # 5xx, 408: transient, one retry
+    UNAVAILABLE = "unavailable"  # 503, 529: overloaded or down
+    AUTH = "auth"  # 401/402/403, a bad key, an exhausted quota
+    CONTEXT_LENGTH = "context_length"  # the prompt does not fit this model
+    CONTENT_POLICY = "content_policy"  # refused by the provider's policy: final
+    PREFILL_REJECTED = "prefill_rejected"  # an assistant prefill refused (set by routing)
+    INVALID_REQUEST = "invalid_request"  # the caller's request is wrong: final
+    NOT_FOUND = "not_found"  # the target's model does not exist there
+
+
+class UpstreamStatus(ProviderError):
+    """The provider answered with an error status; ``kind`` says what it means."""
 
     def __init__(
         self,
         message: str,
         *,
         status: int,
-        kind: str,
+        kind: UpstreamKind,
         body: dict[str, Any] | None = None,
         retry_after: float | None = None,
         target: str = "",
     ) -> None:
         super().__init__(message, target=target)
         self.status = status
-        self.kind = kind
+        # a value's string is accepted at run time too (and checked: a kind that does not
+        # exist raises ValueError here, not somewhere downstream)
+        self.kind = UpstreamKind(kind)
         self.body = body
         self.retry_after = retry_after
 
@@ -151,7 +167,8 @@ class LocalLimit(ProviderError):
     provider's connection pool stayed full, the process ran out of file descriptors).
 
     It is not the provider's failure: it never touches a breaker or a signal about the
-    provider, and a caller who gets nothing else is told Standby is the cause.
+    provider, and a caller who gets nothing else is told Standby is the cause
+    (``Overloaded``).
     """
 
 
@@ -165,6 +182,11 @@ class Exhausted(StandbyError):
         self.message = message
         self.retry_after = retry_after
         self.last = last
+
+
+class Overloaded(Exhausted):
+    """Every try of the request met a limit of Standby's own (``LocalLimit``): the
+    providers may be fine, this gateway is full.  The caller's 503 says so."""
 
 
 class JournalUnavailable(StandbyError):

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import orjson
 
 from standby.canonical import Call, Reply
-from standby.errors import MalformedReply, UpstreamStatus
+from standby.errors import MalformedReply, UpstreamKind, UpstreamStatus
 from standby.plan.model import Provider as ProviderConfig
 from standby.providers.http import HTTPProvider, Translator
 from standby.translate.gemini import request_to_gemini
@@ -78,7 +78,7 @@ class GeminiProvider(HTTPProvider):
         return UpstreamStatus(
             f"{self.name} answered 400: {message}",
             status=400,
-            kind="content_policy",
+            kind=UpstreamKind.CONTENT_POLICY,
             body=body,
             target=self.name,
         )

@@ -1,6 +1,13 @@
-"""What every HTTP/JSON provider adapter shares: the pooled session, deadlines, the
-mapping of aiohttp/asyncio failures into ``standby.errors`` (raised ``from`` the
-original, at this edge), error statuses, reply checks, and the SSE chunk reader.
+"""What every HTTP/JSON provider adapter shares: the pooled session and its slots,
+deadlines, the mapping of aiohttp/asyncio failures into ``standby.errors`` (raised
+``from`` the original, at this edge), error statuses, reply checks, and the SSE chunk
+reader.
+
+Every attempt first takes one of the provider's connection slots (``slots.Slots``,
+``max_connections`` of them), waiting briefly in a bounded queue if all are taken; only
+then do its deadlines start.  A pool that stays full, or a process out of file
+descriptors (``EMFILE``/``ENFILE`` while connecting), is ``LocalLimit``: Standby's own
+limit, never the provider's failure.
 
 A vendor adapter subclasses ``HTTPProvider`` and says only what differs: the URL and
 body of a call (``request``), how a reply becomes OpenAI's shape (``reply``), and how a
@@ -12,6 +19,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import errno
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -25,18 +33,21 @@ from standby.errors import (
     ConnectFailed,
     DeadlineExceeded,
     InvalidRequest,
+    LocalLimit,
     MalformedReply,
     ProviderError,
     ResetBeforeHeaders,
     StreamBroken,
 )
 from standby.plan.model import Provider as ProviderConfig
+from standby.providers.slots import Slots
 from standby.providers.sse import SSEDecoder, is_done
 from standby.providers.statuses import classify
 
 log = logging.getLogger("standby.providers")
 
 _ERROR_BODY_LIMIT = 256 * 1024
+_OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})  # the process's, the system's
 # One stream event's parsed JSON → the OpenAI chunks it stands for (raw bytes, dict)
 Translator = Callable[[dict[str, Any]], list[tuple[bytes, dict[str, Any]]]]
 
@@ -52,10 +63,16 @@ class HTTPProvider(abc.ABC):
         self._config = config
         self._headers = {"Content-Type": "application/json", **headers, **config.headers}
         self._session: aiohttp.ClientSession | None = None
+        self._slots = Slots(name, config.max_connections)
         self._secret = config.api_key.encode() if len(config.api_key) >= 8 else b""
 
     def __repr__(self) -> str:  # never shows the key
         return f"<{type(self).__name__} {self.name} {self._config.base_url}>"
+
+    @property
+    def slots(self) -> Slots:
+        """The connection slots of this provider (how many are busy, how many wait)."""
+        return self._slots
 
     # -- what a vendor adapter says ------------------------------------------------------
     @abc.abstractmethod
@@ -72,9 +89,9 @@ class HTTPProvider(abc.ABC):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._config.max_connections, keepalive_timeout=60, ttl_dns_cache=300
-            )
+            # no limit here: the slots are the pool's one limit, taken before any deadline
+            # starts (a connector limit would make the wait part of the attempt's time)
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
@@ -101,6 +118,8 @@ class HTTPProvider(abc.ABC):
                 f"{target}: connect timed out", phase="connect", target=target
             ) from exc
         except aiohttp.ClientConnectorError as exc:
+            if getattr(exc, "errno", None) in _OUT_OF_FILES:
+                raise _out_of_files(target, exc) from exc
             raise ConnectFailed(
                 f"{target}: cannot connect ({exc.os_error})", target=target
             ) from exc
@@ -113,14 +132,16 @@ class HTTPProvider(abc.ABC):
                 f"{target}: reply cut ({type(exc).__name__})", target=target
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
+            if getattr(exc, "errno", None) in _OUT_OF_FILES:
+                raise _out_of_files(target, exc) from exc
             raise ResetBeforeHeaders(
                 f"{target}: connection lost ({type(exc).__name__})", target=target
             ) from exc
 
-    async def _post(self, call: Call, deadlines: Deadlines) -> aiohttp.ClientResponse:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect)
+    def _prepared(self, call: Call) -> tuple[str, bytes]:
+        """The URL and body of ``call``; ``InvalidRequest`` when this vendor cannot take it."""
         try:
-            url, payload = self.request(call)
+            return self.request(call)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             # a body OpenAI's shape tolerates but this vendor's translation cannot take;
             # the caller gets what to fix, the log the translator's own words
@@ -130,39 +151,67 @@ class HTTPProvider(abc.ABC):
                 "that this provider's API cannot represent (check tools, response_format "
                 "and message content parts)."
             ) from exc
+
+    async def _take_slot(self, deadlines: Deadlines) -> None:
+        """One of the pool's slots, before the attempt's deadlines start; ``LocalLimit``
+        when none frees up within the slot wait.
+
+        The wait is also kept under half the attempt's first-token deadline, so a caller
+        that runs its own first-token timer around ``open_stream`` (which then includes
+        this wait) still hears ``LocalLimit``, not the provider's silence.
+        """
+        await self._slots.take(min(self._slots.wait, deadlines.first_token / 2))
+
+    async def _post(self, url: str, payload: bytes, deadlines: Deadlines) -> aiohttp.ClientResponse:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect)
         return await self._client().post(url, data=payload, timeout=timeout)
 
     async def send(self, call: Call, deadlines: Deadlines) -> Reply:
-        async with self._mapped("first_token"), asyncio.timeout(deadlines.first_token):
-            resp = await self._post(call, deadlines)
+        url, payload = self._prepared(call)
+        await self._take_slot(deadlines)
         try:
-            async with self._mapped("idle"), asyncio.timeout(deadlines.idle):
-                if resp.status >= 400:
-                    await self._raise_status(resp)
-                raw = await resp.read()
-            return self.reply(call, raw, self._parse_ok(resp, raw))
+            async with self._mapped("first_token"), asyncio.timeout(deadlines.first_token):
+                resp = await self._post(url, payload, deadlines)
+            try:
+                async with self._mapped("idle"), asyncio.timeout(deadlines.idle):
+                    if resp.status >= 400:
+                        await self._raise_status(resp)
+                    raw = await resp.read()
+                return self.reply(call, raw, self._parse_ok(resp, raw))
+            finally:
+                resp.release()
         finally:
-            resp.release()
+            self._slots.give()
 
     async def open_stream(self, call: Call, deadlines: Deadlines) -> SSEChunkStream:
-        async with self._mapped("first_token"), asyncio.timeout(deadlines.first_token):
-            resp = await self._post(call, deadlines)
-            if resp.status >= 400:
-                try:
-                    await self._raise_status(resp)
-                finally:
-                    resp.release()
-            ctype = resp.headers.get("Content-Type", "")
-            if "text/event-stream" not in ctype:
-                try:
-                    raw = await resp.read()
-                finally:
-                    resp.release()
-                self._parse_ok(resp, raw)  # raises on an error body or HTML
-                raise MalformedReply(
-                    f"{self.name}: expected an event stream, got {ctype!r}", target=self.name
-                )
-        return SSEChunkStream(self.name, resp, self.translator(call))
+        url, payload = self._prepared(call)
+        await self._take_slot(deadlines)
+        started = asyncio.get_running_loop().time()
+        try:
+            async with self._mapped("first_token"), asyncio.timeout(deadlines.first_token):
+                resp = await self._post(url, payload, deadlines)
+                if resp.status >= 400:
+                    try:
+                        await self._raise_status(resp)
+                    finally:
+                        resp.release()
+                ctype = resp.headers.get("Content-Type", "")
+                if "text/event-stream" not in ctype:
+                    try:
+                        raw = await resp.read()
+                    finally:
+                        resp.release()
+                    self._parse_ok(resp, raw)  # raises on an error body or HTML
+                    raise MalformedReply(
+                        f"{self.name}: expected an event stream, got {ctype!r}", target=self.name
+                    )
+        except BaseException:
+            self._slots.give()
+            raise
+        # the stream holds the slot until it is closed
+        return SSEChunkStream(
+            self.name, resp, self.translator(call), started=started, release=self._slots.give
+        )
 
     async def _raise_status(self, resp: aiohttp.ClientResponse) -> None:
         raw = b""  # the whole body up to the limit: read(n) stops at what is buffered
@@ -200,11 +249,23 @@ class HTTPProvider(abc.ABC):
         return data
 
 
+def _out_of_files(target: str, exc: BaseException) -> LocalLimit:
+    """EMFILE/ENFILE while connecting: the file table of Standby (or of the machine) is full."""
+    reason = "this process" if getattr(exc, "errno", None) == errno.EMFILE else "the system"
+    return LocalLimit(
+        f"{target}: Standby could not open a connection: too many open files in {reason} "
+        "(raise the open-files limit, ulimit -n, or lower server.max_connections)",
+        target=target,
+    )
+
+
 class SSEChunkStream:
     """Chunks of one upstream SSE stream; malformed events are skipped and logged.
 
     Each read from the socket is decoded at once into chunks, so ``buffered`` tells
-    exactly whether ``next()`` can answer without waiting on the network.
+    exactly whether ``next()`` can answer without waiting on the network.  ``started``
+    is the event loop's time when the attempt's deadlines started (after its slot);
+    ``release`` gives the slot back, once, when the stream is closed.
     """
 
     __slots__ = (
@@ -214,16 +275,26 @@ class SSEChunkStream:
         "_error",
         "_finished",
         "_out",
+        "_release",
         "_resp",
         "_translate",
+        "started",
         "target",
     )
 
     def __init__(
-        self, target: str, resp: aiohttp.ClientResponse, translate: Translator | None = None
+        self,
+        target: str,
+        resp: aiohttp.ClientResponse,
+        translate: Translator | None = None,
+        *,
+        started: float | None = None,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.target = target
+        self.started = asyncio.get_running_loop().time() if started is None else started
         self._resp = resp
+        self._release = release
         self._translate = translate
         self._out: deque[Chunk] = deque()  # decoded chunks not yet handed out
         self._decoder = SSEDecoder()
@@ -301,3 +372,6 @@ class SSEChunkStream:
     async def aclose(self) -> None:
         # release() pools the connection only when the body was read to its end
         self._resp.release()
+        release, self._release = self._release, None
+        if release is not None:
+            release()

@@ -1,4 +1,4 @@
-"""Map a provider's HTTP error reply to one ``UpstreamStatus`` with a ``kind``.
+"""Map a provider's HTTP error reply to one ``UpstreamStatus`` with an ``UpstreamKind``.
 
 Pure functions over status, parsed body and headers, shared by every OpenAI-shaped
 adapter.  The attempt loop decides what to do with each kind (``routing.outcomes``).
@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from standby.errors import UpstreamStatus
+from standby.errors import UpstreamKind, UpstreamStatus
 
 _CONTEXT_MARKERS = (
     "context_length",
@@ -83,24 +83,26 @@ def classify(
     """One error reply → ``UpstreamStatus`` whose ``kind`` drives retry/failover/final."""
     message, code, etype = error_fields(body)
     text = f"{message} {code} {etype}".lower()
+    kind: UpstreamKind
     if status == 429:
-        kind = "rate_limited"
+        kind = UpstreamKind.RATE_LIMITED
         if code == "insufficient_quota" or "spend_limit" in str(body or ""):
-            kind = "auth"  # an exhausted account or spend limit is a key problem, not a storm
+            # an exhausted account or spend limit is a key problem, not a storm
+            kind = UpstreamKind.AUTH
     elif status in _AUTH_STATUSES or (status == 400 and any(m in text for m in _AUTH_MARKERS)):
-        kind = "auth"
+        kind = UpstreamKind.AUTH
     elif status in _UNAVAILABLE:
-        kind = "unavailable"
+        kind = UpstreamKind.UNAVAILABLE
     elif status >= 500 or status == 408:
-        kind = "server_error"
+        kind = UpstreamKind.SERVER_ERROR
     elif any(marker in text for marker in _CONTEXT_MARKERS):
-        kind = "context_length"
+        kind = UpstreamKind.CONTEXT_LENGTH
     elif any(marker in text for marker in _POLICY_MARKERS):
-        kind = "content_policy"
+        kind = UpstreamKind.CONTENT_POLICY
     elif status == 404:
-        kind = "not_found"
+        kind = UpstreamKind.NOT_FOUND
     else:
-        kind = "invalid_request"
+        kind = UpstreamKind.INVALID_REQUEST
     summary = message or f"HTTP {status}"
     return UpstreamStatus(
         f"{target or 'provider'} answered {status}: {summary}"[:500],
