@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from standby.canonical import Deadlines
-from standby.errors import Exhausted, LocalLimit, ProviderError, UpstreamStatus
+from standby.errors import Exhausted, LocalLimit, Overloaded, ProviderError, UpstreamStatus
 from standby.plan.model import Retry, Timeouts
 from standby.routing.capabilities import Caps, Needs, refusal, unfit
 from standby.routing.outcomes import Action, Effect, Verdict, judge
@@ -319,6 +319,11 @@ class AttemptPlan:
         if isinstance(self.last_error, UpstreamStatus) and self.last_error.retry_after:
             retry_after = self.last_error.retry_after
         tried = ", ".join(f"{r.target}: {r.outcome}" for r in self.history) or "none available"
+        if isinstance(self.last_error, LocalLimit):
+            # kept only while nothing else failed: every try met a limit of Standby's own
+            return Overloaded(
+                f"no target could answer ({tried})", retry_after=retry_after, last=self.last_error
+            )
         return Exhausted(
             f"no target could answer ({tried})", retry_after=retry_after, last=self.last_error
         )

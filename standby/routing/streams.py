@@ -46,6 +46,7 @@ from standby.canonical import Call, Chunk, Deadlines
 from standby.errors import (
     DeadlineExceeded,
     Exhausted,
+    Overloaded,
     ProviderError,
     StandbyError,
     StreamBroken,
@@ -181,10 +182,14 @@ class StreamRun:
             continuation=self._splicer is not None,
         )
         try:
-            async with asyncio.timeout(deadlines.first_token):
+            async with asyncio.timeout(None) as within:
+                # the provider bounds the open itself: a short wait for one of its
+                # connection slots (Standby's own time, never the target's silence), then
+                # the first-token deadline, which runs from the stream's ``started``
                 self._upstream = await self.attempts.provider(step.target).open_stream(
                     call, deadlines
                 )
+                within.reschedule(self._upstream.started + deadlines.first_token)
                 self.attempts.responded(step)
                 while True:
                     chunk = await self._upstream.next()
@@ -456,7 +461,9 @@ class StreamRun:
 
 
 def _error_event(error: StandbyError) -> bytes:
-    if isinstance(error, Exhausted):
+    if isinstance(error, Overloaded):
+        message, code = error.message, "gateway_overloaded"
+    elif isinstance(error, Exhausted):
         message, code = error.message, "upstream_unavailable"
     elif isinstance(error, UpstreamStatus):
         message, code = error.message, error.kind

@@ -81,7 +81,8 @@ class _Events(EventEncoder):
         return b""  # message_start goes out with the first delta
 
     def interrupted(self, error: dict[str, Any]) -> bytes:
-        kind = "overloaded_error" if error.get("code") == "upstream_unavailable" else "api_error"
+        overloaded = error.get("code") in ("upstream_unavailable", "gateway_overloaded")
+        kind = "overloaded_error" if overloaded else "api_error"
         return self.error(kind, str(error.get("message") or "interrupted"))
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from standby.errors import ClientError, Exhausted, StandbyError, UpstreamStatus
+from standby.errors import ClientError, Exhausted, Overloaded, StandbyError, UpstreamStatus
 from standby.providers.statuses import error_fields
 
 Headers = list[tuple[bytes, bytes]]
@@ -43,6 +43,16 @@ def problem(error: StandbyError) -> Problem:
     """The status, message, type and code of an error that ends a request."""
     if isinstance(error, ClientError):
         return Problem(error.status, error.message, error.type, error.param, error.code)
+    if isinstance(error, Overloaded):  # before Exhausted, which it is a kind of
+        seconds = max(1, round(error.retry_after))
+        return Problem(
+            503,
+            "Standby's own connection limit is reached: this gateway is overloaded, not the "
+            f"providers ({error.message}). Please retry after {seconds}s.",
+            "server_error",
+            code="gateway_overloaded",
+            headers=((b"retry-after", str(seconds).encode()),),
+        )
     if isinstance(error, Exhausted):
         seconds = max(1, round(error.retry_after))
         return Problem(

@@ -19,9 +19,7 @@ import openai
 import orjson
 import pytest
 
-from standby.errors import Overloaded
 from standby.sim import Fault, SimProvider
-from standby.web.errors import render
 from tests.conftest import two_target_plan
 from tests.e2e.faults_support import Exchange, Gateway, serve, single_target_plan
 
@@ -30,11 +28,6 @@ PRIMARY = "primary/gpt-4o-mini"
 HOLD = 2.0  # seconds each answer of the slow provider takes; the slot wait is 1 s
 # the slot wait (1 s) is well inside first_token: the wait is never the provider's silence
 TIMEOUTS = {"connect": "1s", "first_token": "5s", "idle": "2s", "total": "20s"}
-NAMES_STANDBY = pytest.mark.skipif(
-    b"gateway_overloaded" not in render(Overloaded("x", retry_after=1.0))[1],
-    reason="the 503 naming Standby needs the web/errors.py and routing/attempts.py changes "
-    "of the local-limits report",
-)
 
 
 @pytest.fixture
@@ -118,7 +111,6 @@ async def test_with_no_other_target_the_caller_gets_a_quick_503(
     assert len(slow.requests) == 2
 
 
-@NAMES_STANDBY
 @STREAMS
 async def test_the_503_names_standby_not_the_providers(slow: SimProvider, stream: bool) -> None:
     if not stream:

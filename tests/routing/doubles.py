@@ -71,6 +71,7 @@ class Upstream:
         self.calls.append(call)
         if self.refuse:
             raise self.refuse.pop(0)
+        self.started = asyncio.get_running_loop().time()
         return self
 
     async def send(self, call: Call, deadlines: Deadlines) -> Reply:
