@@ -30,7 +30,7 @@ import orjson
 
 from standby.canonical import Endpoint, Reply
 from standby.canonical.chat import Delta
-from standby.errors import ClientError, Exhausted, StandbyError
+from standby.errors import ClientError, Exhausted, Overloaded, StandbyError
 from standby.journal.events import new_request_id
 from standby.plan.model import StorePolicy
 from standby.routing.attempts import AttemptPlan, journal_attempts
@@ -322,7 +322,9 @@ class Pipeline:
         send: Send,
     ) -> None:
         status, body, headers = render(error)
-        if status >= 500:
+        if isinstance(error, Overloaded):  # the provider slots already warn, once per 10 s
+            log.info("request %s refused: %s", rid or "-", error)
+        elif status >= 500:
             log.warning("request %s failed: %s", rid or "-", error)
         if rid:
             self.journal.failed(
