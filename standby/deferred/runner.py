@@ -43,7 +43,7 @@ from standby.deferred.policy import Scope, completion_id
 from standby.errors import ClientError, Exhausted, InvalidRequest, StandbyError, UpstreamStatus
 from standby.journal.store import DeferredRow, JournalStore
 from standby.plan.model import Journal as JournalConfig
-from standby.routing.attempts import AttemptPlan, journal_attempts
+from standby.routing.attempts import AttemptSchedule, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router
 from standby.routing.sink import JournalSink
@@ -273,7 +273,7 @@ class DeferredRunner:
 
     async def _attempt(self, row: DeferredRow) -> None:
         body = row.request
-        plan: AttemptPlan | None = None
+        plan: AttemptSchedule | None = None
         try:
             # several replicas may share one journal: only the one holding the claim tries
             if not await self.service.store.claim_deferred(row.rid, self.clock(), _LEASE):
@@ -284,7 +284,7 @@ class DeferredRunner:
                 )
                 return
             route = self.router.resolve(body.get("model"))
-            plan = self.router.attempt_plan(route)
+            plan = self.router.attempt_schedule(route)
             done = await self.router.complete("chat", body, route, plan)
         except Exhausted:
             await self._postpone(row)
@@ -344,7 +344,7 @@ class DeferredRunner:
         message: str,
         code: str,
         upstream: dict[str, Any] | None = None,
-        plan: AttemptPlan | None = None,
+        plan: AttemptSchedule | None = None,
     ) -> None:
         error = (upstream or {}).get("error") or {
             "message": message,

@@ -191,4 +191,4 @@ class OpenGate:
         return None
 
     def refuses_prefill(self, key: str) -> bool:
-        return False  # the attempt plan remembers a refusal for the rest of its request
+        return False  # the attempt schedule remembers a refusal for the rest of its request

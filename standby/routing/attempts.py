@@ -1,6 +1,6 @@
-"""The attempt plan of one request: which target next, and how long each try may take.
+"""The attempt schedule of one request: which target next, and how long each try may take.
 
-``AttemptPlan`` decides; ``routing.driver.Attempts`` runs the tries it decides on, for
+``AttemptSchedule`` decides; ``routing.driver.Attempts`` runs the tries it decides on, for
 the non-streaming path and the stream engine alike.  The plan owns the request's budget
 and the order of candidates, drops the candidates that cannot serve the request
 (``screen``: no image input, no tools, too small a context — each recorded as a
@@ -89,7 +89,7 @@ class Step:
     """The next try: a target, the token its gate gave, and a wait before it.
 
     A step with a ``delay`` (a backoff, a Retry-After) is admitted by the gate again once
-    the wait is over (``AttemptPlan.waited``); ``token`` is what it holds until then.
+    the wait is over (``AttemptSchedule.waited``); ``token`` is what it holds until then.
     ``prefill``: the try continues a trailing assistant message (set by whoever builds
     the call), so that a refusal is judged as one.
     """
@@ -101,7 +101,7 @@ class Step:
 
 
 @dataclass(slots=True)
-class AttemptPlan:
+class AttemptSchedule:
     candidates: list[Target]
     gate: HealthGate
     timeouts: Timeouts

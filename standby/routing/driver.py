@@ -3,7 +3,7 @@
 ``Attempts.run`` tries one step after another until a try returns: it waits out a step's
 delay (a backoff, or a provider's Retry-After) and has the gate admit the step again once
 the wait is over, gives each try its deadlines (the target's, clipped to the request's
-budget), and on a ``ProviderError`` asks the ``AttemptPlan`` for the next step — the plan
+budget), and on a ``ProviderError`` asks the ``AttemptSchedule`` for the next step — the plan
 judges the error (``outcomes.judge``), tells the health gate, and applies the budget, the
 failover order and the Retry-After holds; the failover is counted here.  What one try
 *is* — one call to ``Provider.send``, or opening a stream up to its first content — is
@@ -26,7 +26,7 @@ from standby.canonical import Deadlines, Endpoint
 from standby.errors import ProviderError
 from standby.plan.model import Timeouts
 from standby.providers.base import Provider
-from standby.routing.attempts import AttemptPlan, Clock, Step
+from standby.routing.attempts import AttemptSchedule, Clock, Step
 from standby.routing.capabilities import Depth, needs
 from standby.routing.policy import ResolvedRoute, Target
 from standby.routing.watchdog import Timers
@@ -60,7 +60,9 @@ class Attempts:
 
     __slots__ = ("context", "in_flight", "plan", "route", "started")
 
-    def __init__(self, context: AttemptContext, route: ResolvedRoute, plan: AttemptPlan) -> None:
+    def __init__(
+        self, context: AttemptContext, route: ResolvedRoute, plan: AttemptSchedule
+    ) -> None:
         self.context = context
         self.route = route
         self.plan = plan

@@ -6,7 +6,7 @@ the plan prefers waiting out a Retry-After), driven by a table so the fault cata
 reads straight off it.  ``effect`` says how the target's health is told; the two flags
 say what the attempt loop and the health registry learn beyond that.
 
-To change how a fault is handled, change its row here: the attempt plan
+To change how a fault is handled, change its row here: the attempt schedule
 (``routing.attempts``) applies the action within the request's budget, and the health
 gate (``health.gate``) applies the effect; neither decides anything of its own.
 """
@@ -86,7 +86,7 @@ def judge(
     try continued a trailing assistant message, so a plain "invalid request" means the
     target refuses prefill; ``prefer_same_target`` (the plan's ``retry``): a 429 that
     names its Retry-After is waited out on the same target rather than failed over
-    (the attempt plan still checks the wait against ``max_retry_after`` and the budget).
+    (the attempt schedule still checks the wait against ``max_retry_after`` and the budget).
     """
     can_retry = same_target_tries < max_same_target
     if isinstance(error, UpstreamStatus):

@@ -1,6 +1,6 @@
 """The router: a request's model → its route → attempts until one target answers.
 
-It resolves routes and builds, per request, the ``AttemptPlan`` (candidate order, budget)
+It resolves routes and builds, per request, the ``AttemptSchedule`` (candidate order, budget)
 and the ``Attempts`` that run it (``routing.driver``: the one attempt loop).  A
 non-streaming request is one ``Provider.send`` per try (``complete``); a stream is handed
 to the stream engine (``stream`` → ``routing.streams.StreamRun``) with its ``Attempts``,
@@ -24,7 +24,7 @@ from standby.errors import InvalidRequest, ModelNotFound
 from standby.plan.model import Plan
 from standby.plan.model import Route as RouteConfig
 from standby.providers.base import Provider
-from standby.routing.attempts import AttemptPlan, AttemptRecord, HealthGate, Step
+from standby.routing.attempts import AttemptRecord, AttemptSchedule, HealthGate, Step
 from standby.routing.driver import AttemptContext, Attempts, RouteMetrics
 from standby.routing.policy import ResolvedRoute, RouteTable, Target, aim, candidate_order
 from standby.routing.sink import JournalSink
@@ -125,9 +125,11 @@ class Router:
         """The plan's record of ``route`` (its defer and store settings)."""
         return self.plan.routes[route.name]
 
-    def attempt_plan(self, route: ResolvedRoute, body: dict[str, Any] | None = None) -> AttemptPlan:
-        """A fresh attempt plan; with ``body``, already screened (may raise a 400)."""
-        plan = AttemptPlan(
+    def attempt_schedule(
+        self, route: ResolvedRoute, body: dict[str, Any] | None = None
+    ) -> AttemptSchedule:
+        """A fresh attempt schedule; with ``body``, already screened (may raise a 400)."""
+        plan = AttemptSchedule(
             candidates=candidate_order(route, self.rng),
             gate=self.gate,
             timeouts=self._route_timeouts[route.name],
@@ -139,10 +141,10 @@ class Router:
             Attempts(self._contexts[route.name], route, plan).screen(body)
         return plan
 
-    def attempts(self, route: ResolvedRoute, plan: AttemptPlan | None = None) -> Attempts:
+    def attempts(self, route: ResolvedRoute, plan: AttemptSchedule | None = None) -> Attempts:
         """The attempt loop of one request on ``route`` (with a fresh plan by default)."""
         if plan is None:
-            plan = self.attempt_plan(route)
+            plan = self.attempt_schedule(route)
         return Attempts(self._contexts[route.name], route, plan)
 
     async def complete(
@@ -150,7 +152,7 @@ class Router:
         endpoint: Endpoint,
         body: dict[str, Any],
         route: ResolvedRoute,
-        plan: AttemptPlan | None = None,
+        plan: AttemptSchedule | None = None,
     ) -> Completion:
         """Try targets until one gives a usable reply; raise the final error otherwise.
 

@@ -53,7 +53,7 @@ from standby.errors import (
     UpstreamStatus,
 )
 from standby.providers.base import ChunkStream
-from standby.routing.attempts import AttemptPlan, Step, journal_attempts
+from standby.routing.attempts import AttemptSchedule, Step, journal_attempts
 from standby.routing.continuation import Splicer, continuation_body
 from standby.routing.delivered import Delivered
 from standby.routing.driver import Attempts
@@ -109,8 +109,8 @@ class StreamRun:
         self._closed = False  # aclose() ran
 
     @property
-    def plan(self) -> AttemptPlan:
-        """The request's attempt plan (its history is what the journal records)."""
+    def plan(self) -> AttemptSchedule:
+        """The request's attempt schedule (its history is what the journal records)."""
         return self.attempts.plan
 
     @property

@@ -14,7 +14,7 @@ A stream leaves the engine as OpenAI SSE; ``translator`` splits it into chunks o
 every wire, and a wire's ``StreamEvents`` only maps each delta to its own events.
 
 The router is called in one place for each kind of answer (``Router.stream``;
-``Router.attempt_plan`` and ``Router.complete``), and client keys are checked in one
+``Router.attempt_schedule`` and ``Router.complete``), and client keys are checked in one
 place (``Pipeline.authenticated``), whatever the wire.
 """
 
@@ -33,7 +33,7 @@ from standby.canonical.chat import Delta
 from standby.errors import ClientError, Exhausted, Overloaded, StandbyError
 from standby.journal.events import new_request_id
 from standby.plan.model import StorePolicy
-from standby.routing.attempts import AttemptPlan, journal_attempts
+from standby.routing.attempts import AttemptSchedule, journal_attempts
 from standby.routing.policy import ResolvedRoute, Target
 from standby.routing.router import Router
 from standby.routing.sink import JournalSink, NullJournal
@@ -222,7 +222,7 @@ class Pipeline:
         self, wire: Wire[R], caller: Caller, scope: Scope, receive: Receive, send: Send
     ) -> None:
         rid = ""
-        plan: AttemptPlan | None = None
+        plan: AttemptSchedule | None = None
         try:
             request = wire.parse(await read_body(scope, receive, self.max_body))
             route = self.router.resolve(request.model)
@@ -240,7 +240,7 @@ class Pipeline:
                 plan = run.plan
                 target = await run.start()  # failures up to the first content: failovers
             else:
-                plan = self.router.attempt_plan(route)
+                plan = self.router.attempt_schedule(route)
                 try:
                     done = await self.router.complete(wire.endpoint, request.body, route, plan)
                 except Exhausted:
@@ -317,7 +317,7 @@ class Pipeline:
         self,
         render: ErrorFormat,
         rid: str,
-        plan: AttemptPlan | None,
+        plan: AttemptSchedule | None,
         error: StandbyError,
         send: Send,
     ) -> None:

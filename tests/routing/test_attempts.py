@@ -14,7 +14,7 @@ from standby.errors import (
     UpstreamStatus,
 )
 from standby.plan.model import Retry, Timeouts
-from standby.routing.attempts import AttemptPlan, Step
+from standby.routing.attempts import AttemptSchedule, Step
 from standby.routing.outcomes import Verdict
 from standby.routing.policy import Target
 
@@ -67,8 +67,8 @@ class Gate:
 A1, A2, B1 = Target("a", "m1"), Target("a", "m2"), Target("b", "m1")
 
 
-def plan(gate: Gate, clock: Clock, *targets: Target, **retry: object) -> AttemptPlan:
-    return AttemptPlan(
+def plan(gate: Gate, clock: Clock, *targets: Target, **retry: object) -> AttemptSchedule:
+    return AttemptSchedule(
         candidates=list(targets),
         gate=gate,
         timeouts=Timeouts(total=10),

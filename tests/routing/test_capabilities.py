@@ -10,7 +10,7 @@ import pytest
 from standby.errors import InvalidRequest
 from standby.health.gate import OpenGate
 from standby.plan.model import Retry, Timeouts
-from standby.routing.attempts import AttemptPlan, AttemptRecord
+from standby.routing.attempts import AttemptRecord, AttemptSchedule
 from standby.routing.capabilities import (
     EVERYTHING,
     IMAGE_TOKENS,
@@ -188,8 +188,8 @@ def test_depth_for(caps: list[Caps], depth: Depth) -> None:
     assert depth_for(caps) is depth
 
 
-def attempt_plan(*targets: Target) -> AttemptPlan:
-    return AttemptPlan(
+def attempt_schedule(*targets: Target) -> AttemptSchedule:
+    return AttemptSchedule(
         candidates=list(targets),
         gate=OpenGate(),
         timeouts=Timeouts(),
@@ -204,7 +204,7 @@ VISION = Target("vision", "big")
 
 
 def test_screen_skips_and_records_why() -> None:
-    plan = attempt_plan(TEXT, VISION)
+    plan = attempt_schedule(TEXT, VISION)
     plan.screen(Needs(images=True), "chat")
     assert plan.candidates == [VISION]
     assert plan.history == [AttemptRecord("text/small", "skipped_no_images", 0.0)]
@@ -213,7 +213,7 @@ def test_screen_skips_and_records_why() -> None:
 
 
 def test_screen_keeps_everyone_who_fits() -> None:
-    plan = attempt_plan(TEXT, VISION)
+    plan = attempt_schedule(TEXT, VISION)
     plan.screen(Needs(tokens=10), "chat")
     assert plan.candidates == [TEXT, VISION] and plan.history == []
 
@@ -233,7 +233,7 @@ def test_screen_keeps_everyone_who_fits() -> None:
 def test_nothing_fits_is_a_400_naming_the_capability(
     need: Needs, param: str, code: str, words: list[str]
 ) -> None:
-    plan = attempt_plan(TEXT)
+    plan = attempt_schedule(TEXT)
     with pytest.raises(InvalidRequest) as info:
         plan.screen(need, "chat")
     assert (info.value.status, info.value.param, info.value.code) == (400, param, code)

@@ -14,7 +14,7 @@ from standby.health.gate import OpenGate, RegistryGate
 from standby.health.registry import HealthRegistry
 from standby.metrics import Metrics as PrometheusMetrics
 from standby.plan.model import Breaker, Retry, Timeouts
-from standby.routing.attempts import AttemptPlan, HealthGate
+from standby.routing.attempts import AttemptSchedule, HealthGate
 from standby.routing.continuation import INSTRUCTION
 from standby.routing.driver import AttemptContext, Attempts
 from standby.routing.policy import ResolvedRoute, Target
@@ -50,7 +50,7 @@ class Engine:
             timers=self.clock,
         )
         targets = [t for t in (A, B) if t.provider in self.upstreams]
-        plan = AttemptPlan(
+        plan = AttemptSchedule(
             candidates=targets,
             gate=gate or OpenGate(),
             timeouts=TIMEOUTS,
