@@ -42,7 +42,7 @@ from standby.deferred.callbacks import verify_signature
 from standby.deferred.policy import Scope, completion_id
 from standby.errors import ClientError, Exhausted, InvalidRequest, StandbyError, UpstreamStatus
 from standby.journal.store import DeferredRow, JournalStore
-from standby.plan.model import Journal as JournalConfig
+from standby.plan.model import JournalConfig
 from standby.routing.attempts import AttemptSchedule, journal_attempts
 from standby.routing.policy import ResolvedRoute
 from standby.routing.router import Router

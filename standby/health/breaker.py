@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from standby.plan.model import Breaker as BreakerConfig
+from standby.plan.model import BreakerConfig
 
 State = Literal["closed", "open", "half_open"]
 

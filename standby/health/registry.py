@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from standby.health.breaker import Admission, Breaker
-from standby.plan.model import Breaker as BreakerConfig
+from standby.plan.model import BreakerConfig
 
 _MAX_ERROR = 300  # characters of the last error kept (the caller has already sanitized it)
 

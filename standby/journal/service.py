@@ -27,7 +27,7 @@ from standby.journal.recovery import load_wal_id, recover_after_replay
 from standby.journal.sql import SQLStore
 from standby.journal.wal import WriteAheadLog
 from standby.journal.writer import JournalWriter
-from standby.plan.model import Journal as JournalConfig
+from standby.plan.model import JournalConfig
 
 log = logging.getLogger("standby.journal")
 

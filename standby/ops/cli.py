@@ -38,7 +38,7 @@ from standby.ops.export import (
 )
 from standby.ops.tail import Tail
 from standby.plan.load import load_journal_config
-from standby.plan.model import Journal
+from standby.plan.model import JournalConfig
 
 __all__ = ["backup_command", "export_command", "journal_group"]
 
@@ -78,7 +78,7 @@ def _plan_url(plan_path: str | None) -> str:
     provider keys may not be set (a laptop, a cron job), and need none of them.
     """
     if not plan_path:
-        url = journal_url(Journal(), Path.cwd())
+        url = journal_url(JournalConfig(), Path.cwd())
     else:
         try:
             config = load_journal_config(plan_path, os.environ)

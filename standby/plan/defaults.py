@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from standby.errors import PlanError
-from standby.plan.model import Plan, Provider, Route, TargetRef
+from standby.plan.model import Plan, ProviderConfig, RouteConfig, TargetRef
 
 __all__ = ["KNOWN_PROVIDERS", "OPENAI_ROUTES", "default_plan"]
 
@@ -97,7 +97,7 @@ def default_plan(env: Mapping[str, str]) -> tuple[Plan, list[str]]:
         )
 
     providers = {
-        k.name: Provider(kind=k.kind, base_url=k.base_url, api_key=env[k.env_var].strip())
+        k.name: ProviderConfig(kind=k.kind, base_url=k.base_url, api_key=env[k.env_var].strip())
         for k in present
     }
     openai = next((k for k in present if k.name == "openai"), None)
@@ -114,7 +114,7 @@ def default_plan(env: Mapping[str, str]) -> tuple[Plan, list[str]]:
     plan = Plan(
         providers=providers,
         routes={
-            name: Route(targets=[TargetRef(target=t) for t in targets])
+            name: RouteConfig(targets=[TargetRef(target=t) for t in targets])
             for name, targets in routes.items()
         },
     )

@@ -25,7 +25,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from standby.errors import PlanError
-from standby.plan.model import Journal, Plan
+from standby.plan.model import JournalConfig, Plan
 from standby.plan.values import Loc, dotted
 
 __all__ = [
@@ -95,7 +95,7 @@ def parse_plan(text: str, *, file: str, env: Mapping[str, str]) -> Plan:
     return plan
 
 
-def load_journal_config(path: str | Path, env: Mapping[str, str]) -> Journal:
+def load_journal_config(path: str | Path, env: Mapping[str, str]) -> JournalConfig:
     """The ``journal`` section of the plan at ``path``, validated alone.
 
     For the commands that only read the journal (export, backup, tail): they must work
@@ -105,11 +105,11 @@ def load_journal_config(path: str | Path, env: Mapping[str, str]) -> Journal:
     return parse_journal_config(_read_file(path), file=str(path), env=env)
 
 
-def parse_journal_config(text: str, *, file: str, env: Mapping[str, str]) -> Journal:
+def parse_journal_config(text: str, *, file: str, env: Mapping[str, str]) -> JournalConfig:
     """``load_journal_config`` for plan ``text``; ``file`` names the source in errors."""
     tree = _read_yaml(text, file)
     if "journal" not in tree:
-        return Journal()
+        return JournalConfig()
     loc: Loc = ("journal",)
     resolver = _Resolver(env)
     data = resolver.copy(tree["journal"], loc)
@@ -118,7 +118,7 @@ def parse_journal_config(text: str, *, file: str, env: Mapping[str, str]) -> Jou
             file, [_Problem(_line_of(tree, p.loc), p.loc, p.message) for p in resolver.problems]
         )
     try:
-        return Journal.model_validate(data)
+        return JournalConfig.model_validate(data)
     except ValidationError as exc:
         found: list[_Problem] = []
         for err in exc.errors(include_url=False):

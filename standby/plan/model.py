@@ -123,7 +123,7 @@ class RetryOverrides(Record):
         return base.model_copy(update=changes) if changes else base
 
 
-class Breaker(Record):
+class BreakerConfig(Record):
     """Per-target circuit breaker settings."""
 
     failures: int = Field(5, ge=1)  # consecutive failures that open it
@@ -156,7 +156,7 @@ class CapabilityOverrides(Record):
         return base.model_copy(update=changes) if changes else base
 
 
-class Provider(Record):
+class ProviderConfig(Record):
     """One upstream API account: its wire, address, key, and what its models can serve."""
 
     kind: Literal["openai", "openai-compatible", "azure", "anthropic", "gemini"] = (
@@ -219,7 +219,7 @@ class Defer(Record):
     max_age: Duration = 86400.0  # give up on a deferred request after this long
 
 
-class Route(Record):
+class RouteConfig(Record):
     """A public model name → ordered tiers of targets (weights share load within a tier)."""
 
     targets: list[TargetItem] | None = None  # shorthand: each target is its own tier
@@ -230,7 +230,7 @@ class Route(Record):
     store: Store | None = None  # overrides the journal's store policy for this route
 
     @model_validator(mode="after")
-    def _one_form(self) -> Route:
+    def _one_form(self) -> RouteConfig:
         if (self.targets is None) == (self.tiers is None):
             raise ValueError("give exactly one of 'targets' or 'tiers'")
         if not (self.targets or self.tiers):
@@ -323,7 +323,7 @@ class Server(Record):
         return value
 
 
-class Journal(Record):
+class JournalConfig(Record):
     """The durable record of every request, attempt and answer."""
 
     enabled: bool = True
@@ -405,13 +405,13 @@ def journal_url_problem(url: str) -> str | None:
 
 
 class Plan(Record):
-    providers: dict[str, Provider]
-    routes: dict[str, Route]
+    providers: dict[str, ProviderConfig]
+    routes: dict[str, RouteConfig]
     timeouts: Timeouts = Timeouts()
     retry: Retry = Retry()
-    breaker: Breaker = Breaker()
+    breaker: BreakerConfig = BreakerConfig()
     server: Server = Server()
-    journal: Journal = Journal()
+    journal: JournalConfig = JournalConfig()
 
     # asked model → {provider name: that provider's equivalent model}, for "{equivalent}"
     models: dict[str, dict[str, str]] = Field(default_factory=dict)

@@ -22,7 +22,7 @@ import orjson
 from standby.canonical import Call, Reply
 from standby.canonical.chat import TextPart
 from standby.errors import MalformedReply, StreamBroken
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import ProviderConfig
 from standby.providers.http import HTTPProvider, Translator
 from standby.translate.anthropic import (
     prefill_trimmed,

@@ -31,7 +31,7 @@ import orjson
 
 from standby.canonical import Call, Reply
 from standby.errors import MalformedReply, UpstreamKind, UpstreamStatus
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import ProviderConfig
 from standby.providers.http import HTTPProvider, Translator
 from standby.translate.gemini import request_to_gemini
 from standby.translate.gemini_stream import StreamDecoder, blocked_reason, response_from_gemini

@@ -39,7 +39,7 @@ from standby.errors import (
     ResetBeforeHeaders,
     StreamBroken,
 )
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import ProviderConfig
 from standby.providers.slots import Slots
 from standby.providers.sse import SSEDecoder, is_done
 from standby.providers.statuses import classify

@@ -13,7 +13,7 @@ import orjson
 
 from standby.canonical import Call, Reply
 from standby.errors import MalformedReply
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import ProviderConfig
 from standby.providers.http import HTTPProvider
 
 _PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import ProviderConfig
 from standby.providers.anthropic import AnthropicProvider
 from standby.providers.base import Provider
 from standby.providers.gemini import GeminiProvider

@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from standby.plan.model import Capabilities, Route, TargetRef
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import Capabilities, ProviderConfig, RouteConfig, TargetRef
 from standby.routing.capabilities import EVERYTHING, Caps, Depth, depth_for
 
 log = logging.getLogger("standby.routing")
@@ -76,7 +75,7 @@ class RouteTable:
 
     def __init__(
         self,
-        routes: Mapping[str, Route],
+        routes: Mapping[str, RouteConfig],
         providers: Mapping[str, ProviderConfig] | None = None,
         models: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:

@@ -47,7 +47,7 @@ from starlette.routing import Route
 
 from standby.errors import ClientError, InvalidRequest, JournalUnavailable, StandbyError
 from standby.journal.store import JournalStore, StoredCompletion
-from standby.plan.model import Journal
+from standby.plan.model import JournalConfig
 from standby.web import errors
 from standby.web.asgi import read_body
 from standby.web.clients import Caller, ClientKeys
@@ -81,7 +81,7 @@ class CompletionsService(Protocol):
     def store(self) -> JournalStore: ...
 
     @property
-    def config(self) -> Journal: ...
+    def config(self) -> JournalConfig: ...
 
     async def flush(self) -> None:
         """Bring the database up to date with the write-ahead log (read-your-writes)."""

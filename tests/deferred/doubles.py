@@ -18,7 +18,7 @@ from standby.deferred.runner import Deferral, DeferredRunner, DeferredService
 from standby.errors import UpstreamStatus
 from standby.health.gate import OpenGate as OpenGate  # re-exported for the tests
 from standby.journal.store import DeferredRow
-from standby.plan.model import Journal, Plan
+from standby.plan.model import JournalConfig, Plan
 
 SECRET = "whsec_unit"
 # the receivers listen on loopback, which a callback may reach only when listed
@@ -97,7 +97,7 @@ class Service:
     def __init__(self, clock: Clock, **config: Any) -> None:
         self.clock = clock
         config.setdefault("callback_hosts", HOSTS)
-        self.config = Journal(**config)
+        self.config = JournalConfig(**config)
         self.callback_secret = SECRET
         self.journal = self
         self.store = self

@@ -14,23 +14,23 @@ from standby.journal.service import (
     JournalService,
     callback_secret,
 )
-from standby.plan.model import Journal
+from standby.plan.model import JournalConfig
 
 
 def test_without_a_plan_secret_one_is_made_owner_readable_and_reused(tmp_path: Path) -> None:
-    first = callback_secret(Journal(), tmp_path)
+    first = callback_secret(JournalConfig(), tmp_path)
     path = tmp_path / CALLBACK_SECRET_FILE
     assert (first.path, first.made) == (path, True)
     assert len(first.value) >= 43  # 32 random bytes, url-safe base64
     assert path.read_text().strip() == first.value
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = callback_secret(Journal(), tmp_path)
+    again = callback_secret(JournalConfig(), tmp_path)
     assert (again.value, again.path, again.made) == (first.value, path, False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [CALLBACK_SECRET_FILE]  # no drafts
 
 
 def test_the_plans_secret_wins_and_nothing_is_written(tmp_path: Path) -> None:
-    given = callback_secret(Journal(callback_secret="whsec_plan"), tmp_path)
+    given = callback_secret(JournalConfig(callback_secret="whsec_plan"), tmp_path)
     assert (given.value, given.path, given.made) == ("whsec_plan", None, False)
     assert list(tmp_path.iterdir()) == []
     assert "whsec_plan" not in repr(given)
@@ -38,7 +38,7 @@ def test_the_plans_secret_wins_and_nothing_is_written(tmp_path: Path) -> None:
 
 def test_an_empty_file_left_by_a_crash_is_replaced(tmp_path: Path) -> None:
     (tmp_path / CALLBACK_SECRET_FILE).write_text("")
-    made = callback_secret(Journal(), tmp_path)
+    made = callback_secret(JournalConfig(), tmp_path)
     assert made.made and made.value
     assert (tmp_path / CALLBACK_SECRET_FILE).read_text().strip() == made.value
 
@@ -47,14 +47,14 @@ def test_a_data_directory_that_cannot_keep_it_stops_the_start(tmp_path: Path) ->
     not_a_directory = tmp_path / "file"
     not_a_directory.write_text("x")
     with pytest.raises(StartupError, match=r"set journal\.callback_secret"):
-        callback_secret(Journal(), not_a_directory)
+        callback_secret(JournalConfig(), not_a_directory)
 
 
 async def test_the_service_says_once_at_start_where_the_secret_is(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO):
-        service = JournalService(Journal(), tmp_path)
+        service = JournalService(JournalConfig(), tmp_path)
         await service.start()
         await service.stop()
     path = tmp_path / CALLBACK_SECRET_FILE

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from standby.health.breaker import Admission, Breaker
-from standby.plan.model import Breaker as BreakerConfig
+from standby.plan.model import BreakerConfig
 
 CFG = BreakerConfig(failures=3, ejection=1.0, growth=2.0, max_ejection=5.0, auth_ejection=100.0)
 

@@ -7,7 +7,7 @@ from standby.errors import LocalLimit, UpstreamStatus
 from standby.health.gate import OpenGate, RegistryGate
 from standby.health.registry import HealthRegistry
 from standby.metrics import Metrics
-from standby.plan.model import Breaker as BreakerConfig
+from standby.plan.model import BreakerConfig
 from standby.routing.outcomes import judge
 
 CFG = BreakerConfig(failures=1, ejection=10.0, max_ejection=10.0)

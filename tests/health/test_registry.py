@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from standby.health.registry import HealthRegistry, OutcomeWindow
-from standby.plan.model import Breaker as BreakerConfig
+from standby.plan.model import BreakerConfig
 
 CFG = BreakerConfig(failures=2, ejection=1.0, growth=2.0, max_ejection=5.0, auth_ejection=100.0)
 KEY = "openai/gpt-4o"

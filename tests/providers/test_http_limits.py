@@ -14,7 +14,7 @@ import pytest
 
 from standby.canonical import Call, Deadlines
 from standby.errors import LocalLimit, MalformedReply, UpstreamStatus
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import ProviderConfig
 from standby.providers.gemini import GeminiProvider
 from standby.providers.openai import OpenAIProvider
 from standby.sim import Fault, SimProvider

@@ -8,7 +8,7 @@ from typing import Literal, get_args, get_origin
 import pytest
 
 from standby.plan.defaults import KNOWN_PROVIDERS
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import ProviderConfig
 from standby.providers.http import HTTPProvider
 from standby.providers.registry import KINDS, build_provider
 

@@ -6,20 +6,20 @@ from typing import Any
 
 import pytest
 
-from standby.plan.model import Plan, Route
+from standby.plan.model import Plan, RouteConfig
 from standby.routing.capabilities import EVERYTHING, Caps, Depth
 from standby.routing.policy import RouteTable, Target, aim, candidate_order
 
 
 def table(**routes: dict[str, object]) -> RouteTable:
-    return RouteTable({name: Route.model_validate(r) for name, r in routes.items()})
+    return RouteTable({name: RouteConfig.model_validate(r) for name, r in routes.items()})
 
 
 def test_first_written_match_wins_and_model_passes_through() -> None:
     t = RouteTable(
         {
-            "team-*": Route.model_validate({"targets": ["a/{model}", "b/fallback"]}),
-            "team-x": Route.model_validate({"targets": ["c/x"]}),
+            "team-*": RouteConfig.model_validate({"targets": ["a/{model}", "b/fallback"]}),
+            "team-x": RouteConfig.model_validate({"targets": ["c/x"]}),
         }
     )
     route = t.resolve("team-x")
@@ -31,7 +31,7 @@ def test_first_written_match_wins_and_model_passes_through() -> None:
 def test_tiers_keep_order_and_weights_share_load() -> None:
     t = RouteTable(
         {
-            "m": Route.model_validate(
+            "m": RouteConfig.model_validate(
                 {
                     "tiers": [
                         [{"target": "a/m", "weight": 3}, {"target": "b/m", "weight": 1}],

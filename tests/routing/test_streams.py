@@ -13,7 +13,7 @@ from standby.errors import UpstreamStatus
 from standby.health.gate import OpenGate, RegistryGate
 from standby.health.registry import HealthRegistry
 from standby.metrics import Metrics as PrometheusMetrics
-from standby.plan.model import Breaker, Retry, Timeouts
+from standby.plan.model import BreakerConfig, Retry, Timeouts
 from standby.routing.attempts import AttemptSchedule, HealthGate
 from standby.routing.continuation import INSTRUCTION
 from standby.routing.driver import AttemptContext, Attempts
@@ -198,7 +198,7 @@ async def continued(engine: Engine, a: Upstream, b: Upstream) -> str:
 
 @pytest.fixture
 def registry() -> HealthRegistry:
-    return HealthRegistry(Breaker())
+    return HealthRegistry(BreakerConfig())
 
 
 async def test_a_refused_prefill_is_asked_again_with_an_instruction_and_remembered(

@@ -37,7 +37,7 @@ from standby.canonical.chat import (
     ToolCall,
     Usage,
 )
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import ProviderConfig
 from standby.providers.anthropic import AnthropicProvider
 from standby.providers.statuses import classify
 from standby.translate.anthropic import (

@@ -27,7 +27,7 @@ from standby.canonical.chat import (
     Usage,
 )
 from standby.errors import MalformedReply, UpstreamStatus
-from standby.plan.model import Provider as ProviderConfig
+from standby.plan.model import ProviderConfig
 from standby.providers.gemini import GeminiProvider
 from standby.providers.statuses import classify
 from standby.translate.gemini import (

@@ -28,7 +28,7 @@ from standby.journal.sql import SQLStore
 from standby.journal.store import JournalStore, StoredCompletion
 from standby.journal.wal import WriteAheadLog
 from standby.journal.writer import JournalWriter
-from standby.plan.model import ClientKey, Journal
+from standby.plan.model import ClientKey, JournalConfig
 from standby.web.clients import ClientKeys, hash_key
 from standby.web.completions_api import CompletionsService, completions_routes
 
@@ -88,7 +88,7 @@ class MemoryStore:
 
 
 class MemoryService:
-    def __init__(self, store: MemoryStore, config: Journal) -> None:
+    def __init__(self, store: MemoryStore, config: JournalConfig) -> None:
         self._store, self._config = store, config
         self.flushes = 0
         self.down = False
@@ -98,7 +98,7 @@ class MemoryService:
         return self._store  # type: ignore[return-value]  # only the completion methods
 
     @property
-    def config(self) -> Journal:
+    def config(self) -> JournalConfig:
         return self._config
 
     async def flush(self) -> None:
@@ -184,7 +184,7 @@ def service() -> MemoryService:
         stored(3, metadata={"team": "a", "env": "prod"}),
         stored(4, redacted=True),
     ]
-    return MemoryService(MemoryStore(items), Journal())
+    return MemoryService(MemoryStore(items), JournalConfig())
 
 
 @pytest.fixture
@@ -335,9 +335,11 @@ async def test_paths_without_v1_and_bad_update_bodies(service: MemoryService) ->
                 assert (await reply.json())["error"]["type"] == "invalid_request_error"
 
 
-@pytest.mark.parametrize("journal", [Journal(store=False), Journal(enabled=False), None])
+@pytest.mark.parametrize(
+    "journal", [JournalConfig(store=False), JournalConfig(enabled=False), None]
+)
 async def test_plan_switch_off_answers_404_everywhere(
-    service: MemoryService, journal: Journal | None
+    service: MemoryService, journal: JournalConfig | None
 ) -> None:
     off = MemoryService(service._store, journal) if journal is not None else None
     async with serving(off) as root:
@@ -386,7 +388,7 @@ async def test_journal_database_down_is_503_with_retry_after(service: MemoryServ
 class RealJournal:
     """The journal's real pieces (log, writer, SQLite store) behind the service's names."""
 
-    def __init__(self, directory: Path, config: Journal) -> None:
+    def __init__(self, directory: Path, config: JournalConfig) -> None:
         self.wal = WriteAheadLog(directory / "wal")
         self.sql = SQLStore.from_url(f"sqlite:///{directory / 'journal.db'}")
         self.writer = JournalWriter(self.wal, self.sql, wal_id="test")
@@ -402,7 +404,7 @@ class RealJournal:
 
 
 async def test_real_journal_read_your_writes(tmp_path: Path) -> None:
-    real = RealJournal(tmp_path, Journal())
+    real = RealJournal(tmp_path, JournalConfig())
     async with real.sql.engine.begin() as conn:
         await conn.run_sync(schema.metadata.create_all)
     await real.writer.start()
