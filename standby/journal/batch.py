@@ -1,19 +1,22 @@
 """Turn write-ahead-log lines into the rows one transaction writes: pure, no I/O.
 
-One batch becomes at most one statement per kind (``standby.journal.sql`` executes them):
-every stream delta of a request is joined into one append, a request ended twice keeps
-its last ending, and an ending cancels a deferral logged before it in the same batch
+One batch becomes at most one statement per kind (``standby.journal.drivers`` executes
+them): every stream delta of a request is joined into one append, a request ended twice
+keeps its last ending, and an ending cancels a deferral logged before it in the same batch
 (a later deferral still wins, because deferrals are written after endings).  Endings are
 written after the deltas, so a ``client_gone`` ending's ``sent`` text replaces what the
-deltas added up to.
+deltas added up to.  A request accepted and ended in the same batch with no stream text
+in between (every non-streamed request, nearly) becomes one complete row, written once,
+instead of an insert and then an update of it.
 
 Values are normalised for both databases: JSON re-serialised as compact text by orjson,
 NUL characters (which PostgreSQL's ``text`` refuses) replaced, numbers coerced.  An event
 that cannot be normalised is logged and dropped rather than poisoning its batch.
 
-The writer hands whole batches of lines to ``prepare`` in a worker thread: the parsed
-events (bodies included) live and die there, and the event loop, which serves requests,
-only ever holds bytes and finished rows.
+``prepare`` runs in the writer's thread and decodes and folds one line at a time, so a
+parsed event (its body included) is garbage as soon as it is folded: the rows it leaves
+hold plain values only, which the garbage collector does not track, and a long replay
+gives the collector (whose pauses stop the event loop too) next to nothing to scan.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +38,8 @@ log = logging.getLogger("standby.journal")
 @dataclass(slots=True)
 class Batch:
     inserts: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid → row
+    # rid → row of a request accepted and ended in this batch, with no text between
+    finished: dict[str, dict[str, Any]] = field(default_factory=dict)
     deltas: dict[str, list[str]] = field(default_factory=dict)  # rid → text parts
     finals: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid → row (upsert)
     deferrals: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid → params
@@ -48,7 +53,8 @@ class Batch:
 def text(value: Any) -> str | None:
     if value is None:
         return None
-    return str(value).replace("\x00", "\ufffd")
+    found = value if value.__class__ is str else str(value)
+    return found.replace("\x00", "\ufffd") if "\x00" in found else found
 
 
 def dump(value: Any) -> str | None:
@@ -74,6 +80,63 @@ def _integer(value: Any) -> int | None:
     return number if number is not None and -(2**31) <= number < 2**31 else None
 
 
+# the keys of the rows below, in the order the database drivers bind them
+# (standby.journal.drivers); a test holds them to the rows
+ACCEPTED_COLUMNS = (
+    "rid",
+    "wal_id",
+    "received_at",
+    "client",
+    "endpoint",
+    "route",
+    "model_asked",
+    "stream",
+    "store",
+    "state",
+    "request_json",
+    "request_hash",
+    "request_size",
+    "metadata_json",
+    "deferred_tries",
+    "deleted",
+)
+# what an ending sets on the row of its request
+ENDING_COLUMNS = (
+    "state",
+    "status",
+    "completion_id",
+    "provider",
+    "model",
+    "finished_at",
+    "response_json",
+    "usage_json",
+    "attempts_json",
+    "content_sent",
+)
+# an ending whose accepted row is not in the batch: the ending, and what an insert
+# needs when the row is missing (never in a replay of an intact log; possible after
+# retention pruned a long-deferred request)
+FINAL_COLUMNS = (
+    "rid",
+    "wal_id",
+    "received_at",
+    "client",
+    "endpoint",
+    "route",
+    "model_asked",
+    "stream",
+    "store",
+    "deferred_tries",
+    "deleted",
+    *ENDING_COLUMNS,
+)
+# a request accepted and ended in the batch: its whole row
+FINISHED_COLUMNS = (
+    *ACCEPTED_COLUMNS,
+    *(column for column in ENDING_COLUMNS if column not in ACCEPTED_COLUMNS),
+)
+
+
 def _accepted(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
     metadata = event.get("metadata")
     return {
@@ -96,26 +159,11 @@ def _accepted(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
     }
 
 
-def _final(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
+def _ending(event: dict[str, Any]) -> dict[str, Any]:
     at = _time(event["at"])
-    state = str(event.get("state") or ev.FAILED)
     attempts = event.get("attempts")
     return {
-        # what an insert needs when the accepted row is missing (never in a replay of
-        # an intact log; possible after retention pruned a long-deferred request)
-        "rid": str(event["rid"]),
-        "wal_id": wal_id,
-        "received_at": at,
-        "client": None,
-        "endpoint": "",
-        "route": "",
-        "model_asked": "",
-        "stream": False,
-        "store": False,
-        "deferred_tries": 0,
-        "deleted": False,
-        # what the ending sets
-        "state": state,
+        "state": str(event.get("state") or ev.FAILED),
         "status": _integer(event.get("status")),
         "completion_id": text(event.get("completion_id")),
         "provider": text(event.get("provider")),
@@ -127,6 +175,23 @@ def _final(event: dict[str, Any], wal_id: str) -> dict[str, Any]:
         # a client_gone ending says exactly what the client received; other endings
         # (None) keep the text their stream deltas added up to
         "content_sent": text(event.get("sent")),
+    }
+
+
+def _final(rid: str, ending: dict[str, Any], wal_id: str) -> dict[str, Any]:
+    return {
+        "rid": rid,
+        "wal_id": wal_id,
+        "received_at": ending["finished_at"],
+        "client": None,
+        "endpoint": "",
+        "route": "",
+        "model_asked": "",
+        "stream": False,
+        "store": False,
+        "deferred_tries": 0,
+        "deleted": False,
+        **ending,
     }
 
 
@@ -166,50 +231,61 @@ def describe(line: bytes) -> str:
     return f"a {event.get('e')!r} event of {event.get('rid') or event.get('completion_id')}"
 
 
-def prepare(lines: Sequence[bytes], wal_id: str) -> Batch:
-    """Decode log lines and fold their events into one batch."""
-    events, skipped = [], 0
+def prepare(lines: Iterable[bytes], wal_id: str, batch: Batch | None = None) -> Batch:
+    """Decode log lines and fold their events into ``batch`` (a new one by default)."""
+    batch = Batch() if batch is None else batch
     for line in lines:
         try:
-            events.append(decode_line(line))
+            event = decode_line(line)
         except ValueError:
-            skipped += 1
-    batch = fold(events, wal_id)
-    batch.skipped = skipped
+            batch.skipped += 1
+            continue
+        _fold_checked(batch, event, wal_id)
     return batch
 
 
-def fold(events: Sequence[dict[str, Any]], wal_id: str) -> Batch:
-    """The rows and updates one transaction must write for ``events`` (log order)."""
-    batch = Batch()
+def fold(events: Iterable[dict[str, Any]], wal_id: str, batch: Batch | None = None) -> Batch:
+    """The rows and updates one transaction must write for ``events`` (log order),
+    added to ``batch`` (a new one by default)."""
+    batch = Batch() if batch is None else batch
     for event in events:
-        try:
-            _fold_one(batch, event, wal_id)
-            batch.events += 1
-        except (KeyError, TypeError, ValueError) as exc:
-            batch.dropped += 1
-            log.warning(
-                "journal: dropped a malformed %r event (rid %s): %s",
-                event.get("e"),
-                event.get("rid"),
-                type(exc).__name__,
-            )
+        _fold_checked(batch, event, wal_id)
     return batch
+
+
+def _fold_checked(batch: Batch, event: dict[str, Any], wal_id: str) -> None:
+    try:
+        _fold_one(batch, event, wal_id)
+        batch.events += 1
+    except (KeyError, TypeError, ValueError) as exc:
+        batch.dropped += 1
+        log.warning(
+            "journal: dropped a malformed %r event (rid %s): %s",
+            event.get("e"),
+            event.get("rid"),
+            type(exc).__name__,
+        )
 
 
 def _fold_one(batch: Batch, event: dict[str, Any], wal_id: str) -> None:
     kind = event["e"]
     if kind == ev.ACCEPTED:
         row = _accepted(event, wal_id)
-        batch.inserts.setdefault(row["rid"], row)  # a duplicate acc is a replay: first wins
+        if row["rid"] not in batch.finished:  # a duplicate acc is a replay: first wins
+            batch.inserts.setdefault(row["rid"], row)
     elif kind == ev.DELTA:
         value = text(event.get("text"))
         if value:
             batch.deltas.setdefault(str(event["rid"]), []).append(value)
     elif kind == ev.FINAL:
-        row = _final(event, wal_id)
-        batch.finals[row["rid"]] = row
-        batch.deferrals.pop(row["rid"], None)
+        rid, ending = str(event["rid"]), _ending(event)
+        if rid in batch.finished:  # ended twice: the last ending counts
+            batch.finished[rid].update(ending)
+        elif rid in batch.inserts and rid not in batch.deltas:
+            batch.finished[rid] = batch.inserts.pop(rid) | ending
+        else:
+            batch.finals[rid] = _final(rid, ending, wal_id)
+        batch.deferrals.pop(rid, None)
     elif kind == ev.DEFERRED:
         rid = str(event["rid"])
         batch.deferrals[rid] = {

@@ -3,12 +3,15 @@
 ``append`` is one ``os.write`` on an ``O_APPEND`` descriptor: the bytes are in the
 kernel's page cache when it returns, so a ``kill -9`` of the gateway loses nothing that
 was appended (a power cut may lose what the disk had not flushed; ``fsync=True`` trades
-throughput for that).  A reader (``journal.writer``) follows the log by ``Position`` and
-the segments wholly behind the database's committed position are deleted.
+throughput for that).  A reader (``LogReader``, in the journal's follower process)
+follows the log by ``Position``, and the segments wholly behind the database's committed
+position are deleted.
 
-Segments are ``wal-<8-digit number>.jsonl`` in one directory; a new one starts when the
-current one passes ``segment_bytes``.  A torn last line (a crash mid-write) is skipped
-by the reader.
+Segments are ``wal-<8-digit number>.jsonl`` in one directory, numbered without gaps; a
+new one starts when the current one passes ``segment_bytes``, and the old one is never
+written again.  So a reader at the end of a segment knows it is finished when the next
+one exists, and finds it by its number: reading never lists the directory.  A torn last
+line (a crash mid-write) is skipped by the reader.
 """
 
 from __future__ import annotations
@@ -28,6 +31,103 @@ class Position:
     def __str__(self) -> str:
         return f"{self.segment}:{self.offset}"
 
+    @classmethod
+    def parse(cls, text: str) -> Position:
+        """The position ``str()`` wrote (``segment:offset``)."""
+        segment, offset = text.split(":")
+        return cls(int(segment), int(offset))
+
+
+class LogReader:
+    """Reads a log directory that a ``WriteAheadLog`` (maybe in another process) appends
+    to; deletes the segments a reader is done with."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def path(self, segment: int) -> Path:
+        return self.directory / f"{_PREFIX}{segment:08d}{_SUFFIX}"
+
+    def segments(self) -> list[int]:
+        """The segment numbers on disk, listed from the directory."""
+        found = []
+        for path in self.directory.glob(f"{_PREFIX}*{_SUFFIX}"):
+            number = path.name[len(_PREFIX) : -len(_SUFFIX)]
+            if number.isdigit():
+                found.append(int(number))
+        return sorted(found)
+
+    def read(
+        self, start: Position, max_bytes: int = 4 * 1024 * 1024
+    ) -> tuple[list[bytes], Position]:
+        """Complete lines from ``start`` (at most about ``max_bytes``) and where they end.
+
+        Moves on to the next segment when one is exhausted; a partial last line is left
+        for the next call (it is still being written, or was torn by a crash).
+        """
+        position = start
+        while True:
+            try:
+                lines, end = self._read_segment(position, max_bytes)
+            except FileNotFoundError:  # the first read of a log, or a segment deleted
+                later = [s for s in self.segments() if s > position.segment]
+                if not later:
+                    return [], position
+                position = Position(later[0], 0)
+                continue
+            if lines:
+                return lines, end
+            if not self.path(position.segment + 1).exists():
+                return [], position  # the current segment: the line is still being written
+            # the next segment exists, so this one is finished: what was appended to it
+            # before the switch is all there will ever be
+            lines, end = self._read_segment(position, max_bytes)
+            if lines:
+                return lines, end
+            position = Position(position.segment + 1, 0)  # done, or ended by a torn line
+
+    def _read_segment(self, position: Position, max_bytes: int) -> tuple[list[bytes], Position]:
+        with open(self.path(position.segment), "rb") as handle:
+            handle.seek(position.offset)
+            data = handle.read(max_bytes)
+            while b"\n" not in data and len(data) >= max_bytes:
+                more = handle.read(max_bytes)  # one event larger than a read
+                if not more:
+                    break
+                data += more
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            return [], position
+        return data[:cut].split(b"\n")[:-1], Position(position.segment, position.offset + cut)
+
+    def bytes_after(self, position: Position, last: int | None = None) -> int:
+        """How many bytes of the log lie beyond ``position`` (a reader's lag), counting
+        segments up to ``last`` (default: as far as they exist)."""
+        segment = position.segment
+        if not self.path(segment).exists():  # before the log's first segment (or pruned)
+            later = [s for s in self.segments() if s > segment]
+            if not later:
+                return 0
+            segment = later[0]
+        total = 0
+        while last is None or segment <= last:
+            try:
+                size = self.path(segment).stat().st_size
+            except FileNotFoundError:
+                break
+            total += size - (min(position.offset, size) if segment == position.segment else 0)
+            segment += 1
+        return total
+
+    def prune(self, before: Position, keep: int | None = None) -> int:
+        """Delete segments entirely behind ``before`` (never ``keep``); returns how many."""
+        removed = 0
+        for segment in self.segments():
+            if segment < before.segment and segment != keep:
+                self.path(segment).unlink(missing_ok=True)
+                removed += 1
+        return removed
+
 
 class WriteAheadLog:
     def __init__(
@@ -37,7 +137,8 @@ class WriteAheadLog:
         self.segment_bytes = segment_bytes
         self.fsync = fsync
         self.directory.mkdir(parents=True, exist_ok=True)
-        segments = self.segments()
+        self.reader = LogReader(self.directory)
+        segments = self.reader.segments()
         self._segment = segments[-1] if segments else 1
         self._fd = self._open(self._segment)
         self._size = os.fstat(self._fd).st_size
@@ -47,26 +148,19 @@ class WriteAheadLog:
         # a crash mid-append leaves a line without its newline; close it so the next
         # append starts a line of its own (the reader skips the torn one as undecodable)
         if self._size:
-            with open(self._path(self._segment), "rb") as handle:
+            with open(self.reader.path(self._segment), "rb") as handle:
                 handle.seek(self._size - 1)
                 torn = handle.read(1) != b"\n"
             if torn:
                 os.write(self._fd, b"\n")
                 self._size += 1
 
-    def _path(self, segment: int) -> Path:
-        return self.directory / f"{_PREFIX}{segment:08d}{_SUFFIX}"
-
     def _open(self, segment: int) -> int:
-        return os.open(self._path(segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return os.open(self.reader.path(segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def segments(self) -> list[int]:
-        found = []
-        for path in self.directory.glob(f"{_PREFIX}*{_SUFFIX}"):
-            number = path.name[len(_PREFIX) : -len(_SUFFIX)]
-            if number.isdigit():
-                found.append(int(number))
-        return sorted(found)
+        """The segment numbers on disk, listed from the directory."""
+        return self.reader.segments()
 
     @property
     def end(self) -> Position:
@@ -93,58 +187,16 @@ class WriteAheadLog:
     def read(
         self, start: Position, max_bytes: int = 4 * 1024 * 1024
     ) -> tuple[list[bytes], Position]:
-        """Complete lines from ``start`` (at most about ``max_bytes``) and where they end.
-
-        Moves on to the next segment when one is exhausted; a partial last line is left
-        for the next call (it is still being written, or was torn by a crash).
-        """
-        position = start
-        for segment in self.segments():
-            if segment < position.segment:
-                continue
-            if segment > position.segment:
-                position = Position(segment, 0)
-            try:
-                with open(self._path(segment), "rb") as handle:
-                    handle.seek(position.offset)
-                    data = handle.read(max_bytes)
-                    while b"\n" not in data and len(data) >= max_bytes:
-                        more = handle.read(max_bytes)  # one event larger than a read
-                        if not more:
-                            break
-                        data += more
-            except FileNotFoundError:
-                continue
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                lines = data[:cut].split(b"\n")[:-1]
-                return lines, Position(segment, position.offset + cut)
-            if segment == self._segment:
-                return [], position  # the line is still being written
-            # a finished segment ending in a torn line: skip to the next segment
-        return [], position
+        """Complete lines from ``start``; see ``LogReader.read``."""
+        return self.reader.read(start, max_bytes)
 
     def bytes_after(self, position: Position) -> int:
         """How many bytes of the log lie beyond ``position`` (a reader's lag)."""
-        total = 0
-        for segment in self.segments():
-            if segment >= position.segment:
-                try:
-                    total += self._path(segment).stat().st_size
-                except FileNotFoundError:
-                    continue
-                if segment == position.segment:
-                    total -= min(position.offset, total)
-        return total
+        return self.reader.bytes_after(position, last=self._segment)
 
     def prune(self, before: Position) -> int:
         """Delete segments entirely behind ``before``; returns how many."""
-        removed = 0
-        for segment in self.segments():
-            if segment < before.segment and segment != self._segment:
-                self._path(segment).unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return self.reader.prune(before, keep=self._segment)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -1,80 +1,60 @@
-"""Brings the journal database up to date from the write-ahead log, off the request path.
+"""Brings the journal database up to date from the write-ahead log, off the event loop.
 
-One task follows the log from the position the database has committed for this log
-(``journal_cursor``), applies the events in transactions of at most ``batch`` lines
-(a group commit: whatever was appended while one transaction ran goes into the next),
-and deletes log segments the database has wholly absorbed.  Rows and cursor commit
-together, so a restart resumes exactly where the last commit ended.
+``JournalWriter`` is the gateway's handle on its follower process
+(``standby.journal.follower``, which says why it is a process): it starts it, restarts
+it if it ever exits on its own, relays what it logs, and keeps its last reported state —
+how far the database has applied the log, the counters, whether the database answers.
+The event loop's part is small: appending to the log is ``Journal``'s one ``write`` per
+event and involves the writer not at all; reading the follower's messages is one line
+per transaction; ``flush()`` sends one line and waits.
 
-When the database fails, the log simply keeps growing — it is the spool — and the task
-retries with capped exponential backoff, logging once per outage; the request path never
-waits for or hears about it.  An event the database refuses on its own merits (bad data,
-not an outage) is dropped and logged by itself, so it cannot block the ones behind it.
+Rows and cursor commit together, so a restarted follower resumes exactly where the last
+commit ended; ``stop(timeout=0)`` kills the follower, which is exactly a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
+import standby
 from standby.errors import JournalUnavailable
-from standby.journal.batch import Batch, describe, prepare
+from standby.journal.drivers import Target
+from standby.journal.follower import Settings
 from standby.journal.wal import Position, WriteAheadLog
 
 log = logging.getLogger("standby.journal")
 
-_READ_BYTES = 1024 * 1024  # per log read
-_INLINE = 64  # lines prepared on the event loop; more go to a worker thread
-_Line = tuple[bytes, Position]  # a log line and the position just after it
+_MESSAGE_LIMIT = 1024 * 1024  # bytes in one message of the follower (a logged traceback)
+# the follower imports the same standby the gateway runs, from wherever that is
+_ROOT = str(Path(standby.__file__).resolve().parent.parent)
 
 
 class EventSink(Protocol):
     """What the writer needs of the database (``SQLStore``)."""
 
-    async def cursor(self, wal_id: str) -> Position | None: ...
-
-    async def write(
-        self,
-        batch: Batch,
-        *,
-        wal_id: str,
-        start: Position | None = None,
-        end: Position | None = None,
-    ) -> bool: ...
-
-    def explain(self, exc: BaseException) -> str: ...
-
-    def refused(self, exc: BaseException) -> bool: ...
-
-
-def _positioned(lines: list[bytes], start: Position, end: Position) -> list[_Line]:
-    """Each line read from ``start`` to ``end`` with the position just after it."""
-    offset = start.offset if start.segment == end.segment else 0
-    if offset + sum(len(line) + 1 for line in lines) != end.offset:
-        # a line held a stray line break (not one orjson wrote): positions inside this
-        # read are unknown, so every line shares the end and _take() never splits them
-        return [(line, end) for line in lines]
-    positioned = []
-    for line in lines:
-        offset += len(line) + 1
-        positioned.append((line, Position(end.segment, offset)))
-    return positioned
+    def writer_target(self) -> Target:
+        """Where the follower process connects to (it gets it on its input)."""
+        ...
 
 
 class JournalWriter:
-    """Follows one write-ahead log (``wal_id``) into the database; see the module doc.
+    """Follows one write-ahead log (``wal_id``) into the database in a follower process.
 
-    ``batch`` caps the lines per transaction.  After a transaction that did not fill a
-    batch the writer gathers for ``linger`` seconds before the next (unless ``flush()``
-    is waiting): a transaction costs about a millisecond of CPU whatever its size, and
-    committing every append as it comes would spend a core on it at a few hundred
-    requests a second.  ``idle_interval`` is how often an idle writer looks at the log
-    without being woken; ``backoff`` is the first and the longest pause between retries
-    while the database is away.  ``clock`` (wall time) only stamps outages in ``status()``.
+    ``batch`` caps the lines per transaction; ``linger`` is how long the follower
+    gathers after a transaction that took all there was (``flush()`` cuts it short);
+    ``idle_interval`` is how often it looks at an idle log; ``backoff`` is the first
+    and the longest pause between retries while the database is away (and between
+    restarts of a follower that exited by itself); ``nice`` lowers the follower's
+    scheduling priority below the gateway's.  ``clock`` (wall time) stamps outages.
     """
 
     def __init__(
@@ -84,50 +64,56 @@ class JournalWriter:
         *,
         wal_id: str,
         batch: int = 1000,
-        idle_interval: float = 0.05,
-        linger: float = 0.01,
+        idle_interval: float = 0.1,
+        linger: float = 0.1,
         clock: Callable[[], float] = time.time,
         backoff: tuple[float, float] = (0.1, 5.0),
+        nice: int = 5,
     ) -> None:
         self.wal, self.store, self.wal_id = wal, store, wal_id
-        self.batch, self.idle_interval, self.clock = max(1, batch), idle_interval, clock
-        self.backoff, self.linger = backoff, linger
-        self.db_up, self.last_error = True, ""
+        self.batch, self.idle_interval, self.linger = max(1, batch), idle_interval, linger
+        self.clock, self.backoff, self.nice = clock, backoff, nice
+        # the follower's last report
+        self.seen = Position(0, 0)  # everything before this is in the database
+        self.committed: Position | None = None
         self.batches = self.events = self.skipped = self.dropped = self.outages = 0
-        self._committed: Position | None = None  # the database's cursor, once read
-        self._read_to = Position(0, 0)  # the log has been read into _pending up to here
-        self._pending: list[_Line] = []  # read, not yet committed
-        self._seen = Position(0, 0)  # everything before this is committed
+        self.db_up, self.last_error, self.down_since = True, "", 0.0
+        self.restarts = 0  # times the follower exited by itself and was started again
+        # the writer's own state
         self._start_end = Position(0, 0)  # the log's end when start() ran
-        self._pruned_to = -1  # log segments before this one are deleted
-        self._wakeup, self._stopped = asyncio.Event(), asyncio.Event()
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._running = False
         self._progress = asyncio.Event()
-        self._hurry = asyncio.Event()  # set while someone waits for the database
         self._waiters = 0
-        self._task: asyncio.Task[None] | None = None
-        self._down_since = 0.0
+        self._hurried = False  # a hurry was sent and not yet answered
 
     def __repr__(self) -> str:
         state = "up" if self.db_up else "down"
-        return f"<JournalWriter {self.wal_id} db {state} at {self._committed} lag {self.lag()}>"
+        pid = self._process.pid if self._process else None
+        return (
+            f"<JournalWriter {self.wal_id} follower {pid} db {state} at {self.committed} "
+            f"lag {self.lag()}>"
+        )
 
-    # -- control ---------------------------------------------------------------------
+    # -- control -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Read this log's committed position (if the database answers) and follow."""
-        if self._task is not None:
+        """Start the follower process (it reads the committed position first, and
+        retries through an outage); returns at once."""
+        if self._supervisor is not None:
             return
         self._start_end = self.wal.end
-        self._stopped.clear()
-        try:
-            await self._load_cursor()
-        except Exception as exc:  # an outage from the start: the loop retries
-            self._outage(exc)
-        self._task = asyncio.create_task(self._run(), name=f"journal-writer-{self.wal_id}")
+        self._stopping.clear()
+        self._running = True
+        self._supervisor = asyncio.create_task(
+            self._supervise(), name=f"journal-writer-{self.wal_id}"
+        )
 
     def wake(self) -> None:
-        """An event was appended (called by ``Journal`` on the request path)."""
-        self._wakeup.set()
+        """An event was appended (``Journal`` calls it): the follower finds it by
+        itself within ``linger``, so the request path does nothing more."""
 
     # a timeout parameter, not asyncio.timeout(): expiry is JournalUnavailable, a state of
     # the journal the caller reports, not a TimeoutError of its own
@@ -144,54 +130,62 @@ class JournalWriter:
         await self._wait_until(self._start_end, None)
 
     async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Drain what the database will take within ``timeout``, then stop.
-
-        ``timeout=0`` stops at once, like a crash would (the log keeps the rest).
+        """Let the follower drain what the database takes within ``timeout``, then stop
+        it.  ``timeout=0`` kills it at once, like a crash would (the log keeps the rest).
         """
-        task, self._task = self._task, None
-        if task is None:
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is None:
             return
-        self._stopped.set()
-        self._hurry.set()
-        self._wakeup.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._progress.set()  # waiters find the writer gone and give up
+        self._stopping.set()
+        process = self._process
+        if process is not None and process.returncode is None:
+            if timeout > 0:
+                self._send(process, b"stop\n")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), timeout)
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+        await supervisor
+        self._running = False
+        self._wake_waiters()  # they find the writer gone and give up
+
+    @property
+    def pid(self) -> int | None:
+        """The follower process's id, while it runs."""
+        return self._process.pid if self._process is not None else None
 
     def lag(self) -> int:
-        return self.wal.bytes_after(self._committed or Position(0, 0))
+        return self.wal.bytes_after(self.committed or Position(0, 0))
 
     def status(self) -> dict[str, Any]:
         return {
             "db_up": self.db_up,
             "lag_bytes": self.lag(),
-            "committed": str(self._committed) if self._committed else None,
+            "committed": str(self.committed) if self.committed else None,
+            "log_end": str(self.wal.end),  # how far the log was appended
             "last_error": self.last_error or None,
             "batches": self.batches,
             "events": self.events,
             "skipped_lines": self.skipped,
             "dropped_events": self.dropped,
             "outages": self.outages,
-            "down_since": None if self.db_up else self._down_since,
+            "down_since": None if self.db_up else self.down_since,
+            "follower_restarts": self.restarts,
         }
 
     async def _wait_until(self, target: Position, limit: float | None) -> None:
-        if self._seen >= target:
+        if self.seen >= target:
             return
-        if self._task is None or self._task.done():
+        if not self._running:
             raise JournalUnavailable("the journal writer is not running")
         self._waiters += 1
-        self._hurry.set()
-        self._wakeup.set()
         try:
             async with asyncio.timeout(limit):
-                while self._seen < target:
-                    if self._task is None:
+                while self.seen < target:
+                    if not self._running:
                         raise JournalUnavailable("the journal writer stopped")
+                    self._hurry()
                     await self._progress.wait()
         except TimeoutError:
             why = f": {self.last_error}" if not self.db_up else ""
@@ -200,146 +194,114 @@ class JournalWriter:
             ) from None
         finally:
             self._waiters -= 1
-            if not self._waiters:
-                self._hurry.clear()
 
-    # -- the follower ----------------------------------------------------------------
+    def _hurry(self) -> None:
+        process = self._process
+        if process is not None and not self._hurried:
+            self._hurried = self._send(process, b"hurry\n")
 
-    async def _run(self) -> None:
-        delay = self.backoff[0]
-        while True:
-            # cleared before reading, so an append during the work sets it again
-            self._wakeup.clear()
-            try:
-                if self._committed is None:
-                    await self._load_cursor()
-                applied = await self._step()
-            except Exception as exc:
-                if self._stopped.is_set():
-                    return  # stopping with the database away: the log keeps the rest
-                self._outage(exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), delay)
-                delay = min(delay * 2, self.backoff[1])
-                continue
-            delay = self.backoff[0]
-            if not self.db_up:
-                log.warning(
-                    "journal: database back after %.1fs; replaying the spool",
-                    self.clock() - self._down_since,
-                )
-                self.db_up, self.last_error = True, ""
-            if 0 < applied < self.batch:
-                with contextlib.suppress(TimeoutError):  # group the next commit
-                    await asyncio.wait_for(self._hurry.wait(), self.linger)
-            elif not applied:
-                if self._stopped.is_set():
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.idle_interval)
-
-    def _outage(self, exc: Exception) -> None:
-        self.last_error = self.store.explain(exc)
-        if self.db_up:  # once per outage, not once per retry
-            self.db_up, self._down_since = False, self.clock()
-            self.outages += 1
-            log.warning(
-                "journal: database unreachable (%s); spooling to %s",
-                self.last_error,
-                self.wal.directory,
-            )
-
-    async def _load_cursor(self) -> None:
-        committed = await self.store.cursor(self.wal_id) or Position(0, 0)
-        self._committed = self._read_to = committed
-        self._pending.clear()
-        self._advanced(committed)
-
-    async def _step(self) -> int:
-        """Apply one batch; returns its size in lines (0: there was nothing to apply)."""
-        self._fill()
-        if not self._pending:
-            self._advanced(self._read_to)  # nothing pending: read to the end is applied
-            return 0
-        chunk = self._take()
-        try:
-            done = await self._write(await self._prepare(chunk), chunk[-1][1])
-        except Exception as exc:
-            if not self.store.refused(exc):
-                raise
-            done = await self._write_singly(chunk)
-        if done:
-            del self._pending[: len(chunk)]
-        return len(chunk)
-
-    async def _prepare(self, chunk: list[_Line]) -> Batch:
-        lines = [line for line, _ in chunk]
-        if len(lines) < _INLINE:
-            return prepare(lines, self.wal_id)
-        # milliseconds of parsing, and thousands of short-lived objects: in a worker
-        # thread, not on the event loop that serves requests
-        return await asyncio.to_thread(prepare, lines, self.wal_id)
-
-    async def _write(self, batch: Batch, end: Position) -> bool:
-        ok = await self.store.write(batch, wal_id=self.wal_id, start=self._committed, end=end)
-        if not ok:
-            # the cursor is not where we left it: a predecessor's last commit landed
-            # after we read it.  Start again from the database's position.
-            log.info("journal: cursor of %s moved underneath; reloading", self.wal_id)
-            self._committed = None
-            return False
-        self.batches += 1
-        self.events += batch.events
-        self.skipped += batch.skipped
-        self.dropped += batch.dropped
-        self._committed = end
-        self._advanced(end)
-        if end.segment > self._pruned_to:
-            self.wal.prune(end)
-            self._pruned_to = end.segment
-        return True
-
-    async def _write_singly(self, chunk: list[_Line]) -> bool:
-        """The database refused a batch: write its lines one by one, dropping (and
-        logging) only those it refuses on their own."""
-        for line, end in chunk:
-            batch = prepare([line], self.wal_id)
-            try:
-                if not await self._write(batch, end):
-                    return False
-            except Exception as exc:
-                if not self.store.refused(exc):
-                    raise
-                self.dropped += 1
-                log.error(
-                    "journal: the database refused %s at %s, dropped: %s",
-                    describe(line),
-                    end,
-                    self.store.explain(exc),
-                )
-                if not await self._write(Batch(), end):
-                    return False
-        return True
-
-    def _fill(self) -> None:
-        """Read the log until a batch of lines is pending or the log is exhausted."""
-        while len(self._pending) < self.batch:
-            lines, end = self.wal.read(self._read_to, _READ_BYTES)
-            if not lines:
-                self._read_to = max(self._read_to, end)
-                return
-            self._pending.extend(_positioned(lines, self._read_to, end))
-            self._read_to = end
-
-    def _take(self) -> list[_Line]:
-        """The next batch: up to ``batch`` lines, never split inside one position."""
-        size = min(self.batch, len(self._pending))
-        while size < len(self._pending) and self._pending[size][1] == self._pending[size - 1][1]:
-            size += 1
-        return self._pending[:size]
-
-    def _advanced(self, position: Position) -> None:
-        if position > self._seen:
-            self._seen = position
+    def _wake_waiters(self) -> None:
         self._progress.set()
         self._progress = asyncio.Event()
+
+    # -- the follower process ------------------------------------------------------------
+
+    def _settings(self) -> Settings:
+        return Settings(
+            wal_dir=str(self.wal.directory.resolve()),
+            wal_id=self.wal_id,
+            target=self.store.writer_target(),
+            batch=self.batch,
+            linger=self.linger,
+            idle_interval=self.idle_interval,
+            backoff=self.backoff,
+            nice=self.nice,
+        )
+
+    async def _supervise(self) -> None:
+        delay = self.backoff[0]
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._process = await self._spawn()
+                except (OSError, ValueError) as exc:  # no process, or no database to name
+                    self.last_error = f"cannot start the journal follower: {exc}"
+                    log.error("journal: %s", self.last_error)
+                else:
+                    if self._stopping.is_set():  # stop() came while it was starting
+                        with contextlib.suppress(ProcessLookupError):
+                            self._process.kill()
+                    await self._listen(self._process)
+                    code = await self._process.wait()
+                    self._process = None
+                    if self._stopping.is_set():
+                        return
+                    self.restarts += 1
+                    self.last_error = f"the journal follower exited with status {code}"
+                    log.error("journal: %s; starting it again", self.last_error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, self.backoff[1])
+        finally:
+            self._running = False
+            self._wake_waiters()
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        settings = self._settings()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [_ROOT, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "standby.journal.follower",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            limit=_MESSAGE_LIMIT,
+        )
+        self._hurried = False
+        self._send(process, settings.to_line())
+        if self._waiters:
+            self._hurry()
+        return process
+
+    def _send(self, process: asyncio.subprocess.Process, line: bytes) -> bool:
+        if process.stdin is None or process.stdin.is_closing():
+            return False
+        try:
+            process.stdin.write(line)
+        except (BrokenPipeError, ConnectionResetError):  # it is exiting
+            return False
+        return True
+
+    async def _listen(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while True:
+            try:
+                line = await process.stdout.readline()
+            except ValueError:  # a message over the limit: skip it
+                continue
+            if not line:
+                return
+            try:
+                message = json.loads(line)
+            except ValueError:
+                log.warning("journal: the follower said something unexpected: %.200r", line)
+                continue
+            if message.get("t") == "state":
+                self._update(message)
+            elif message.get("t") == "log":
+                log.log(int(message["level"]), "%s", message["message"])
+
+    def _update(self, state: dict[str, Any]) -> None:
+        self.seen = Position.parse(state["seen"])
+        self.committed = Position.parse(state["committed"]) if state["committed"] else None
+        self.batches, self.events = state["batches"], state["events"]
+        self.skipped, self.dropped = state["skipped"], state["dropped"]
+        self.db_up, self.last_error = state["db_up"], state["last_error"]
+        self.outages, self.down_since = state["outages"], state["down_since"] or 0.0
+        self._hurried = False
+        if self._waiters:
+            self._wake_waiters()

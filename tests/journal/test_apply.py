@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
+import pytest
 
+from standby.journal import drivers
 from standby.journal import events as ev
-from standby.journal.batch import fold
+from standby.journal.batch import Batch, fold
 from standby.journal.sql import SQLStore
 from standby.journal.wal import Position
 from tests.journal.conftest import Rig, rows
@@ -99,20 +101,25 @@ async def test_acceptance_and_ending_in_separate_batches_in_log_order(rig: Rig) 
     assert (row["state"], row["content_sent"], row["completion_id"]) == ("completed", "x", "c1")
 
 
-async def test_stream_text_is_one_append_per_request_per_batch(rig: Rig) -> None:
-    updates: list[int] = []
+async def test_stream_text_is_one_append_per_request_per_batch(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    appends: list[tuple[Any, ...]] = []
+    statements = drivers._rows
 
-    def count(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
-    ) -> None:
-        if statement.startswith("UPDATE requests SET content_sent"):
-            updates.append(len(parameters) if executemany else 1)
+    def recorded(batch: Batch) -> Iterator[tuple[str, Iterable[Sequence[Any]]]]:
+        for name, values in statements(batch):
+            if name == "append":
+                values = list(values)
+                appends.extend(tuple(row) for row in values)
+            yield name, values
 
-    sa.event.listen(rig.store.engine.sync_engine, "before_cursor_execute", count)
+    monkeypatch.setattr(drivers, "_rows", recorded)
     rig.request("r1", text=[f"{i} " for i in range(50)], finish=False)
     rig.request("r2", text=["only"], finish=False)
     await rig.store.apply(_events(rig), wal_id=rig.wal_id)
-    assert sum(updates) == 2  # two requests, one parameter set each
+    # two requests, one parameter set each
+    assert appends == [("".join(f"{i} " for i in range(50)), "r1"), ("only", "r2")]
     by_rid = {r["rid"]: r["content_sent"] for r in await rows(rig.store)}
     assert by_rid == {"r1": "".join(f"{i} " for i in range(50)), "r2": "only"}
 

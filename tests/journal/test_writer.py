@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from standby.errors import JournalUnavailable
-from standby.journal.batch import Batch
+from standby.journal.drivers import Target
 from standby.journal.journal import Journal
 from standby.journal.sql import SQLStore
-from standby.journal.wal import Position, WriteAheadLog
+from standby.journal.wal import WriteAheadLog
 from standby.journal.writer import JournalWriter
 from tests.journal.conftest import Rig, rows
 
@@ -137,19 +137,10 @@ async def test_segments_behind_the_database_are_deleted(rig: Rig) -> None:
 
 
 class _Mangling(SQLStore):
-    """A real store handed one value no database driver can bind (a lone surrogate)."""
+    """A real store whose follower is handed a value no driver can bind."""
 
-    async def write(
-        self,
-        batch: Batch,
-        *,
-        wal_id: str,
-        start: Position | None = None,
-        end: Position | None = None,
-    ) -> bool:
-        if "poison" in batch.deltas:
-            batch.deltas["poison"] = ["\ud800"]
-        return await super().write(batch, wal_id=wal_id, start=start, end=end)
+    def writer_target(self) -> Target:
+        return {**super().writer_target(), "factory": "tests.journal.doubles:mangling"}
 
 
 async def test_an_event_the_database_refuses_is_dropped_alone(rig: Rig) -> None:
