@@ -220,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
             await run_wrk(gateway.chat_url, 32, 2.0, workdir)  # warm-up, not recorded
             return await measure(procs, gateway, workdir, seconds, args.connections)
 
-    results["results"] = asyncio.run(run())
+    try:
+        results["results"] = asyncio.run(run())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # gateways' journals, logs
     results["loadavg_end"] = _loadavg()
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

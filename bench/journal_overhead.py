@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -260,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             if "saturation" in phases:
                 results["saturation"] = await saturation(gateways, workdir, seconds, reps)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # gateways' journals, logs
     results["loadavg_end"] = _loadavg()
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -266,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
                 gateway, events=events, rate=args.rate, duration=duration, reps=reps
             )
 
-    results["results"] = asyncio.run(run())
+    try:
+        results["results"] = asyncio.run(run())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # gateways' journals, logs
     results["loadavg_end"] = _loadavg()
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
