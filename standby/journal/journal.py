@@ -1,10 +1,11 @@
 """The request path's side of the journal: append one event, return at once.
 
 ``Journal`` encodes each event and appends it to the write-ahead log (one ``write``
-syscall, no database round trip), then pokes the writer that brings the database up to
-date in batches.  ``NullJournal`` is the same interface doing nothing (journal off).
-With ``redact=True`` bodies and stream text are never written: only their SHA-256 and
-size, for privacy-sensitive plans.
+syscall, no database round trip); the journal's follower process finds it there and
+brings the database up to date in batches (``standby.journal.writer``).  ``wake``, if
+given, is called after each append.  ``NullJournal`` is the same interface doing nothing
+(journal off).  With ``redact=True`` bodies and stream text are never written: only
+their SHA-256 and size, for privacy-sensitive plans.
 """
 
 from __future__ import annotations
