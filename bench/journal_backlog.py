@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import json
 import shutil
 import sys
 import tempfile
@@ -206,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "command": "python -m bench.journal_backlog " + " ".join(argv or sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "loadavg": _loadavg(),
+        "loadavg": journal_rig.loadavg(),
         "upstream": upstream,
         "connections": args.connections,
         "seconds": seconds,
@@ -224,20 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         results["results"] = asyncio.run(run())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # gateways' journals, logs
-    results["loadavg_end"] = _loadavg()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    text = render(results)
-    print(text)
-    if args.out:
-        args.out.with_suffix(".md").write_text(text)
+    journal_rig.record(results, args.out, render)
     return 0
-
-
-def _loadavg() -> list[str]:
-    with open("/proc/loadavg") as handle:
-        return handle.read().split()[:3]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import sqlite3
 import statistics
@@ -250,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "command": "python -m bench.journal_replay " + " ".join(argv or sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "loadavg": _loadavg(),
+        "loadavg": journal_rig.loadavg(),
         "events": events,
         "rate": args.rate,
         "duration": duration,
@@ -271,20 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         results["results"] = asyncio.run(run())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # gateways' journals, logs
-    results["loadavg_end"] = _loadavg()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    text = render(results)
-    print(text)
-    if args.out:
-        args.out.with_suffix(".md").write_text(text)
+    journal_rig.record(results, args.out, render)
     return 0
-
-
-def _loadavg() -> list[str]:
-    with open("/proc/loadavg") as handle:
-        return handle.read().split()[:3]
 
 
 if __name__ == "__main__":

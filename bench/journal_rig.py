@@ -10,6 +10,8 @@ Everything listens on 127.0.0.1 only; processes are stopped by their process gro
 from __future__ import annotations
 
 import functools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,3 +153,23 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:  # it ended meanwhile
             continue
     return total
+
+
+def loadavg() -> list[str]:
+    """The 1, 5 and 15 minute load averages, recorded at a run's start and end."""
+    with open("/proc/loadavg") as handle:
+        return handle.read().split()[:3]
+
+
+def record(
+    results: dict[str, Any], out: Path | None, render: Callable[[dict[str, Any]], str]
+) -> None:
+    """Close a run's results (end load average), print its table, and keep both as
+    ``OUT.json`` and ``OUT.md`` when ``out`` is given."""
+    results["loadavg_end"] = loadavg()
+    text = render(results)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+        out.with_suffix(".md").write_text(text)
