@@ -1,13 +1,14 @@
-"""What every HTTP/JSON provider adapter shares: the pooled session and its slots,
-deadlines, the mapping of aiohttp/asyncio failures into ``standby.errors`` (raised
-``from`` the original, at this edge), error statuses, reply checks, and the SSE chunk
-reader.
+"""What every HTTP/JSON provider adapter shares: the connection pool and its slots,
+deadlines, the mapping of timeouts into ``standby.errors``, error statuses, reply checks,
+and the SSE chunk reader.
 
 Every attempt first takes one of the provider's connection slots (``slots.Slots``,
 ``max_connections`` of them), waiting briefly in a bounded queue if all are taken; only
 then do its deadlines start.  A pool that stays full, or a process out of file
 descriptors (``EMFILE``/``ENFILE`` while connecting), is ``LocalLimit``: Standby's own
-limit, never the provider's failure.
+limit, never the provider's failure.  The HTTP itself is ``upstream.Pool``'s, which
+raises connection failures as Standby errors already; the deadlines are set here, per
+phase of the attempt.
 
 A vendor adapter subclasses ``HTTPProvider`` and says only what differs: the URL and
 body of a call (``request``), how a reply becomes OpenAI's shape (``reply``), and how a
@@ -18,36 +19,29 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
-import errno
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import orjson
 
 from standby.canonical import Call, Chunk, Deadlines, Reply
 from standby.errors import (
-    ConnectFailed,
     DeadlineExceeded,
     InvalidRequest,
-    LocalLimit,
     MalformedReply,
-    ProviderError,
-    ResetBeforeHeaders,
     StreamBroken,
 )
 from standby.plan.model import ProviderConfig
 from standby.providers.slots import Slots
 from standby.providers.sse import SSEDecoder, is_done
 from standby.providers.statuses import classify
+from standby.providers.upstream import Pool, Response
 
 log = logging.getLogger("standby.providers")
 
 _ERROR_BODY_LIMIT = 256 * 1024
-_OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})  # the process's, the system's
 # One stream event's parsed JSON → the OpenAI chunks it stands for (raw bytes, dict)
 Translator = Callable[[dict[str, Any]], list[tuple[bytes, dict[str, Any]]]]
 
@@ -62,7 +56,7 @@ class HTTPProvider(abc.ABC):
         self.prefill = self.default_prefill if config.prefill is None else config.prefill
         self._config = config
         self._headers = {"Content-Type": "application/json", **headers, **config.headers}
-        self._session: aiohttp.ClientSession | None = None
+        self._pool = Pool(name, self._headers)
         self._slots = Slots(name, config.max_connections)
         self._secret = config.api_key.encode() if len(config.api_key) >= 8 else b""
 
@@ -87,56 +81,13 @@ class HTTPProvider(abc.ABC):
         """How to turn this call's stream events into OpenAI chunks (None: already are)."""
         return None
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # no limit here: the slots are the pool's one limit, taken before any deadline
-            # starts (a connector limit would make the wait part of the attempt's time)
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                auto_decompress=True,
-                json_serialize=lambda o: orjson.dumps(o).decode(),
-            )
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._pool.close()
 
-    @contextlib.asynccontextmanager
-    async def _mapped(self, phase: str) -> AsyncIterator[None]:
-        """Translate aiohttp/asyncio failures into the Standby tree."""
-        target = self.name
-        try:
-            yield
-        except ProviderError:
-            raise
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise DeadlineExceeded(
-                f"{target}: connect timed out", phase="connect", target=target
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            if getattr(exc, "errno", None) in _OUT_OF_FILES:
-                raise _out_of_files(target, exc) from exc
-            raise ConnectFailed(
-                f"{target}: cannot connect ({exc.os_error})", target=target
-            ) from exc
-        except TimeoutError as exc:
-            raise DeadlineExceeded(
-                f"{target}: no {phase.replace('_', ' ')} in time", phase=phase, target=target
-            ) from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
-            raise StreamBroken(
-                f"{target}: reply cut ({type(exc).__name__})", target=target
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            if getattr(exc, "errno", None) in _OUT_OF_FILES:
-                raise _out_of_files(target, exc) from exc
-            raise ResetBeforeHeaders(
-                f"{target}: connection lost ({type(exc).__name__})", target=target
-            ) from exc
+    def _late(self, phase: str) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"{self.name}: no {phase.replace('_', ' ')} in time", phase=phase, target=self.name
+        )
 
     def _prepared(self, call: Call) -> tuple[str, bytes]:
         """The URL and body of ``call``; ``InvalidRequest`` when this vendor cannot take it."""
@@ -162,21 +113,23 @@ class HTTPProvider(abc.ABC):
         """
         await self._slots.take(min(self._slots.wait, deadlines.first_token / 2))
 
-    async def _post(self, url: str, payload: bytes, deadlines: Deadlines) -> aiohttp.ClientResponse:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect)
-        return await self._client().post(url, data=payload, timeout=timeout)
-
     async def send(self, call: Call, deadlines: Deadlines) -> Reply:
         url, payload = self._prepared(call)
         await self._take_slot(deadlines)
         try:
-            async with self._mapped("first_token"), asyncio.timeout(deadlines.first_token):
-                resp = await self._post(url, payload, deadlines)
             try:
-                async with self._mapped("idle"), asyncio.timeout(deadlines.idle):
-                    if resp.status >= 400:
-                        await self._raise_status(resp)
-                    raw = await resp.read()
+                async with asyncio.timeout(deadlines.first_token):
+                    resp = await self._pool.post(url, payload, connect_timeout=deadlines.connect)
+            except TimeoutError as exc:
+                raise self._late("first_token") from exc
+            try:
+                try:
+                    async with asyncio.timeout(deadlines.idle):
+                        if resp.status >= 400:
+                            await self._raise_status(resp)
+                        raw = await resp.read()
+                except TimeoutError as exc:
+                    raise self._late("idle") from exc
                 return self.reply(call, raw, self._parse_ok(resp, raw))
             finally:
                 resp.release()
@@ -188,23 +141,27 @@ class HTTPProvider(abc.ABC):
         await self._take_slot(deadlines)
         started = asyncio.get_running_loop().time()
         try:
-            async with self._mapped("first_token"), asyncio.timeout(deadlines.first_token):
-                resp = await self._post(url, payload, deadlines)
-                if resp.status >= 400:
-                    try:
-                        await self._raise_status(resp)
-                    finally:
-                        resp.release()
-                ctype = resp.headers.get("Content-Type", "")
-                if "text/event-stream" not in ctype:
-                    try:
-                        raw = await resp.read()
-                    finally:
-                        resp.release()
-                    self._parse_ok(resp, raw)  # raises on an error body or HTML
-                    raise MalformedReply(
-                        f"{self.name}: expected an event stream, got {ctype!r}", target=self.name
-                    )
+            try:
+                async with asyncio.timeout(deadlines.first_token):
+                    resp = await self._pool.post(url, payload, connect_timeout=deadlines.connect)
+                    if resp.status >= 400:
+                        try:
+                            await self._raise_status(resp)
+                        finally:
+                            resp.release()
+                    ctype = resp.headers.get("content-type", "")
+                    if "text/event-stream" not in ctype:
+                        try:
+                            raw = await resp.read()
+                        finally:
+                            resp.release()
+                        self._parse_ok(resp, raw)  # raises on an error body or HTML
+                        raise MalformedReply(
+                            f"{self.name}: expected an event stream, got {ctype!r}",
+                            target=self.name,
+                        )
+            except TimeoutError as exc:
+                raise self._late("first_token") from exc
         except BaseException:
             self._slots.give()
             raise
@@ -213,13 +170,8 @@ class HTTPProvider(abc.ABC):
             self.name, resp, self.translator(call), started=started, release=self._slots.give
         )
 
-    async def _raise_status(self, resp: aiohttp.ClientResponse) -> None:
-        raw = b""  # the whole body up to the limit: read(n) stops at what is buffered
-        while len(raw) < _ERROR_BODY_LIMIT:
-            part = await resp.content.read(_ERROR_BODY_LIMIT - len(raw))
-            if not part:
-                break
-            raw += part
+    async def _raise_status(self, resp: Response) -> None:
+        raw = await resp.read_up_to(_ERROR_BODY_LIMIT)
         if self._secret and self._secret in raw:  # some providers echo the key they refused
             raw = raw.replace(self._secret, b"***")
         body: dict[str, Any] | None
@@ -230,8 +182,8 @@ class HTTPProvider(abc.ABC):
             body = None
         raise classify(resp.status, body, resp.headers, target=self.name)
 
-    def _parse_ok(self, resp: aiohttp.ClientResponse, raw: bytes) -> dict[str, Any]:
-        ctype = resp.headers.get("Content-Type", "")
+    def _parse_ok(self, resp: Response, raw: bytes) -> dict[str, Any]:
+        ctype = resp.headers.get("content-type", "")
         if "html" in ctype or raw.lstrip()[:1] == b"<":
             raise MalformedReply(
                 f"{self.name}: answered with an HTML page, not JSON", target=self.name
@@ -247,16 +199,6 @@ class HTTPProvider(abc.ABC):
                 f"{self.name}: HTTP {resp.status} carrying an error body", target=self.name
             )
         return data
-
-
-def _out_of_files(target: str, exc: BaseException) -> LocalLimit:
-    """EMFILE/ENFILE while connecting: the file table of Standby (or of the machine) is full."""
-    reason = "this process" if getattr(exc, "errno", None) == errno.EMFILE else "the system"
-    return LocalLimit(
-        f"{target}: Standby could not open a connection: too many open files in {reason} "
-        "(raise the open-files limit, ulimit -n, or lower server.max_connections)",
-        target=target,
-    )
 
 
 class SSEChunkStream:
@@ -285,7 +227,7 @@ class SSEChunkStream:
     def __init__(
         self,
         target: str,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         translate: Translator | None = None,
         *,
         started: float | None = None,
@@ -321,12 +263,7 @@ class SSEChunkStream:
                 raise StreamBroken(
                     f"{self.target}: stream ended before the answer finished", target=self.target
                 )
-            try:
-                data_in = await self._resp.content.readany()
-            except (aiohttp.ClientError, OSError) as exc:
-                raise StreamBroken(
-                    f"{self.target}: stream cut ({type(exc).__name__})", target=self.target
-                ) from exc
+            data_in = await self._resp.read_some()  # StreamBroken if the stream is cut
             if not data_in:
                 self._eof = True
                 self._absorb(self._decoder.flush())
