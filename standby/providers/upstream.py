@@ -80,6 +80,7 @@ class Response:
         "_conn",
         "_decoder",
         "_error",
+        "_inflating",
         "_parts",
         "_size",
         "_waiter",
@@ -101,6 +102,7 @@ class Response:
         self._size = 0
         self._waiter: asyncio.Future[None] | None = None
         self._error: StreamBroken | None = None
+        self._inflating = False  # compressed bytes came: the compressed data must end too
         coding = headers.get("content-encoding", "").strip().lower()
         self._decoder = (
             zlib.decompressobj(wbits=47) if coding in ("gzip", "x-gzip", "deflate") else None
@@ -109,10 +111,15 @@ class Response:
     # -- fed by the connection ----------------------------------------------------------
     def _feed(self, data: bytes) -> None:
         if self._decoder is not None:
+            self._inflating = True
             try:
-                data = self._decoder.decompress(data)
+                # bounded: a small compressed body may not expand without limit
+                data = self._decoder.decompress(data, BODY_LIMIT)
             except zlib.error:
                 self._fail(f"{self._target()}: reply body is not valid compressed data")
+                return
+            if self._decoder.unconsumed_tail:
+                self._fail(f"{self._target()}: reply body expands past {BODY_LIMIT} bytes")
                 return
             if not data:
                 return
@@ -123,8 +130,14 @@ class Response:
         self._wake()
 
     def _finish(self) -> None:
+        if self._error is not None:  # already cut short (bad compressed data): not complete
+            self._wake()
+            return
         if self._decoder is not None:
             rest = self._decoder.flush()
+            if self._inflating and not self._decoder.eof:
+                self._fail(f"{self._target()}: reply body ends inside its compressed data")
+                return
             if rest:
                 self._parts.append(rest)
                 self._size += len(rest)
@@ -174,7 +187,7 @@ class Response:
 
     async def read(self, limit: int = BODY_LIMIT) -> bytes:
         """The whole body (at most ``limit`` bytes; ``StreamBroken`` past it)."""
-        while not self.complete:
+        while True:
             if self._error is not None:
                 raise self._error
             if self._size > limit:
@@ -182,6 +195,8 @@ class Response:
                     f"{self._target()}: reply body larger than {limit} bytes",
                     target=self._target(),
                 )
+            if self.complete:
+                break
             if self._conn is not None:
                 self._conn.resume()  # a whole read takes all there is
             await self._wait()
