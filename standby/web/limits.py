@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httptools
 from uvicorn.config import Config
@@ -47,6 +47,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from standby.plan.model import Server
+from standby.web.writes import CoalescingTransport
 
 log = logging.getLogger("standby.limits")
 
@@ -99,7 +100,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # the connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        # one socket write per loop pass for the head and body of a response (web.writes)
+        super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport, self.loop)))
         # a connection that never sends a whole head is closed, even if it sends nothing
         self._deadline = self.loop.call_later(self.header_timeout, self._expire)
 
