@@ -31,6 +31,7 @@ Raw JSON bodies are embedded with ``orjson.Fragment``: never parsed or re-serial
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from typing import Any
@@ -42,8 +43,25 @@ COMPLETED, FAILED, INTERRUPTED, DEFERRED_STATE = "completed", "failed", "interru
 CLIENT_GONE = "client_gone"  # a final state, like completed and failed
 
 
+class RequestIds:
+    """Request ids, time-ordered and unique: ``req_`` + nanosecond clock (hex) + 8 random
+    hex digits.  The random part comes from a generator seeded once from the system's
+    entropy: an id needs uniqueness, not secrecy (a request is reached only by its
+    owner's key), and asking the kernel for four bytes per request was 3 % of a proxied
+    request's CPU."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self) -> None:
+        self._bits = random.Random(secrets.randbits(128)).getrandbits
+
+    def __call__(self) -> str:
+        return f"req_{time.time_ns():016x}{self._bits(32):08x}"
+
+
 def new_request_id() -> str:
-    """Time-ordered, unique: ``req_`` + nanosecond clock (hex) + 8 random hex digits."""
+    """One request id, from the system's entropy (for tools; the gateway uses
+    ``RequestIds``)."""
     return f"req_{time.time_ns():016x}{secrets.token_hex(4)}"
 
 

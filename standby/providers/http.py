@@ -116,25 +116,24 @@ class HTTPProvider(abc.ABC):
     async def send(self, call: Call, deadlines: Deadlines) -> Reply:
         url, payload = self._prepared(call)
         await self._take_slot(deadlines)
+        phase = "first_token"
         try:
-            try:
-                async with asyncio.timeout(deadlines.first_token):
-                    resp = await self._pool.post(url, payload, connect_timeout=deadlines.connect)
-            except TimeoutError as exc:
-                raise self._late("first_token") from exc
-            try:
+            # one timer for both phases: moved on, not replaced, once the headers are in
+            async with asyncio.timeout(deadlines.first_token) as deadline:
+                resp = await self._pool.post(url, payload, connect_timeout=deadlines.connect)
                 try:
-                    async with asyncio.timeout(deadlines.idle):
-                        if resp.status >= 400:
-                            await self._raise_status(resp)
-                        raw = await resp.read()
-                except TimeoutError as exc:
-                    raise self._late("idle") from exc
-                return self.reply(call, raw, self._parse_ok(resp, raw))
-            finally:
-                resp.release()
+                    phase = "idle"
+                    deadline.reschedule(asyncio.get_running_loop().time() + deadlines.idle)
+                    if resp.status >= 400:
+                        await self._raise_status(resp)
+                    raw = await resp.read()
+                finally:
+                    resp.release()
+        except TimeoutError as exc:
+            raise self._late(phase) from exc
         finally:
             self._slots.give()
+        return self.reply(call, raw, self._parse_ok(resp, raw))
 
     async def open_stream(self, call: Call, deadlines: Deadlines) -> SSEChunkStream:
         url, payload = self._prepared(call)

@@ -31,7 +31,7 @@ import orjson
 from standby.canonical import Endpoint, Reply
 from standby.canonical.chat import Delta
 from standby.errors import ClientError, Exhausted, Overloaded, StandbyError
-from standby.journal.events import new_request_id
+from standby.journal.events import RequestIds
 from standby.plan.model import StorePolicy
 from standby.routing.attempts import AttemptSchedule, journal_attempts
 from standby.routing.policy import ResolvedRoute, Target
@@ -187,6 +187,7 @@ class Pipeline:
         on_disconnect: OnDisconnect = "cancel",
     ) -> None:
         self.router = router
+        self._ids = RequestIds()
         self.keys = keys
         self.journal: JournalSink = journal or NullJournal()
         self.max_body = max_body
@@ -227,7 +228,7 @@ class Pipeline:
             request = wire.parse(await read_body(scope, receive, self.max_body))
             route = self.router.resolve(request.model)
             await wire.prepare(request, caller)
-            rid = new_request_id()
+            rid = self._ids()
             self._accepted(wire, rid, request, route, caller)
             if request.stream:
                 run = self.router.stream(
