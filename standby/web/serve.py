@@ -65,6 +65,9 @@ def uvicorn_config(
         http=limited_protocol(server),
         server_header=False,
         date_header=False,
+        # Standby reads no client address, so it needs no X-Forwarded-* rewriting (and a
+        # layer less on every request)
+        proxy_headers=False,
         timeout_keep_alive=KEEP_ALIVE,
         limit_concurrency=uvicorn_concurrency_limit(max_connections or server.max_connections),
         backlog=BACKLOG,
