@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from standby.errors import ProviderError, UpstreamStatus
 from standby.health.breaker import Admission
@@ -24,20 +24,36 @@ from standby.routing.outcomes import Effect, Verdict
 log = logging.getLogger("standby.health")
 
 
+class Observer(Protocol):
+    """Who hears of every attempt that reached a provider (``watch.signals.Signals``):
+    its outcome and duration, and its time to first byte."""
+
+    def attempt(self, key: str, outcome: str, ok: bool, seconds: float, now: float) -> None: ...
+
+    def first_byte(self, key: str, seconds: float, now: float) -> None: ...
+
+
 @dataclass(slots=True)
 class _Token:
     admission: Admission | None
     ticket: int
+    started: float
 
 
 class RegistryGate:
     """``max_targets`` bounds what is remembered per target, as in ``HealthRegistry``."""
 
     def __init__(
-        self, registry: HealthRegistry, metrics: Metrics, *, max_targets: int = 2048
+        self,
+        registry: HealthRegistry,
+        metrics: Metrics,
+        *,
+        max_targets: int = 2048,
+        observer: Observer | None = None,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
+        self.observer = observer
         self._max_targets = max_targets
         self._states: dict[str, str] = {}
         self._watches: dict[str, SilenceWatch] = {}
@@ -60,11 +76,13 @@ class RegistryGate:
         admission = self.registry.get(key).admit(now)
         if admission is None:
             return None
-        return _Token(admission, watch.started(now))
+        return _Token(admission, watch.started(now), now)
 
     def responded(self, key: str, token: object, now: float) -> None:
         if isinstance(token, _Token):
             self._watch(key).answered(token.ticket, now)
+            if self.observer is not None:
+                self.observer.first_byte(key, now - token.started, now)
 
     def silence(self, now: float) -> dict[str, dict[str, Any]]:
         """Per target: attempts waiting for a first byte, and whether it looks silent."""
@@ -91,6 +109,8 @@ class RegistryGate:
         self._end(key, token)
         health.succeeded(now, _admission(token))
         self.metrics.attempt_done(key, "ok", seconds)
+        if self.observer is not None:
+            self.observer.attempt(key, "ok", True, seconds, now)
         self._publish(key, health.breaker.state(now))
 
     def failed(
@@ -134,6 +154,9 @@ class RegistryGate:
         else:
             health.rejected(verdict.label, now, admission)
         self.metrics.attempt_done(key, verdict.label, seconds)
+        if self.observer is not None and verdict.effect is not Effect.NEUTRAL:
+            # a request the provider refused on its merits (a 400) says it is up: no signal
+            self.observer.attempt(key, verdict.label, False, seconds, now)
         self._publish(key, health.breaker.state(now))
 
     def _end(self, key: str, token: object) -> None:

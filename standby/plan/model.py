@@ -12,15 +12,15 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from standby.plan.alerts import Incidents, Notify, Probes, StatusPage
+from standby.plan.record import Record
 from standby.plan.values import Clamp, Duration, Loc, Size, Tokens, dotted
 
 # body keys the gateway itself decides; a target's params or clamps may not touch them
@@ -35,10 +35,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 MAX_TIMEOUT = 86400.0  # a deadline longer than a day is a typo, not a plan
@@ -171,6 +167,8 @@ class ProviderConfig(Record):
     timeouts: TimeoutOverrides = TimeoutOverrides()
     max_connections: int = Field(10_000, ge=1)  # attempts using its connections at once
     capabilities: Capabilities = Capabilities()
+    status_page: StatusPage = StatusPage()  # its official page (built in for known vendors)
+    probe: bool = True  # probe its targets (the plan's ``probes`` say how)
 
     @field_validator("base_url")
     @classmethod
@@ -412,6 +410,9 @@ class Plan(Record):
     breaker: BreakerConfig = BreakerConfig()
     server: Server = Server()
     journal: JournalConfig = JournalConfig()
+    probes: Probes = Probes()
+    incidents: Incidents = Incidents()
+    notify: Notify = Notify()
 
     # asked model → {provider name: that provider's equivalent model}, for "{equivalent}"
     models: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -474,6 +475,15 @@ class Plan(Record):
                     )
                 elif "{equivalent}" in model and (why := self._no_equivalent(name, provider)):
                     found.append((loc, f"target {ref.target!r}: {why}"))
+        for index, window in enumerate(self.incidents.maintenance):
+            for provider in window.providers:
+                if provider not in self.providers:
+                    found.append(
+                        (
+                            ("incidents", "maintenance", index, "providers"),
+                            f"unknown provider {provider!r} (known: {known})",
+                        )
+                    )
         return found
 
     def _no_equivalent(self, route: str, provider: str) -> str | None:

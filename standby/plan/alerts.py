@@ -1,0 +1,153 @@
+"""What a downtime plan says about noticing an outage and telling people: probes, the
+providers' official status pages, the incident detector's thresholds, maintenance
+windows, notification channels and the escalation policy.
+
+    probes: {interval: 15s, max_tokens: 1, expect: "(?i)ok"}
+    incidents:
+      detect: {fast_window: 10s, slow_window: 2m, open_after: 2, resolve_after: 3}
+      maintenance: [{start: 2026-12-24T02:00:00Z, end: 2026-12-24T03:00:00Z, providers: [openai]}]
+    notify:
+      channels:
+        ops-chat: {kind: apprise, url: "slack://…"}
+        hooks: {kind: webhook, url: "https://example.com/standby", secret: "${HOOK_SECRET}"}
+        oncall: {kind: pagerduty, routing_key: "${PD_KEY}"}
+      escalation:
+        - {after: 0s, notify: [ops-chat, hooks]}
+        - {after: 10m, notify: [oncall]}
+
+A provider names its official page with ``status_page: {url: …, components: […]}``;
+known vendors have theirs built in (``standby.watch.official``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from standby.plan.record import Record
+from standby.plan.values import Duration
+
+
+class Probes(Record):
+    """A tiny synthetic request per target on a jittered schedule."""
+
+    enabled: bool = True
+    interval: Duration = 15.0  # between two probes of one target, ±20 % jitter
+    prompt: str = "Reply with the single word: ok"
+    max_tokens: int = Field(1, ge=1, le=4096)
+    expect: str = ""  # a regular expression the answer's text must match ("": any answer)
+    timeout: Duration = 10.0  # the whole probe
+    busy: int = Field(3, ge=0)  # live answers in the last interval that make a probe redundant
+
+    @field_validator("expect")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class Detect(Record):
+    """When the detector opens and resolves an incident (burn rates over two windows,
+    with hysteresis)."""
+
+    evaluate_every: Duration = 1.0  # seconds between two evaluations
+    fast_window: Duration = 5.0  # catches an outage within seconds
+    slow_window: Duration = 120.0  # catches a slow burn that the fast window forgives
+    fast_error_rate: float = Field(0.5, gt=0, le=1)  # share failed in the fast window
+    slow_error_rate: float = Field(0.1, gt=0, le=1)  # share failed in both windows
+    min_events: int = Field(3, ge=1)  # a fast window with fewer outcomes says nothing
+    slow_min_events: int = Field(30, ge=1)  # nor a slow window with fewer than this
+    open_after: int = Field(5, ge=1)  # bad evaluations in a row to open an incident
+    resolve_after: int = Field(5, ge=1)  # good evaluations in a row to resolve it
+    latency_p99: Duration | None = None  # a p99 over this in the fast window is degraded
+
+    @model_validator(mode="after")
+    def _windows(self) -> Detect:
+        if self.slow_window < self.fast_window:
+            raise ValueError("slow_window must be at least fast_window")
+        return self
+
+
+class Maintenance(Record):
+    """A scheduled window: incidents of what it covers are muted (not notified)."""
+
+    start: datetime
+    end: datetime
+    providers: list[str] = Field(default_factory=list)  # empty: everything
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Maintenance:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a time zone (…Z or …+02:00)")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Incidents(Record):
+    detect: Detect = Detect()
+    maintenance: list[Maintenance] = Field(default_factory=list)
+
+
+class Channel(Record):
+    """Where a notification goes."""
+
+    kind: Literal["apprise", "webhook", "pagerduty"]
+    url: str = ""  # apprise: the Apprise URL; webhook: the receiver; pagerduty: the events API
+    secret: str = ""  # webhook: HMAC-SHA256 key of the signature header
+    routing_key: str = ""  # pagerduty: the integration's routing key
+    min_interval: Duration = 0.0  # at most one message per this long, per incident
+
+    @model_validator(mode="after")
+    def _complete(self) -> Channel:
+        if self.kind in ("apprise", "webhook") and not self.url:
+            raise ValueError(f"a {self.kind} channel needs a url")
+        if self.kind == "pagerduty" and not self.routing_key:
+            raise ValueError("a pagerduty channel needs a routing_key")
+        return self
+
+
+class Step(Record):
+    """One escalation step: ``after`` the incident opened (and is still unacknowledged),
+    notify ``notify``."""
+
+    after: Duration = 0.0
+    notify: list[str] = Field(min_length=1)
+
+
+class Notify(Record):
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    escalation: list[Step] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known(self) -> Notify:
+        for index, step in enumerate(self.escalation):
+            unknown = [name for name in step.notify if name not in self.channels]
+            if unknown:
+                known = ", ".join(sorted(self.channels)) or "none"
+                raise ValueError(
+                    f"escalation step {index} names unknown channel(s) {', '.join(unknown)} "
+                    f"(channels: {known})"
+                )
+        afters = [step.after for step in self.escalation]
+        if afters != sorted(afters):
+            raise ValueError("escalation steps must be in order of `after`")
+        return self
+
+
+class StatusPage(Record):
+    """A provider's official status page."""
+
+    url: str = ""  # "": the vendor's built-in page, if Standby knows one
+    format: Literal["statuspage", "google-cloud", "feed"] = "statuspage"
+    components: list[str] = Field(default_factory=list)  # the ones that matter; []: all
+    interval: Duration = 60.0  # between two polls (longer after errors)
+    demote: bool = True  # a declared major outage / maintenance takes the target out first
+    enabled: bool = True
