@@ -70,4 +70,40 @@ journal_cursor = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
 )
 
+# Standby's own incidents (``standby.incidents``): one row each, and its timeline
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("component", sa.String, nullable=False),  # target:p/m, route:name, or a label
+    sa.Column("title", sa.Text, nullable=False),
+    # investigating | identified | monitoring | resolved
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("severity", sa.String, nullable=False),  # major | minor
+    sa.Column("source", sa.String, nullable=False),  # detector | manual
+    sa.Column("opened_at", sa.Double, nullable=False),
+    sa.Column("first_failure_at", sa.Double),
+    sa.Column("acknowledged_at", sa.Double),
+    sa.Column("resolved_at", sa.Double),
+    sa.Column("muted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("official_json", sa.Text),  # the provider's own incident, when it declared one
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Index("ix_incidents_status_opened_at", "status", "opened_at"),
+    sa.Index("ix_incidents_component_status", "component", "status"),
+)
+
+incident_events = sa.Table(
+    "incident_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    # first_failure | opened | failover | official | notified | notify_failed | monitoring |
+    # relapsed | update | acknowledged | resolved
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data_json", sa.Text),
+    sa.Index("ix_incident_events_incident_at", "incident_id", "at"),
+)
+
 VERSION_TABLE = "journal_alembic_version"  # not alembic_version: the database may be shared

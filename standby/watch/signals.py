@@ -72,6 +72,7 @@ class _Bucket:
     __slots__ = (
         "events",
         "failures",
+        "first_failure",
         "last_failure",
         "last_ok",
         "latencies",
@@ -87,6 +88,7 @@ class _Bucket:
         self.latencies: list[float] = []
         self.ttfbs: list[float] = []
         self.last_ok: float | None = None
+        self.first_failure: float | None = None
         self.last_failure: float | None = None
 
 
@@ -125,6 +127,8 @@ class Series:
                 bucket.latencies.append(seconds)
         else:
             bucket.failures += 1
+            if bucket.first_failure is None:
+                bucket.first_failure = now
             bucket.last_failure = now
             if outcome in _TIMEOUTS or outcome.startswith("timeout"):
                 bucket.timeouts += 1
@@ -133,6 +137,23 @@ class Series:
         bucket = self._bucket(now)
         if len(bucket.ttfbs) < self._samples:
             bucket.ttfbs.append(seconds)
+
+    def first_failure(self, since: float, now: float) -> float | None:
+        """The earliest failure at or after ``since`` still held (None: none).  Within a
+        bucket that began before ``since``, ``since`` itself stands for its failures."""
+        newest = int(now // self._width)
+        oldest = newest - len(self._buckets) + 1
+        found: float | None = None
+        for bucket in self._buckets:
+            if bucket is None or not oldest <= bucket.number <= newest:
+                continue
+            if bucket.first_failure is None or bucket.last_failure is None:
+                continue
+            if bucket.last_failure < since:
+                continue
+            moment = max(bucket.first_failure, since)
+            found = moment if found is None else min(found, moment)
+        return found
 
     def stats(self, span: float, now: float) -> WindowStats:
         newest = int(now // self._width)
@@ -212,6 +233,11 @@ class Signals:
         if series is None:
             return Series(span).stats(span, now)
         return series.stats(min(span, self.slow), now)
+
+    def first_failure(self, key: str, since: float, now: float) -> float | None:
+        """The earliest failure of ``key`` at or after ``since`` (the start of an outage)."""
+        series = self._series.get(key)
+        return series.first_failure(since, now) if series is not None else None
 
     def probe_failures(self, key: str) -> int:
         """Probes of ``key`` failed in a row since its last probe success."""

@@ -33,5 +33,11 @@ async def test_the_migration_yields_the_schema_and_runs_once(store: SQLStore) ->
     async with store.engine.connect() as conn:
         assert await conn.run_sync(_differences) == []
         tables, revision = await conn.run_sync(_tables)
-    assert tables == ["journal_alembic_version", "journal_cursor", "requests"]
-    assert revision == "0002"
+    assert tables == [
+        "incident_events",
+        "incidents",
+        "journal_alembic_version",
+        "journal_cursor",
+        "requests",
+    ]
+    assert revision == "0003"
