@@ -1,0 +1,221 @@
+"""Probes: a tiny synthetic request per target, so that Standby knows a target's health
+without waiting for a customer to find out.
+
+Each target of the plan (``provider/model``; a ``{model}`` target is no one target and is
+not probed) is probed every ``probes.interval`` seconds (±20 % jitter), with the plan's
+prompt and ``max_tokens`` (1 by default: the cheapest answer there is), unless live
+traffic already answered ``probes.busy`` times during the last interval.  A probe:
+
+* goes through the health gate like a live attempt: it needs the breaker's admission, and
+  its outcome counts for the breaker — so a probe, not a customer's request, is what
+  finds a recovered target and closes its breaker (the half-open trial);
+* feeds the signals as a probe (``Signals.attempt(..., probe=True)``);
+* fails when the answer does not match ``probes.expect``.
+
+Three rhythms: the regular one; a failed probe is confirmed ``CONFIRM`` seconds later
+(the detector wants two failures in a row); a target whose breaker is open is probed as
+soon as the breaker admits a trial, so recovery is found within the breaker's ejection
+period.  ``Prober.due(now)`` (pure) says which targets to probe; ``run()`` is the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from standby.canonical import Call, Deadlines
+from standby.errors import DeadlineExceeded, ProviderError
+from standby.health.gate import RegistryGate
+from standby.plan.alerts import Probes
+from standby.providers.base import Provider
+from standby.routing.outcomes import judge
+from standby.watch.signals import Signals
+
+log = logging.getLogger("standby.watch")
+
+CONFIRM = 2.0  # seconds after a failed probe before the probe that confirms it
+TICK = 0.5  # seconds between two looks at what is due
+
+
+@dataclass(slots=True)
+class _Schedule:
+    next_at: float
+    failing: bool = False  # the last probe failed
+
+
+class Prober:
+    """Probes the ``targets`` (key → (provider name, model)) of a plan."""
+
+    def __init__(
+        self,
+        config: Probes,
+        targets: Mapping[str, tuple[str, str]],
+        providers: Mapping[str, Provider],
+        gate: RegistryGate,
+        signals: Signals,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.config = config
+        self.targets = dict(targets)
+        self.providers = providers
+        self.gate = gate
+        self.signals = signals
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.connect_timeout = connect_timeout
+        self._expect = re.compile(config.expect) if config.expect else None
+        now = clock()
+        # the first round is spread over one interval, so a big plan does not burst
+        self._schedule = {
+            key: _Schedule(now + self.rng.uniform(0.0, config.interval)) for key in self.targets
+        }
+        self._running: set[str] = set()
+        self.sent = 0  # probes sent, for the status view and tests
+
+    def _jittered(self) -> float:
+        return self.config.interval * self.rng.uniform(0.8, 1.2)
+
+    def due(self, now: float) -> list[str]:
+        """The targets to probe now (pure but for advancing skipped schedules)."""
+        found = []
+        for key, schedule in self._schedule.items():
+            if key in self._running:
+                continue
+            if self.gate.registry.get(key).breaker.state(now) != "closed":
+                # ejected: probe as soon as the breaker admits a trial (finds a recovery)
+                if self.gate.registry.available(key, now):
+                    found.append(key)
+                continue
+            if now < schedule.next_at:
+                continue
+            busy = self.signals.live_events(key, self.config.interval, now)
+            if not schedule.failing and self.config.busy and busy >= self.config.busy:
+                schedule.next_at = now + self._jittered()  # live traffic says enough
+                continue
+            found.append(key)
+        return found
+
+    async def probe(self, key: str) -> bool:
+        """Probe ``key`` once; whether it answered as expected."""
+        provider_name, model = self.targets[key]
+        provider = self.providers[provider_name]
+        schedule = self._schedule[key]
+        started = self.clock()
+        token = self.gate.admit(key, started)
+        if token is None:  # the breaker refuses for now: look again soon
+            schedule.next_at = started + TICK
+            return False
+        self._running.add(key)
+        self.sent += 1
+        call = Call(
+            endpoint="chat",
+            body={
+                "model": model,
+                "messages": [{"role": "user", "content": self.config.prompt}],
+                "max_tokens": self.config.max_tokens,
+                "stream": False,
+            },
+        )
+        limit = self.config.timeout
+        deadlines = Deadlines(
+            connect=min(self.connect_timeout, limit), first_token=limit, idle=limit
+        )
+        ok = False
+        try:
+            try:
+                async with asyncio.timeout(limit):
+                    reply = await provider.send(call, deadlines)
+                seconds = self.clock() - started
+                self.gate.responded(key, token, started + seconds)
+                text = _text(reply.data)
+                if self._expect is not None and not self._expect.search(text):
+                    raise _Unexpected(f"{key}: the probe's answer {text[:80]!r} did not match")
+                self.gate.succeeded(key, token, self.clock(), seconds)
+                self.signals.attempt(key, "ok", True, seconds, self.clock(), probe=True)
+                ok = True
+            except TimeoutError:
+                self._failed(
+                    key,
+                    token,
+                    DeadlineExceeded(
+                        f"{key}: the probe got no answer in {limit:g}s", phase="first_token"
+                    ),
+                    started,
+                )
+            except _Unexpected as exc:
+                log.warning("%s", exc)
+                self.gate.abandoned(key, token, self.clock())
+                self.signals.attempt(
+                    key,
+                    "unexpected_answer",
+                    False,
+                    self.clock() - started,
+                    self.clock(),
+                    probe=True,
+                )
+            except ProviderError as error:
+                self._failed(key, token, error, started)
+        finally:
+            self._running.discard(key)
+            schedule.failing = not ok
+            schedule.next_at = self.clock() + (self._jittered() if ok else CONFIRM)
+        return ok
+
+    def _failed(self, key: str, token: object, error: ProviderError, started: float) -> None:
+        verdict = judge(error, same_target_tries=0, max_same_target=0)
+        now = self.clock()
+        self.gate.failed(key, token, now, verdict, error, now - started)
+        if not verdict.local:  # Standby's own limit says nothing about the target
+            self.signals.attempt(key, verdict.label, False, now - started, now, probe=True)
+
+    async def run(self) -> None:
+        """Probe what is due, every ``TICK`` seconds, until cancelled."""
+        if not self.config.enabled or not self.targets:
+            return
+        tasks: set[asyncio.Task[bool]] = set()
+        try:
+            while True:
+                for key in self.due(self.clock()):
+                    task = asyncio.create_task(self.probe(key), name=f"probe {key}")
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                await asyncio.sleep(TICK)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+class _Unexpected(Exception):
+    """The probe's answer did not match ``probes.expect`` (never leaves this module)."""
+
+
+def _text(data: Mapping[str, object]) -> str:
+    choices = data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        message = choices[0].get("message")
+        if isinstance(message, dict):
+            content = message.get("content")
+            return content if isinstance(content, str) else ""
+    return ""
+
+
+def probe_targets(
+    routes: Mapping[str, list[str]], providers: Mapping[str, object], probed: Callable[[str], bool]
+) -> dict[str, tuple[str, str]]:
+    """Target key → (provider, model) for every target of the routes whose provider
+    exists and is probed (``probed(provider)``)."""
+    found: dict[str, tuple[str, str]] = {}
+    for keys in routes.values():
+        for key in keys:
+            provider, _, model = key.partition("/")
+            if provider in providers and probed(provider):
+                found[key] = (provider, model)
+    return found

@@ -1,0 +1,115 @@
+"""Probes against a real simulated provider on loopback, with an injected clock for what
+is due (the probes themselves are real HTTP calls)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from standby.health.gate import RegistryGate
+from standby.health.registry import HealthRegistry
+from standby.metrics import Metrics
+from standby.plan.alerts import Probes
+from standby.plan.model import BreakerConfig, ProviderConfig
+from standby.providers.openai import OpenAIProvider
+from standby.sim import Fault, SimProvider
+from standby.watch.probes import CONFIRM, Prober, probe_targets
+from standby.watch.signals import Signals
+
+KEY = "primary/gpt-4o-mini"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimProvider]:
+    async with SimProvider("primary", words=3) as running:
+        yield running
+
+
+async def rig(sim: SimProvider, **probes: object) -> tuple[Prober, Clock, Signals, RegistryGate]:
+    clock = Clock()
+    signals = Signals()
+    registry = HealthRegistry(BreakerConfig(failures=2, ejection=5.0))
+    gate = RegistryGate(registry, Metrics())
+    provider = OpenAIProvider("primary", ProviderConfig(base_url=sim.base_url))
+    prober = Prober(
+        Probes.model_validate({"interval": 10.0, **probes}),
+        {KEY: ("primary", "gpt-4o-mini")},
+        {"primary": provider},
+        gate,
+        signals,
+        clock=clock,
+    )
+    return prober, clock, signals, gate
+
+
+async def test_a_probe_is_a_tiny_real_request_whose_outcome_feeds_the_signals(
+    sim: SimProvider,
+) -> None:
+    prober, clock, signals, _ = await rig(sim)
+    assert await prober.probe(KEY)
+    [request] = sim.requests
+    assert request.body["max_tokens"] == 1 and request.body["model"] == "gpt-4o-mini"
+    stats = signals.stats(KEY, 10.0, clock.now)
+    assert (stats.events, stats.probes, stats.failures) == (1, 1, 0)
+    assert signals.live_events(KEY, 10.0, clock.now) == 0
+
+
+async def test_a_failed_probe_is_confirmed_soon_and_a_healthy_one_waits_an_interval(
+    sim: SimProvider,
+) -> None:
+    prober, clock, signals, _ = await rig(sim)
+    sim.set_fault(Fault("error", status=500))
+    assert not await prober.probe(KEY)
+    assert prober.due(clock.now) == []
+    clock.now += CONFIRM
+    assert prober.due(clock.now) == [KEY]
+    assert not await prober.probe(KEY)
+    assert signals.probe_failures(KEY) == 2
+    sim.clear()
+
+
+async def test_live_traffic_makes_probes_unnecessary(sim: SimProvider) -> None:
+    prober, clock, signals, _ = await rig(sim, busy=3)
+    clock.now += 20.0
+    for n in range(3):
+        signals.attempt(KEY, "ok", True, 0.1, clock.now - n)
+    assert prober.due(clock.now) == []
+    clock.now += 25.0  # the traffic stopped: probing again
+    assert prober.due(clock.now) == [KEY]
+
+
+async def test_an_unexpected_answer_is_a_failed_probe(sim: SimProvider) -> None:
+    prober, clock, signals, _ = await rig(sim, expect="^never$")
+    assert not await prober.probe(KEY)
+    assert signals.stats(KEY, 10.0, clock.now).failures == 1
+
+
+async def test_a_probe_is_the_trial_that_closes_an_open_breaker(sim: SimProvider) -> None:
+    prober, clock, _, gate = await rig(sim)
+    sim.set_fault(Fault("error", status=500))
+    assert not await prober.probe(KEY)
+    clock.now += CONFIRM
+    assert not await prober.probe(KEY)
+    breaker = gate.registry.get(KEY).breaker
+    assert breaker.state(clock.now) == "open"
+    assert prober.due(clock.now) == []  # the breaker admits nothing yet
+    sim.clear()
+    clock.now += 5.0  # the ejection is over: the breaker admits a trial, the probe takes it
+    assert prober.due(clock.now) == [KEY]
+    assert await prober.probe(KEY)
+    assert breaker.state(clock.now) == "closed"
+
+
+def test_targets_come_from_the_routes_of_probed_providers() -> None:
+    routes = {"chat": ["a/m1", "b/m2"], "other": ["a/m1", "c/m3"]}
+    found = probe_targets(routes, {"a": 1, "b": 2, "c": 3}, lambda name: name != "c")
+    assert found == {"a/m1": ("a", "m1"), "b/m2": ("b", "m2")}
