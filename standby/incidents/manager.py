@@ -430,7 +430,10 @@ class IncidentManager:
     # -- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Evaluate every ``detect.evaluate_every`` seconds until cancelled."""
-        await self.recover()
+        try:
+            await self.recover()
+        except Exception as exc:  # the database is away: detection goes on without it
+            log.error("could not read the open incidents of a previous run: %s", exc)
         while True:
             try:
                 await self.evaluate()

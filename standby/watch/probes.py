@@ -73,9 +73,11 @@ class Prober:
         self.connect_timeout = connect_timeout
         self._expect = re.compile(config.expect) if config.expect else None
         now = clock()
-        # the first round is spread over one interval, so a big plan does not burst
+        # the first round is spread over half an interval, starting one interval after
+        # start-up (a fresh gateway's first requests tell as much), so no burst either
         self._schedule = {
-            key: _Schedule(now + self.rng.uniform(0.0, config.interval)) for key in self.targets
+            key: _Schedule(now + config.interval * self.rng.uniform(1.0, 1.5))
+            for key in self.targets
         }
         self._running: set[str] = set()
         self.sent = 0  # probes sent, for the status view and tests

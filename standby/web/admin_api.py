@@ -23,8 +23,10 @@ from standby.health.registry import HealthRegistry
 from standby.journal.service import JournalService
 from standby.metrics import Metrics
 from standby.routing.router import Router
+from standby.web.alerting import Alerting
 from standby.web.clients import ClientKeys
 from standby.web.completions_api import completions_routes
+from standby.web.incidents_api import incidents_routes
 from standby.web.journal_api import journal_routes
 
 
@@ -39,6 +41,7 @@ def admin_app(
     clock: Callable[[], float] = time.monotonic,
     journal: JournalService | None = None,
     keys: ClientKeys | None = None,
+    alerting: Alerting | None = None,
 ) -> Starlette:
     """Operator endpoints, locked by the admin token (``/metrics`` also by its own scrape
     token); with neither token set (a loopback gateway) they are open."""
@@ -108,6 +111,10 @@ def admin_app(
     routes += completions_routes(journal, keys or ClientKeys({}))
     if journal is not None:
         routes += journal_routes(journal, authorise=authorised)
+    if alerting is not None:
+        routes += incidents_routes(
+            alerting.manager, alerting.store, alerting.status, authorise=authorised
+        )
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     # a trailing slash is a JSON 404 like any unknown path, never a redirect built from
     # the client's Host header

@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 from standby.deferred.runner import DeferredRunner
 from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
+from standby.journal.incident_store import IncidentStore
 from standby.journal.service import JournalService
 from standby.metrics import Metrics
 from standby.ops.retention import RetentionJob
@@ -38,6 +39,7 @@ from standby.providers.base import Provider
 from standby.providers.registry import build_provider
 from standby.routing.router import Router
 from standby.web.admin_api import admin_app
+from standby.web.alerting import Alerting
 from standby.web.anthropic_api import AnthropicWire
 from standby.web.asgi import Receive, Scope, Send
 from standby.web.clients import ClientKeys
@@ -63,6 +65,7 @@ class Gateway:
         rng: random.Random | None,
         providers: dict[str, Provider] | None = None,
         registry: HealthRegistry | None = None,
+        alerting: Alerting | None = None,
     ) -> None:
         self.plan = plan
         self.registry = registry or HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
@@ -71,7 +74,9 @@ class Gateway:
             if providers is not None
             else {name: build_provider(name, config) for name, config in plan.providers.items()}
         )
-        self.gate = RegistryGate(self.registry, metrics)
+        self.gate = RegistryGate(
+            self.registry, metrics, observer=alerting.signals if alerting is not None else None
+        )
         self.router = Router(plan, self.providers, self.gate, metrics, clock=clock, rng=rng)
         self.keys = ClientKeys(plan.server.client_keys, plan.server.admin_token)
         self.deferred = DeferredRunner(self.router, journal) if journal is not None else None
@@ -111,6 +116,7 @@ class Gateway:
             clock=clock,
             journal=journal,
             keys=self.keys,
+            alerting=alerting,
         )
 
     def handler(self, method: str, path: str) -> Handler:
@@ -157,6 +163,9 @@ class StandbyApp:
         self.retention = (
             RetentionJob(service.store, plan.journal.retain) if service is not None else None
         )
+        self.alerting = Alerting(plan, metrics=self.metrics, clock=clock, rng=rng)
+        if service is not None:
+            self.alerting.attach_store(IncidentStore(service.store.engine))
         self.gateway = Gateway(
             plan,
             metrics=self.metrics,
@@ -164,7 +173,9 @@ class StandbyApp:
             clock=clock,
             rng=rng,
             providers=providers,
+            alerting=self.alerting,
         )
+        self.alerting.use(self.gateway)
         self._background: list[asyncio.Task[None]] = []
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -222,7 +233,9 @@ class StandbyApp:
             clock=self.clock,
             rng=self.rng,
             registry=old.registry if same_health else None,
+            alerting=self.alerting,
         )
+        self.alerting.use(self.gateway)
         if self._background and self.gateway.deferred is not None:
             self._start_job("deferred", self.gateway.deferred.run())
         task = asyncio.get_running_loop().create_task(self._retire(old), name="retire")
@@ -254,6 +267,7 @@ class StandbyApp:
 
     async def _start_background(self) -> None:
         if self.journal_service is None:
+            await self.alerting.start()
             return
         service = self.journal_service
         await service.start()
@@ -263,6 +277,7 @@ class StandbyApp:
             log.warning(
                 "journal database not ready; serving anyway, spooling to %s", service.wal.directory
             )
+        await self.alerting.start()
         if self.gateway.deferred is not None:
             self._start_job("deferred", self.gateway.deferred.run())
         if self.retention is not None:
@@ -275,6 +290,7 @@ class StandbyApp:
 
     async def aclose(self) -> None:
         """Stop background jobs, close provider connections and the journal."""
+        await self.alerting.stop()
         for task in self._background:
             task.cancel()
         for task in self._background:
