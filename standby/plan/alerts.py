@@ -151,3 +151,10 @@ class StatusPage(Record):
     interval: Duration = 60.0  # between two polls (longer after errors)
     demote: bool = True  # a declared major outage / maintenance takes the target out first
     enabled: bool = True
+
+    @field_validator("interval")
+    @classmethod
+    def _polite(cls, value: float) -> float:
+        if value < 10.0:
+            raise ValueError("poll a status page at most every 10s (its owner pays for it)")
+        return value
