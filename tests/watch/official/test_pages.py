@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from standby.plan.alerts import StatusPage
 from standby.plan.model import ProviderConfig
@@ -135,6 +136,8 @@ def test_no_page_for_an_unknown_host_without_a_url() -> None:
     assert resolve("openai", "http://localhost:9000/v1", StatusPage()) is None
 
 
-def test_an_interval_shorter_than_ten_seconds_is_raised_to_ten() -> None:
-    spec = resolve("openai", "https://api.openai.com/v1", StatusPage(interval=0.0))
+def test_an_interval_shorter_than_ten_seconds_is_refused_by_the_plan() -> None:
+    with pytest.raises(ValidationError, match="at most every 10s"):
+        StatusPage(interval=0.0)
+    spec = resolve("openai", "https://api.openai.com/v1", StatusPage(interval=10.0))
     assert spec is not None and spec.interval == 10.0
