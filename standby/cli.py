@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import sys
 from collections.abc import Iterator
@@ -20,19 +21,26 @@ from standby.plan.model import Plan, is_loopback
 
 
 class _Commands(click.Group):
-    """The CLI, with the journal commands imported only when one of them runs (they pull
+    """The CLI, with the operator commands imported only when one of them runs (they pull
     in SQLAlchemy and rich, which ``serve`` with the journal off never needs)."""
 
-    lazy = {"export": "export_command", "backup": "backup_command", "journal": "journal_group"}
+    lazy = {
+        "export": ("cli", "export_command"),
+        "backup": ("cli", "backup_command"),
+        "journal": ("cli", "journal_group"),
+        "incidents": ("incidents_cli", "incidents_group"),
+        "status": ("incidents_cli", "status_command"),
+        "notify": ("incidents_cli", "notify_group"),
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
-            from standby.ops import cli as journal_cli
-
-            command: click.Command = getattr(journal_cli, self.lazy[name])
+            module_name, attribute = self.lazy[name]
+            module = importlib.import_module(f"standby.ops.{module_name}")
+            command: click.Command = getattr(module, attribute)
             return command
         return super().get_command(ctx, name)
 

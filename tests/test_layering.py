@@ -2,7 +2,9 @@
 
 Rules (docs/ARCHITECTURE.md): no circle between any two top-level parts of the package;
 ``routing`` never imports ``journal``, ``deferred``, ``ops`` or ``web``; ``journal`` never
-imports ``routing``, ``deferred`` or ``web``; nothing imports ``web`` but the entry points.
+imports ``routing``, ``deferred`` or ``web``; ``notify`` knows only the plan; ``watch``
+and ``incidents`` never reach up into ``web``; nothing imports ``web`` but the entry
+points.
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ def test_no_longer_circle_either() -> None:
         ("health", {"journal", "web", "deferred"}),
         ("sim", {"web", "routing", "journal", "providers"}),
         ("plan", {"routing", "journal", "web", "providers", "health"}),
+        # the noticing-and-telling side: notify knows only the plan; watch reads health and
+        # providers but never incidents; incidents decide, the journal only stores them
+        ("notify", {"routing", "journal", "web", "health", "providers", "incidents", "watch"}),
+        ("watch", {"journal", "web", "incidents", "notify", "deferred"}),
+        ("incidents", {"web", "routing", "providers", "notify"}),
+        ("journal", {"incidents", "watch", "notify"}),
+        ("health", {"watch", "incidents", "notify"}),
     ],
 )
 def test_lower_parts_do_not_reach_up(source: str, forbidden: set[str]) -> None:

@@ -100,9 +100,11 @@ class Channel(Record):
     """Where a notification goes."""
 
     kind: Literal["apprise", "webhook", "pagerduty"]
-    url: str = ""  # apprise: the Apprise URL; webhook: the receiver; pagerduty: the events API
-    secret: str = ""  # webhook: HMAC-SHA256 key of the signature header
-    routing_key: str = ""  # pagerduty: the integration's routing key
+    # apprise: the Apprise URL; webhook: the receiver; pagerduty: the events API.  Secrets
+    # (and an Apprise URL holds some) never show in a repr or a log
+    url: str = Field("", repr=False)
+    secret: str = Field("", repr=False)  # webhook: HMAC-SHA256 key of the signature header
+    routing_key: str = Field("", repr=False)  # pagerduty: the integration's routing key
     min_interval: Duration = 0.0  # at most one message per this long, per incident
 
     @model_validator(mode="after")

@@ -25,9 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from standby.health.gate import RegistryGate
 from standby.incidents.manager import IncidentManager, route_targets
-from standby.journal.incident_store import IncidentRow, IncidentStore
+from standby.journal.incident_store import IncidentEvent, IncidentRow, IncidentStore
 from standby.metrics import Metrics
+from standby.notify.channels import build_all
+from standby.notify.delivery import Delivery
+from standby.notify.dispatcher import Dispatcher
+from standby.notify.message import Notice, NoticeEvent
+from standby.plan.alerts import Notify
 from standby.plan.model import Plan
+from standby.watch.official import Level, OfficialWatcher, Reading, StatusPageSpec, resolve
 from standby.watch.probes import Prober, probe_targets
 from standby.watch.signals import Signals
 
@@ -61,6 +67,11 @@ class Alerting:
         )
         self.prober: Prober | None = None
         self.gateway: Gateway | None = None
+        self.watchers: dict[str, OfficialWatcher] = {}
+        self.official: dict[str, Reading] = {}  # provider → its page's last reading
+        self._demoted: dict[str, float] = {}  # target key → until when we hold it
+        self.dispatcher = self._dispatcher(plan.notify)
+        self.listeners.append(self._tell)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running = False
 
@@ -94,6 +105,112 @@ class Alerting:
         )
         if self._running:
             self._start("probes", self.prober.run())
+        self._watch_pages(plan)
+        # the notification channels and escalation keep the plan they started with: a new
+        # dispatcher would not know the open incidents' threads (StandbyApp.reload says so)
+
+    # -- the providers' own pages ------------------------------------------------------------
+    def _watch_pages(self, plan: Plan) -> None:
+        specs: dict[str, StatusPageSpec] = {}
+        for name, config in plan.providers.items():
+            spec = resolve(config.kind, config.base_url, config.status_page)
+            if spec is not None:
+                specs[name] = spec
+        for name in list(self.watchers):
+            if name not in specs or self.watchers[name].spec != specs[name]:
+                self._start(f"stop page {name}", self.watchers.pop(name).stop())
+                self.official.pop(name, None)
+        for name, spec in specs.items():
+            if name not in self.watchers:
+                self.watchers[name] = OfficialWatcher(
+                    name, spec, self._reading, clock=self.clock, wall=self.wall, rng=self.rng
+                )
+                if self._running:
+                    self.watchers[name].start()
+
+    async def _reading(self, provider: str, reading: Reading) -> None:
+        """A provider's page was read: demote its targets during a declared outage or
+        maintenance, and tell the incidents what the provider says."""
+        self.official[provider] = reading
+        gateway = self.gateway
+        watcher = self.watchers.get(provider)
+        if gateway is None or watcher is None or provider not in gateway.plan.providers:
+            return
+        worst = reading.worst(watcher.spec.components)
+        declared = worst in (Level.MAJOR_OUTAGE, Level.MAINTENANCE)
+        now = self.clock()
+        keys = [
+            key
+            for keys in route_targets(gateway.plan).values()
+            for key in keys
+            if key.partition("/")[0] == provider
+        ]
+        if declared and gateway.plan.providers[provider].status_page.demote:
+            until = now + watcher.spec.interval * 2.0  # renewed by each reading that says so
+            for key in keys:
+                if key not in self._demoted:
+                    log.warning("%s demoted: its provider's page says %s", key, worst.value)
+                gateway.registry.hold_until(key, until)
+                self._demoted[key] = until
+        else:
+            for key in keys:
+                held = self._demoted.pop(key, None)
+                health = gateway.registry.get(key)
+                if held is not None and health.held_until is not None and health.held_until <= held:
+                    health.held_until = None  # our hold, not a provider's Retry-After
+                    log.warning("%s restored: its provider's page says %s", key, worst.value)
+        incidents = [
+            {
+                "name": incident.name,
+                "status": incident.status,
+                "impact": incident.impact.value,
+                "started_at": incident.started_at,
+                "url": incident.url,
+                "eta": incident.eta,
+                "updates": [
+                    {"at": u.at, "status": u.status, "body": u.body} for u in incident.updates[:5]
+                ],
+            }
+            for incident in reading.incidents
+        ]
+        await self.manager.official(provider, incidents, worst.value)
+
+    def _dispatcher(self, config: Notify) -> Dispatcher:
+        return Dispatcher(config, build_all(config), self.wall, self._delivered)
+
+    def _tell(self, event: str, incident: IncidentRow) -> None:
+        """An incident changed: the dispatcher decides who hears of it, and when."""
+        if event not in ("opened", "updated", "acknowledged", "resolved"):
+            return
+        last = incident.events[-1] if incident.events else None
+        notice = Notice(
+            incident_id=incident.id,
+            event=_EVENTS[event],
+            title=incident.title,
+            body=last.message if last is not None else incident.title,
+            severity="info"
+            if event == "resolved"
+            else ("error" if incident.severity == "major" else "warning"),
+            component=incident.component,
+            status=incident.status,
+            at=last.at if last is not None else incident.updated_at,
+        )
+        self.dispatcher.notify(notice.event, notice)
+
+    def _delivered(self, incident_id: str, notice: Notice, delivery: Delivery) -> None:
+        """Every delivery attempt's outcome goes on the incident's timeline."""
+        kind = "notified" if delivery.ok else "notify_failed"
+        what = f"{notice.event} sent to {delivery.channel}"
+        if not delivery.ok:
+            what = f"{notice.event} not delivered to {delivery.channel}: {delivery.error}"
+        data = {
+            "channel": delivery.channel,
+            "event": notice.event,
+            "ok": delivery.ok,
+            "attempts": delivery.attempts,
+            "status": delivery.status,
+        }
+        self.manager.note_delivery(incident_id, IncidentEvent(delivery.at, kind, what, data))
 
     def _heard(self, event: str, incident: IncidentRow) -> None:
         for listener in self.listeners:
@@ -105,6 +222,9 @@ class Alerting:
     # -- running -------------------------------------------------------------------------------
     async def start(self) -> None:
         self._running = True
+        self.dispatcher.start()
+        for watcher in self.watchers.values():
+            watcher.start()
         self._start("incidents", self.manager.run())
         if self.prober is not None:
             self._start("probes", self.prober.run())
@@ -125,6 +245,9 @@ class Alerting:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for watcher in self.watchers.values():
+            await watcher.stop()
+        await self.dispatcher.stop()
 
     # -- the live view -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -154,9 +277,41 @@ class Alerting:
             "at": self.wall(),
             "targets": targets,
             "routes": routes,
+            "official": {
+                provider: {
+                    "indicator": reading.worst(self.watchers[provider].spec.components).value
+                    if provider in self.watchers
+                    else reading.indicator.value,
+                    "page": reading.source_url,
+                    "components": {name: level.value for name, level in reading.components.items()},
+                    "incidents": [
+                        {
+                            "name": i.name,
+                            "status": i.status,
+                            "impact": i.impact.value,
+                            "started_at": i.started_at,
+                            "url": i.url,
+                            "eta": i.eta,
+                        }
+                        for i in reading.incidents
+                    ],
+                    "error": reading.error,
+                    "fetched_at": reading.fetched_at,
+                }
+                for provider, reading in self.official.items()
+            },
+            "demoted": sorted(self._demoted),
             "incidents": [i.as_dict(events=False) for i in self.manager.open_incidents()],
             "probes_sent": self.prober.sent if self.prober is not None else 0,
         }
+
+
+_EVENTS: dict[str, NoticeEvent] = {
+    "opened": "opened",
+    "updated": "updated",
+    "acknowledged": "acknowledged",
+    "resolved": "resolved",
+}
 
 
 def _log_end(task: asyncio.Task[None]) -> None:

@@ -225,6 +225,8 @@ class StandbyApp:
             kept.append("journal settings other than store (restart to change them)")
         if (plan.server.host, plan.server.port) != (old.plan.server.host, old.plan.server.port):
             kept.append("server.host and server.port (restart to change them)")
+        if plan.notify != old.plan.notify:
+            kept.append("notify channels and escalation (restart to change them)")
         same_health = plan.breaker == old.plan.breaker and plan.timeouts == old.plan.timeouts
         self.gateway = Gateway(
             plan,
