@@ -40,6 +40,9 @@ def two_target_plan(primary: SimProvider, backup: SimProvider, **overrides: Any)
         "timeouts": {"connect": "1s", "first_token": "1s", "idle": "1s", "total": "20s"},
         "retry": {"backoff": "10ms", "max_backoff": "50ms"},
         "routes": {"gpt-4o-mini": {"targets": ["primary/gpt-4o-mini", "backup/gpt-4o-mini"]}},
+        # probes send requests of their own to the sims, which these tests count; they are
+        # tested in tests/watch and tests/e2e/test_incidents.py (which turn them on)
+        "probes": {"enabled": False},
     }
     for key, value in overrides.items():
         plan[key] = value

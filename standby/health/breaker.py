@@ -4,6 +4,7 @@
     open ──(ejection period over; decided lazily by ``now``)──▶ half_open
     half_open ──(the one trial succeeds)──▶ closed
     half_open ──(the trial fails)──▶ open for min(previous * growth, max_ejection)
+    open ──(a probe's trial, ``admit_probe``, succeeds)──▶ closed, before the period ends
     any counted auth failure ──▶ open for auth_ejection
 
 Every call takes ``now``, seconds on a monotonic clock; nothing here reads the time,
@@ -131,6 +132,19 @@ class Breaker:
             return self._admission
         if not self.admissible(now):
             return None
+        self._new_epoch()
+        self._trial_at = now
+        return Admission(self._epoch, trial=True)
+
+    def admit_probe(self, now: float) -> Admission | None:
+        """A probe's admission: what ``admit`` grants, and while the ejection runs, a
+        trial out of turn.  A probe costs next to nothing, so it, rather than a customer's
+        request once the ejection is over, is what finds a recovered target: its success
+        closes the breaker at once; its failure re-opens it like any failed trial."""
+        if self._open_until is None or now >= self._open_until:
+            return self.admit(now)
+        if self._trial_at is not None and now < self._trial_at + self._trial_timeout:
+            return None  # a trial is out already
         self._new_epoch()
         self._trial_at = now
         return Admission(self._epoch, trial=True)

@@ -78,6 +78,15 @@ class RegistryGate:
             return None
         return _Token(admission, watch.started(now), now)
 
+    def admit_probe(self, key: str, now: float) -> object | None:
+        """A probe's admission: a trial even while the breaker's ejection runs (see
+        ``Breaker.admit_probe``), and never refused for looking silent (a probe is how
+        silence is found out)."""
+        admission = self.registry.get(key).admit_probe(now)
+        if admission is None:
+            return None
+        return _Token(admission, self._watch(key).started(now), now)
+
     def responded(self, key: str, token: object, now: float) -> None:
         if isinstance(token, _Token):
             self._watch(key).answered(token.ticket, now)

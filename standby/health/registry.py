@@ -62,6 +62,7 @@ class TargetHealth:
         "held_until",
         "key",
         "last_error",
+        "last_outcome",
         "last_success",
         "no_prefill",
         "window",
@@ -73,6 +74,7 @@ class TargetHealth:
         self.window = window
         self.held_until: float | None = None  # a 429 Retry-After asked us to wait until then
         self.last_error: str | None = None
+        self.last_outcome: str | None = None  # of the last failure noted
         self.last_success: float | None = None
         self.auth_alert = False  # the key was refused (401/402/403); cleared by a success
         # it refused an assistant prefill: continue its streams with an instruction.  Not
@@ -103,6 +105,12 @@ class TargetHealth:
         if self.is_held(now):
             return None
         return self.breaker.admit(now)
+
+    def admit_probe(self, now: float) -> Admission | None:
+        """A probe's admission (``Breaker.admit_probe``), or ``None`` if held."""
+        if self.is_held(now):
+            return None
+        return self.breaker.admit_probe(now)
 
     def succeeded(self, now: float, admission: Admission | None = None) -> None:
         """The attempt produced a usable answer."""
@@ -189,6 +197,7 @@ class TargetHealth:
 
     def _note(self, outcome: str, now: float, error: str | None) -> None:
         self.window.add(outcome, now)
+        self.last_outcome = outcome
         if error is not None:
             self.last_error = error[:_MAX_ERROR]
 

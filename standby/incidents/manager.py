@@ -133,6 +133,11 @@ class IncidentManager:
     def open_incidents(self) -> list[IncidentRow]:
         return sorted(self._open.values(), key=lambda i: i.opened_at)
 
+    def open_for(self, component: str) -> IncidentRow | None:
+        """The open incident of ``component``, if there is one."""
+        incident_id = self._by_component.get(component)
+        return None if incident_id is None else self._open[incident_id]
+
     def components(self) -> dict[str, dict[str, Any]]:
         """Each component's last judgement and open incident (for ``/standby/status``)."""
         return {
@@ -276,9 +281,16 @@ class IncidentManager:
 
     # -- people's side -----------------------------------------------------------------------
     async def open(
-        self, component: str, title: str, *, severity: str = "major", message: str = ""
+        self,
+        component: str,
+        title: str,
+        *,
+        severity: str = "major",
+        message: str = "",
+        source: str = "manual",
     ) -> IncidentRow:
-        """An incident opened by hand (``standby incidents open``)."""
+        """An incident opened by hand (``standby incidents open``), or because a
+        provider's page declares an outage (``source="official"``)."""
         async with self._lock:
             at = self.wall()
             existing = self._by_component.get(component)
@@ -290,7 +302,7 @@ class IncidentManager:
                 title=title,
                 status="investigating",
                 severity=severity,
-                source="manual",
+                source=source,
                 opened_at=at,
                 updated_at=at,
                 muted=bool(self._muted(component, at)),

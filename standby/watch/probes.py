@@ -13,9 +13,10 @@ traffic already answered ``probes.busy`` times during the last interval.  A prob
 * fails when the answer does not match ``probes.expect``.
 
 Three rhythms: the regular one; a failed probe is confirmed ``CONFIRM`` seconds later
-(the detector wants two failures in a row); a target whose breaker is open is probed as
-soon as the breaker admits a trial, so recovery is found within the breaker's ejection
-period.  ``Prober.due(now)`` (pure) says which targets to probe; ``run()`` is the loop.
+(the detector wants two failures in a row); a target whose breaker is open is probed
+every ``OPEN_EVERY`` seconds, each probe a trial out of turn (``Breaker.admit_probe``),
+so a recovered target is back in use within a fraction of a second, not at the end of
+its ejection.  ``Prober.due(now)`` (pure) says which targets to probe; ``run()`` is the loop.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ from standby.watch.signals import Signals
 log = logging.getLogger("standby.watch")
 
 CONFIRM = 2.0  # seconds after a failed probe before the probe that confirms it
-TICK = 0.5  # seconds between two looks at what is due
+OPEN_EVERY = 0.25  # seconds between two probes of a target whose breaker is open
+TICK = 0.1  # seconds between two looks at what is due
 
 
 @dataclass(slots=True)
 class _Schedule:
     next_at: float
     failing: bool = False  # the last probe failed
+    last_at: float = float("-inf")  # when the last probe started
 
 
 class Prober:
@@ -91,9 +94,12 @@ class Prober:
         for key, schedule in self._schedule.items():
             if key in self._running:
                 continue
-            if self.gate.registry.get(key).breaker.state(now) != "closed":
-                # ejected: probe as soon as the breaker admits a trial (finds a recovery)
-                if self.gate.registry.available(key, now):
+            health = self.gate.registry.get(key)
+            # a provider that answered 429 asked for less traffic: no fast probing of it
+            if health.breaker.state(now) != "closed" and health.last_outcome != "rate_limited":
+                # ejected: a probe every OPEN_EVERY seconds is the trial that finds the
+                # recovery (failed ones cost the provider nothing)
+                if now >= schedule.last_at + OPEN_EVERY and not health.is_held(now):
                     found.append(key)
                 continue
             if now < schedule.next_at:
@@ -111,7 +117,8 @@ class Prober:
         provider = self.providers[provider_name]
         schedule = self._schedule[key]
         started = self.clock()
-        token = self.gate.admit(key, started)
+        schedule.last_at = started
+        token = self.gate.admit_probe(key, started)
         if token is None:  # the breaker refuses for now: look again soon
             schedule.next_at = started + TICK
             return False

@@ -173,6 +173,25 @@ class Alerting:
             }
             for incident in reading.incidents
         ]
+        for key in keys:  # the provider says so before any request fails: an incident
+            component = f"target:{key}"
+            existing = self.manager.open_for(component)
+            if worst is Level.MAJOR_OUTAGE and existing is None:
+                name = incidents[0]["name"] if incidents else "a major outage"
+                await self.manager.open(
+                    component,
+                    f"{key}: {provider} declares {name}",
+                    message=f"{provider}'s status page declares a major outage",
+                    source="official",
+                )
+            elif (
+                existing is not None
+                and existing.source == "official"
+                and worst in (Level.OPERATIONAL, Level.DEGRADED)
+            ):
+                await self.manager.resolve(
+                    existing.id, f"{provider}'s status page says {worst.value} again"
+                )
         await self.manager.official(provider, incidents, worst.value)
 
     def _dispatcher(self, config: Notify) -> Dispatcher:

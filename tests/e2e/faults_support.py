@@ -225,6 +225,7 @@ def single_target_plan(sim: SimProvider, **overrides: Any) -> dict[str, Any]:
         "timeouts": {"connect": "1s", "first_token": "1s", "idle": "1s", "total": "20s"},
         "retry": {"backoff": "10ms", "max_backoff": "50ms"},
         "routes": {"solo": {"targets": ["primary/gpt-4o-mini"]}},
+        "probes": {"enabled": False},  # these tests count the sim's requests
     }
     plan.update(overrides)
     return plan

@@ -274,3 +274,18 @@ def test_properties(
                 assert after == before, "a stale report moved the breaker"
         until = breaker.open_until
         assert until is None or until <= now + bound + 1e-9
+
+
+def test_a_probe_takes_a_trial_out_of_turn_while_the_ejection_runs() -> None:
+    breaker = Breaker(BreakerConfig(failures=1, ejection=10.0, max_ejection=10.0))
+    breaker.record_failure(0.0)
+    assert breaker.state(1.0) == "open" and breaker.admit(1.0) is None
+    probe = breaker.admit_probe(1.0)
+    assert probe is not None and probe.trial
+    assert breaker.admit_probe(1.1) is None  # one trial at a time
+    breaker.record_failure(1.2, probe)  # still down: open again, from now
+    assert breaker.open_until == 11.2
+    probe = breaker.admit_probe(2.0)
+    assert probe is not None
+    breaker.record_success(2.1, probe)
+    assert breaker.state(2.1) == "closed"

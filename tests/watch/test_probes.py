@@ -14,7 +14,7 @@ from standby.plan.alerts import Probes
 from standby.plan.model import BreakerConfig, ProviderConfig
 from standby.providers.openai import OpenAIProvider
 from standby.sim import Fault, SimProvider
-from standby.watch.probes import CONFIRM, Prober, probe_targets
+from standby.watch.probes import CONFIRM, OPEN_EVERY, Prober, probe_targets
 from standby.watch.signals import Signals
 
 KEY = "primary/gpt-4o-mini"
@@ -101,9 +101,12 @@ async def test_a_probe_is_the_trial_that_closes_an_open_breaker(sim: SimProvider
     assert not await prober.probe(KEY)
     breaker = gate.registry.get(KEY).breaker
     assert breaker.state(clock.now) == "open"
-    assert prober.due(clock.now) == []  # the breaker admits nothing yet
+    assert prober.due(clock.now) == []  # just probed
+    clock.now += OPEN_EVERY
+    assert prober.due(clock.now) == [KEY]  # while the ejection runs, every OPEN_EVERY
+    assert not await prober.probe(KEY)  # still down: open again
     sim.clear()
-    clock.now += 5.0  # the ejection is over: the breaker admits a trial, the probe takes it
+    clock.now += OPEN_EVERY  # well before the 5 s ejection ends
     assert prober.due(clock.now) == [KEY]
     assert await prober.probe(KEY)
     assert breaker.state(clock.now) == "closed"
