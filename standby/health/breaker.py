@@ -136,14 +136,20 @@ class Breaker:
         self._trial_at = now
         return Admission(self._epoch, trial=True)
 
-    def admit_probe(self, now: float) -> Admission | None:
+    def admit_probe(self, now: float, patience: float | None = None) -> Admission | None:
         """A probe's admission: what ``admit`` grants, and while the ejection runs, a
         trial out of turn.  A probe costs next to nothing, so it, rather than a customer's
         request once the ejection is over, is what finds a recovered target: its success
-        closes the breaker at once; its failure re-opens it like any failed trial."""
-        if self._open_until is None or now >= self._open_until:
-            return self.admit(now)
-        if self._trial_at is not None and now < self._trial_at + self._trial_timeout:
+        closes the breaker at once; its failure re-opens it like any failed trial.
+
+        ``patience``: a trial out for longer than this (a probe or a request stuck on a
+        slow provider), open or half-open, no longer blocks a probe's trial; the new
+        trial's epoch makes the old one's report moot.
+        """
+        if self._open_until is None:
+            return self._admission
+        wait = self._trial_timeout if patience is None else min(patience, self._trial_timeout)
+        if self._trial_at is not None and now < self._trial_at + wait:
             return None  # a trial is out already
         self._new_epoch()
         self._trial_at = now

@@ -28,7 +28,9 @@ class Observer(Protocol):
     """Who hears of every attempt that reached a provider (``watch.signals.Signals``):
     its outcome and duration, and its time to first byte."""
 
-    def attempt(self, key: str, outcome: str, ok: bool, seconds: float, now: float) -> None: ...
+    def attempt(
+        self, key: str, outcome: str, ok: bool, seconds: float, now: float, *, probe: bool = False
+    ) -> None: ...
 
     def first_byte(self, key: str, seconds: float, now: float) -> None: ...
 
@@ -38,6 +40,7 @@ class _Token:
     admission: Admission | None
     ticket: int
     started: float
+    probe: bool = False
 
 
 class RegistryGate:
@@ -78,20 +81,28 @@ class RegistryGate:
             return None
         return _Token(admission, watch.started(now), now)
 
-    def admit_probe(self, key: str, now: float) -> object | None:
+    def admit_probe(self, key: str, now: float, patience: float | None = None) -> object | None:
         """A probe's admission: a trial even while the breaker's ejection runs (see
         ``Breaker.admit_probe``), and never refused for looking silent (a probe is how
         silence is found out)."""
-        admission = self.registry.get(key).admit_probe(now)
+        admission = self.registry.get(key).admit_probe(now, patience)
         if admission is None:
             return None
-        return _Token(admission, self._watch(key).started(now), now)
+        return _Token(admission, self._watch(key).started(now), now, probe=True)
 
     def responded(self, key: str, token: object, now: float) -> None:
         if isinstance(token, _Token):
-            self._watch(key).answered(token.ticket, now)
+            watch = self._watch(key)
+            watch.answered(token.ticket, now)
+            if token.probe:
+                watch.heard()  # the target answers: live requests need not avoid it
             if self.observer is not None:
                 self.observer.first_byte(key, now - token.started, now)
+
+    def is_silent(self, key: str, now: float) -> bool:
+        """Do live requests skip ``key`` because its first bytes are overdue?"""
+        watch = self._watches.get(key)
+        return watch is not None and watch.silent(now)
 
     def silence(self, now: float) -> dict[str, dict[str, Any]]:
         """Per target: attempts waiting for a first byte, and whether it looks silent."""
@@ -119,7 +130,7 @@ class RegistryGate:
         health.succeeded(now, _admission(token))
         self.metrics.attempt_done(key, "ok", seconds)
         if self.observer is not None:
-            self.observer.attempt(key, "ok", True, seconds, now)
+            self.observer.attempt(key, "ok", True, seconds, now, probe=_probe(token))
         self._publish(key, health.breaker.state(now))
 
     def failed(
@@ -165,7 +176,7 @@ class RegistryGate:
         self.metrics.attempt_done(key, verdict.label, seconds)
         if self.observer is not None and verdict.effect is not Effect.NEUTRAL:
             # a request the provider refused on its merits (a 400) says it is up: no signal
-            self.observer.attempt(key, verdict.label, False, seconds, now)
+            self.observer.attempt(key, verdict.label, False, seconds, now, probe=_probe(token))
         self._publish(key, health.breaker.state(now))
 
     def _end(self, key: str, token: object) -> None:
@@ -183,6 +194,10 @@ class RegistryGate:
                     del self._states[old]
             self._states[key] = state
             self.metrics.breaker_state(key, state)
+
+
+def _probe(token: object) -> bool:
+    return isinstance(token, _Token) and token.probe
 
 
 def _admission(token: object) -> Admission | None:

@@ -106,11 +106,11 @@ class TargetHealth:
             return None
         return self.breaker.admit(now)
 
-    def admit_probe(self, now: float) -> Admission | None:
+    def admit_probe(self, now: float, patience: float | None = None) -> Admission | None:
         """A probe's admission (``Breaker.admit_probe``), or ``None`` if held."""
         if self.is_held(now):
             return None
-        return self.breaker.admit_probe(now)
+        return self.breaker.admit_probe(now, patience)
 
     def succeeded(self, now: float, admission: Admission | None = None) -> None:
         """The attempt produced a usable answer."""

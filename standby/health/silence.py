@@ -71,6 +71,11 @@ class SilenceWatch:
             p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
             self._threshold = max(self._floor, self._factor * p90)
 
+    def heard(self) -> None:
+        """A first byte came from the target another way (a probe): the silence, if there
+        was one, is over, and the attempts still waiting from it no longer count."""
+        self._waiting.clear()
+
     def ended(self, ticket: int) -> None:
         """The attempt ended without a first byte (failed or abandoned)."""
         self._waiting.pop(ticket, None)

@@ -6,10 +6,10 @@ not probed) is probed every ``probes.interval`` seconds (±20 % jitter), with th
 prompt and ``max_tokens`` (1 by default: the cheapest answer there is), unless live
 traffic already answered ``probes.busy`` times during the last interval.  A probe:
 
-* goes through the health gate like a live attempt: it needs the breaker's admission, and
-  its outcome counts for the breaker — so a probe, not a customer's request, is what
-  finds a recovered target and closes its breaker (the half-open trial);
-* feeds the signals as a probe (``Signals.attempt(..., probe=True)``);
+* goes through the gateway's health gate like a live attempt, admitted as a probe
+  (``admit_probe``): its outcome counts for the breaker — so a probe, not a customer's
+  request, is what finds a recovered target and closes its breaker — and reaches the
+  signals marked as a probe; its first byte also ends a silence (``SilenceWatch.heard``);
 * fails when the answer does not match ``probes.expect``.
 
 Three rhythms: the regular one; a failed probe is confirmed ``CONFIRM`` seconds later
@@ -33,6 +33,7 @@ from standby.canonical import Call, Deadlines
 from standby.errors import DeadlineExceeded, ProviderError
 from standby.health.gate import RegistryGate
 from standby.plan.alerts import Probes
+from standby.plan.model import Timeouts
 from standby.providers.base import Provider
 from standby.routing.outcomes import judge
 from standby.watch.signals import Signals
@@ -41,6 +42,7 @@ log = logging.getLogger("standby.watch")
 
 CONFIRM = 2.0  # seconds after a failed probe before the probe that confirms it
 OPEN_EVERY = 0.25  # seconds between two probes of a target whose breaker is open
+PATIENCE = 0.5  # seconds after which a probe still waiting no longer holds the trial
 TICK = 0.1  # seconds between two looks at what is due
 
 
@@ -64,7 +66,7 @@ class Prober:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
-        connect_timeout: float = 5.0,
+        timeouts: Mapping[str, Timeouts] | None = None,
     ) -> None:
         self.config = config
         self.targets = dict(targets)
@@ -73,7 +75,7 @@ class Prober:
         self.signals = signals
         self.clock = clock
         self.rng = rng or random.Random()
-        self.connect_timeout = connect_timeout
+        self.timeouts = dict(timeouts or {})  # provider → its deadlines in the plan
         self._expect = re.compile(config.expect) if config.expect else None
         now = clock()
         # the first round is spread over half an interval, starting one interval after
@@ -82,7 +84,7 @@ class Prober:
             key: _Schedule(now + config.interval * self.rng.uniform(1.0, 1.5))
             for key in self.targets
         }
-        self._running: set[str] = set()
+        self._running: dict[str, int] = {}  # key → probes in flight
         self.sent = 0  # probes sent, for the status view and tests
 
     def _jittered(self) -> float:
@@ -92,20 +94,24 @@ class Prober:
         """The targets to probe now (pure but for advancing skipped schedules)."""
         found = []
         for key, schedule in self._schedule.items():
-            if key in self._running:
-                continue
             health = self.gate.registry.get(key)
             # a provider that answered 429 asked for less traffic: no fast probing of it
-            if health.breaker.state(now) != "closed" and health.last_outcome != "rate_limited":
-                # ejected: a probe every OPEN_EVERY seconds is the trial that finds the
+            shunned = health.breaker.state(now) != "closed" or self.gate.is_silent(key, now)
+            if shunned and health.last_outcome != "rate_limited":
+                # ejected or silent: a probe every OPEN_EVERY seconds is what finds the
                 # recovery (failed ones cost the provider nothing)
-                if now >= schedule.last_at + OPEN_EVERY and not health.is_held(now):
+                # (one still waiting on a slow provider makes way after PATIENCE)
+                since = now - schedule.last_at
+                waiting = bool(self._running.get(key)) and since < PATIENCE
+                if since >= OPEN_EVERY and not waiting and not health.is_held(now):
                     found.append(key)
+                continue
+            if self._running.get(key):
                 continue
             if now < schedule.next_at:
                 continue
-            busy = self.signals.live_events(key, self.config.interval, now)
-            if not schedule.failing and self.config.busy and busy >= self.config.busy:
+            live = self.signals.live_events(key, self.config.interval, now)
+            if not schedule.failing and self.config.busy and live >= self.config.busy:
                 schedule.next_at = now + self._jittered()  # live traffic says enough
                 continue
             found.append(key)
@@ -118,11 +124,11 @@ class Prober:
         schedule = self._schedule[key]
         started = self.clock()
         schedule.last_at = started
-        token = self.gate.admit_probe(key, started)
+        token = self.gate.admit_probe(key, started, PATIENCE)
         if token is None:  # the breaker refuses for now: look again soon
             schedule.next_at = started + TICK
             return False
-        self._running.add(key)
+        self._running[key] = self._running.get(key, 0) + 1
         self.sent += 1
         call = Call(
             endpoint="chat",
@@ -133,9 +139,14 @@ class Prober:
                 "stream": False,
             },
         )
+        # the provider's own deadlines, within the probe's: a probe stuck on a slow
+        # provider would hold the breaker's one trial and hide a recovery behind it
         limit = self.config.timeout
+        own = self.timeouts.get(provider_name)
         deadlines = Deadlines(
-            connect=min(self.connect_timeout, limit), first_token=limit, idle=limit
+            connect=min(own.connect, limit) if own else limit,
+            first_token=min(own.first_token, limit) if own else limit,
+            idle=min(own.idle, limit) if own else limit,
         )
         ok = False
         try:
@@ -147,8 +158,7 @@ class Prober:
                 text = _text(reply.data)
                 if self._expect is not None and not self._expect.search(text):
                     raise _Unexpected(f"{key}: the probe's answer {text[:80]!r} did not match")
-                self.gate.succeeded(key, token, self.clock(), seconds)
-                self.signals.attempt(key, "ok", True, seconds, self.clock(), probe=True)
+                self.gate.succeeded(key, token, self.clock(), seconds)  # the gate tells signals
                 ok = True
             except TimeoutError:
                 self._failed(
@@ -173,7 +183,11 @@ class Prober:
             except ProviderError as error:
                 self._failed(key, token, error, started)
         finally:
-            self._running.discard(key)
+            left = self._running.get(key, 1) - 1
+            if left:
+                self._running[key] = left
+            else:
+                self._running.pop(key, None)
             schedule.failing = not ok
             schedule.next_at = self.clock() + (self._jittered() if ok else CONFIRM)
         return ok
@@ -181,9 +195,7 @@ class Prober:
     def _failed(self, key: str, token: object, error: ProviderError, started: float) -> None:
         verdict = judge(error, same_target_tries=0, max_same_target=0)
         now = self.clock()
-        self.gate.failed(key, token, now, verdict, error, now - started)
-        if not verdict.local:  # Standby's own limit says nothing about the target
-            self.signals.attempt(key, verdict.label, False, now - started, now, probe=True)
+        self.gate.failed(key, token, now, verdict, error, now - started)  # and signals
 
     async def run(self) -> None:
         """Probe what is due, every ``TICK`` seconds, until cancelled."""

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from standby.health.gate import RegistryGate
 from standby.incidents.manager import IncidentManager, route_targets
 from standby.journal.incident_store import IncidentEvent, IncidentRow, IncidentStore
 from standby.metrics import Metrics
@@ -95,13 +94,14 @@ class Alerting:
             plan.probes,
             targets,
             gateway.providers,
-            # the probes' own gate: the same breakers, but they report to the signals
-            # themselves, as probes
-            RegistryGate(gateway.registry, self.metrics),
+            gateway.gate,  # probes are admitted as such; the gate tells the signals so
             self.signals,
             clock=self.clock,
             rng=self.rng,
-            connect_timeout=plan.timeouts.connect,
+            timeouts={
+                name: config.timeouts.apply(plan.timeouts)
+                for name, config in plan.providers.items()
+            },
         )
         if self._running:
             self._start("probes", self.prober.run())

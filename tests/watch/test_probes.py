@@ -3,6 +3,8 @@ is due (the probes themselves are real HTTP calls)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,7 +16,7 @@ from standby.plan.alerts import Probes
 from standby.plan.model import BreakerConfig, ProviderConfig
 from standby.providers.openai import OpenAIProvider
 from standby.sim import Fault, SimProvider
-from standby.watch.probes import CONFIRM, OPEN_EVERY, Prober, probe_targets
+from standby.watch.probes import CONFIRM, OPEN_EVERY, PATIENCE, Prober, probe_targets
 from standby.watch.signals import Signals
 
 KEY = "primary/gpt-4o-mini"
@@ -38,7 +40,7 @@ async def rig(sim: SimProvider, **probes: object) -> tuple[Prober, Clock, Signal
     clock = Clock()
     signals = Signals()
     registry = HealthRegistry(BreakerConfig(failures=2, ejection=5.0))
-    gate = RegistryGate(registry, Metrics())
+    gate = RegistryGate(registry, Metrics(), observer=signals)
     provider = OpenAIProvider("primary", ProviderConfig(base_url=sim.base_url))
     prober = Prober(
         Probes.model_validate({"interval": 10.0, **probes}),
@@ -116,3 +118,27 @@ def test_targets_come_from_the_routes_of_probed_providers() -> None:
     routes = {"chat": ["a/m1", "b/m2"], "other": ["a/m1", "c/m3"]}
     found = probe_targets(routes, {"a": 1, "b": 2, "c": 3}, lambda name: name != "c")
     assert found == {"a/m1": ("a", "m1"), "b/m2": ("b", "m2")}
+
+
+async def test_a_probe_stuck_on_a_slow_provider_makes_way_for_the_next(
+    sim: SimProvider,
+) -> None:
+    prober, clock, _, gate = await rig(sim)
+    sim.set_fault(Fault("error", status=500))
+    assert not await prober.probe(KEY)
+    clock.now += CONFIRM
+    assert not await prober.probe(KEY)  # open now
+    sim.set_fault(Fault("silent"))
+    clock.now += OPEN_EVERY
+    stuck = asyncio.create_task(prober.probe(KEY))
+    await asyncio.sleep(0)  # it has taken the breaker's trial and waits on the provider
+    clock.now += OPEN_EVERY
+    assert prober.due(clock.now) == []  # still patient
+    sim.clear()
+    clock.now += PATIENCE
+    assert prober.due(clock.now) == [KEY]
+    assert await prober.probe(KEY)  # a new trial, past the stuck one
+    assert gate.registry.get(KEY).breaker.state(clock.now) == "closed"
+    stuck.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await stuck
