@@ -62,7 +62,7 @@ class Detect(Record):
     fast_error_rate: float = Field(0.5, gt=0, le=1)  # share failed in the fast window
     slow_error_rate: float = Field(0.1, gt=0, le=1)  # share failed in both windows
     min_events: int = Field(3, ge=1)  # a fast window with fewer outcomes says nothing
-    slow_min_events: int = Field(30, ge=1)  # nor a slow window with fewer than this
+    slow_min_events: int = Field(60, ge=1)  # nor a slow window with fewer than this
     open_after: int = Field(5, ge=1)  # bad evaluations in a row to open an incident
     resolve_after: int = Field(5, ge=1)  # good evaluations in a row to resolve it
     latency_p99: Duration | None = None  # a p99 over this in the fast window is degraded

@@ -21,7 +21,7 @@ from standby.incidents.detector import (
 from standby.plan.alerts import Detect
 from standby.watch.signals import Signals
 
-CONFIG = Detect()  # fast 5 s at 50 %, slow 120 s at 10 %, open after 5, resolve after 5
+CONFIG = Detect()  # fast 5 s at 50 %; slow 120 s (60 events) at 10 %; open after 5, resolve after 5
 KEY = "primary/m"
 
 # second → list of (ok, probe) outcomes in that second
@@ -72,6 +72,7 @@ def probe_only(down: Callable[[int], bool], every: int = 5) -> Traffic:
         ("healthy", steady(lambda s: True), 300, []),
         ("1 % random errors", steady(one_percent_errors), 600, []),
         ("a 3 s blip", steady(lambda s: not 100 <= s < 103), 300, []),
+        ("a 3 s blip 20 s after the traffic starts", steady(lambda s: not 20 <= s < 23), 300, []),
         (
             "an outage of 30 s, then recovery",
             steady(lambda s: not 20 <= s < 50),
