@@ -20,9 +20,11 @@ import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import uvicorn
+from aiohttp import web
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
@@ -115,7 +117,10 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
 
             primary = await stack.enter_async_context(SimProvider("primary", chunk_delay=0.03))
             backup = await stack.enter_async_context(SimProvider("backup", chunk_delay=0.03))
-            plan = Plan.model_validate(script.demo_plan(primary.base_url, backup.base_url))
+            receiver = await stack.enter_async_context(_receiver())
+            plan = Plan.model_validate(
+                script.demo_plan(primary.base_url, backup.base_url, receiver.url)
+            )
             # the journal (stored completions, previous_response_id) lives as long as the
             # demo: the directory is removed after the gateway has stopped
             home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="standby-demo-")))
@@ -134,6 +139,7 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
                 console.print("[yellow]Interrupted: stopping the gateway and the providers.[/]")
                 return INTERRUPTED
             console.print(_summary(results))
+            console.print(await _incidents(session, root, receiver))
             ok = all(r.failed == 0 and r.broken == 0 for r in results)
             if not keep_serving:
                 return 0 if ok else 1
@@ -169,6 +175,75 @@ async def _play(console: Console, scenario: script.Scenario) -> list[script.Phas
         console.print(_phase_view(phase, result, live=False))
         results.append(result)
     return results
+
+
+class _Receiver:
+    """The demo's notification receiver: a webhook endpoint that keeps what it is told."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.messages: list[dict[str, Any]] = []
+
+
+@contextlib.asynccontextmanager
+async def _receiver() -> AsyncIterator[_Receiver]:
+    found = _Receiver("")
+
+    async def hook(request: web.Request) -> web.Response:
+        found.messages.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    found.url = f"http://127.0.0.1:{port}/hook"
+    try:
+        yield found
+    finally:
+        await runner.cleanup()
+
+
+async def _incidents(
+    session: aiohttp.ClientSession, root: str, receiver: _Receiver
+) -> RenderableType:
+    """The incidents the outage opened, their timelines, and what the receiver was told
+    (after waiting, at most 15 s, for the open ones to resolve: probes tell it is over)."""
+    for _ in range(60):
+        async with session.get(f"{root}/standby/incidents?open=true") as resp:
+            if resp.status != 200 or not (await resp.json())["data"]:
+                break
+        await asyncio.sleep(0.25)
+    async with session.get(f"{root}/standby/incidents") as resp:
+        listed = (await resp.json())["data"] if resp.status == 200 else []
+    parts: list[RenderableType] = []
+    for row in listed[:3]:
+        async with session.get(f"{root}/standby/incidents/{row['id']}") as resp:
+            incident = await resp.json()
+        table = Table(
+            title=f"Incident {incident['id']}: {incident['title']} ({incident['status']})"
+        )
+        table.add_column("at", no_wrap=True)
+        table.add_column("event")
+        table.add_column("what")
+        opened = incident["opened_at"]
+        for event in incident["timeline"]:
+            table.add_row(f"{event['at'] - opened:+.1f} s", event["kind"], event["message"])
+        parts.append(table)
+    told = Table(title="Notifications received by the demo's webhook (signed)")
+    told.add_column("event")
+    told.add_column("incident")
+    told.add_column("status")
+    told.add_column("title")
+    for message in receiver.messages:
+        told.add_row(message["event"], message["incident_id"], message["status"], message["title"])
+    if not listed:
+        parts.append(Text("No incident was opened.", style="dim"))
+    parts.append(told)
+    return Group(*parts)
 
 
 def _who(by: Counter[str]) -> Text:

@@ -77,8 +77,15 @@ PHASES: tuple[Phase, ...] = (
 )  # fmt: skip
 
 
-def demo_plan(primary_url: str, backup_url: str) -> dict[str, Any]:
-    """The demo's downtime plan: ``gpt-4o-mini`` on the primary, then on the backup."""
+def demo_plan(primary_url: str, backup_url: str, hook_url: str = "") -> dict[str, Any]:
+    """The demo's downtime plan: ``gpt-4o-mini`` on the primary, then on the backup;
+    with ``hook_url``, incidents are told to a webhook there (the demo's own receiver)."""
+    notify: dict[str, Any] = {}
+    if hook_url:
+        notify = {
+            "channels": {"demo-hook": {"kind": "webhook", "url": hook_url, "secret": "demo"}},
+            "escalation": [{"after": "0s", "notify": ["demo-hook"]}],
+        }
     return {
         "providers": {
             "primary": {"kind": "openai-compatible", "base_url": primary_url,
@@ -91,6 +98,11 @@ def demo_plan(primary_url: str, backup_url: str) -> dict[str, Any]:
         # the cap keeps the waits for recovery, and so the scripted part, short.
         "breaker": {"failures": 3, "ejection": "2s", "max_ejection": "4s"},
         "routes": {ROUTE: {"targets": [PRIMARY_TARGET, "backup/gpt-4o-mini"]}},
+        # a short outage in a short demo: judge every 0.5 s, open after 2 s of failing
+        "incidents": {"detect": {"evaluate_every": "500ms", "fast_window": "3s",
+                                 "open_after": 4, "resolve_after": 4}},
+        "notify": notify,
+        "probes": {"interval": "2s"},  # after the traffic stops, probes tell it is over
     }  # fmt: skip
 
 
