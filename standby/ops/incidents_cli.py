@@ -16,7 +16,7 @@ from typing import Any
 import click
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
+from rich.table import Column, Table
 
 _TIMEOUT = 10.0
 
@@ -93,7 +93,8 @@ def incidents_list(url: str, token: str, open_only: bool, limit: int, as_json: b
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
-    table = Table("id", "status", "severity", "component", "title", "opened", "resolved")
+    table = Table("status", "severity", "component", "title", "opened", "resolved")
+    table.columns.insert(0, Column("id", no_wrap=True))
     for row in found:
         table.add_row(
             row["id"],
@@ -192,7 +193,14 @@ def incidents_resolve(url: str, token: str, incident_id: str, message: str) -> N
 def status_view(status: dict[str, Any]) -> Group:
     """The live view: a table of targets, then the open incidents."""
     targets = Table(
-        "target", "breaker", "judgement", "success", "p50", "p99", "TTFB p50", "official"
+        Column("target", no_wrap=True),
+        "breaker",
+        "judgement",
+        "success",
+        "p50",
+        "p99",
+        "TTFB p50",
+        "official",
     )
     official = status.get("official", {})
     for key, target in status["targets"].items():
@@ -210,7 +218,7 @@ def status_view(status: dict[str, Any]) -> Group:
             _ms(fast["ttfb_p50_ms"]),
             page.get("indicator", "-"),
         )
-    incidents = Table("incident", "status", "component", "title", "opened")
+    incidents = Table(Column("incident", no_wrap=True), "status", "component", "title", "opened")
     for row in status["incidents"]:
         incidents.add_row(
             row["id"], row["status"], row["component"], row["title"], _when(row["opened_at"])
