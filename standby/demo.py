@@ -243,6 +243,15 @@ async def _incidents(
     if not listed:
         parts.append(Text("No incident was opened.", style="dim"))
     parts.append(told)
+    async with session.get(f"{root}/standby/status") as resp:
+        official = (await resp.json()).get("official", {}) if resp.status == 200 else {}
+    for provider, page in sorted(official.items()):
+        parts.append(
+            Text(
+                f"{provider}'s own status page (read every 10 s) last said: {page['indicator']}",
+                style="dim",
+            )
+        )
     return Group(*parts)
 
 

@@ -89,7 +89,13 @@ def demo_plan(primary_url: str, backup_url: str, hook_url: str = "") -> dict[str
     return {
         "providers": {
             "primary": {"kind": "openai-compatible", "base_url": primary_url,
-                        "api_key": "sk-demo-primary"},
+                        "api_key": "sk-demo-primary",
+                        # the sim's own status page: read, and told on the incident's
+                        # timeline, but not demoting (the demo is about failing over)
+                        "status_page": {"url": primary_url.removesuffix("/v1")
+                                        + "/status/api/v2/summary.json",
+                                        "components": ["Chat Completions"],
+                                        "interval": "10s", "demote": False}},
             "backup": {"kind": "openai-compatible", "base_url": backup_url,
                        "api_key": "sk-demo-backup"},
         },

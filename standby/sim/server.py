@@ -184,6 +184,7 @@ class SimProvider:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/status/api/v2/summary.json", self._status_page)
         app.add_routes([*AnthropicWire(self).routes(), *GeminiWire(self).routes()])
         for method, path in (
             ("POST", "fault"),
@@ -269,6 +270,45 @@ class SimProvider:
 
     async def _health(self, request: web.Request) -> web.Response:
         return _json({"status": "ok", "name": self.name, "fault": self.fault.kind})
+
+    async def _status_page(self, request: web.Request) -> web.Response:
+        """An official status page of the sim's own, in Atlassian Statuspage v2's shape:
+        what a vendor would declare while the fault that is set lasts (a provider that
+        declares every outage at once, which real ones do not)."""
+        kind = self.fault.kind
+        status = {"ok": "operational", "latency": "degraded_performance"}.get(
+            kind, "partial_outage" if kind in ("flap", "rate_limit") else "major_outage"
+        )
+        incidents = []
+        if status != "operational":
+            incidents.append(
+                {
+                    "id": f"sim-{kind}",
+                    "name": f"{self.name}: elevated errors ({kind})",
+                    "status": "identified",
+                    "impact": "critical" if status == "major_outage" else "minor",
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "shortlink": f"{self.root_url}/status",
+                    "components": [{"name": "Chat Completions"}],
+                    "incident_updates": [
+                        {
+                            "status": "identified",
+                            "body": "We have identified the issue and are working on a fix.",
+                            "created_at": "2026-01-01T00:00:00Z",
+                        }
+                    ],
+                }
+            )
+        indicator = {"operational": "none", "degraded_performance": "minor"}.get(status, "major")
+        return _json(
+            {
+                "page": {"id": self.name, "name": f"{self.name} status", "url": self.root_url},
+                "status": {"indicator": indicator, "description": status},
+                "components": [{"id": "chat", "name": "Chat Completions", "status": status}],
+                "incidents": incidents,
+                "scheduled_maintenances": [],
+            }
+        )
 
     async def _admin(self, request: web.Request) -> web.Response:
         action = (request.method, request.path.rsplit("/", 1)[-1])
