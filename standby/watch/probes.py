@@ -41,7 +41,10 @@ from standby.watch.signals import Signals
 log = logging.getLogger("standby.watch")
 
 CONFIRM = 2.0  # seconds after a failed probe before the probe that confirms it
-OPEN_EVERY = 0.25  # seconds between two probes of a target whose breaker is open
+OPEN_EVERY = 0.25  # seconds between two probes of a target whose breaker is open…
+# …during its outage's first 30 s; then every second, and after 5 minutes every 5 s, so
+# that a long outage is not met with four requests a second
+LONG_OUTAGE = ((30.0, 1.0), (300.0, 5.0))
 PATIENCE = 0.5  # seconds after which a probe still waiting no longer holds the trial
 TICK = 0.1  # seconds between two looks at what is due
 
@@ -51,6 +54,7 @@ class _Schedule:
     next_at: float
     failing: bool = False  # the last probe failed
     last_at: float = float("-inf")  # when the last probe started
+    shunned_since: float | None = None  # since when the target is ejected or silent
 
 
 class Prober:
@@ -95,15 +99,19 @@ class Prober:
         found = []
         for key, schedule in self._schedule.items():
             health = self.gate.registry.get(key)
-            # a provider that answered 429 asked for less traffic: no fast probing of it
             shunned = health.breaker.state(now) != "closed" or self.gate.is_silent(key, now)
+            if not shunned:
+                schedule.shunned_since = None
+            elif schedule.shunned_since is None:
+                schedule.shunned_since = now
+            # (a provider that answered 429 asked for less traffic: no fast probing of it)
             if shunned and health.last_outcome != "rate_limited":
                 # ejected or silent: a probe every OPEN_EVERY seconds is what finds the
-                # recovery (failed ones cost the provider nothing)
-                # (one still waiting on a slow provider makes way after PATIENCE)
+                # recovery (failed ones cost the provider nothing); one still waiting on a
+                # slow provider makes way after PATIENCE
                 since = now - schedule.last_at
                 waiting = bool(self._running.get(key)) and since < PATIENCE
-                if since >= OPEN_EVERY and not waiting and not health.is_held(now):
+                if since >= self._every(now, schedule) and not waiting and not health.is_held(now):
                     found.append(key)
                 continue
             if self._running.get(key):
@@ -116,6 +124,16 @@ class Prober:
                 continue
             found.append(key)
         return found
+
+    @staticmethod
+    def _every(now: float, schedule: _Schedule) -> float:
+        """Seconds between two probes of a shunned target, by how long it has been."""
+        lasted = now - (schedule.shunned_since if schedule.shunned_since is not None else now)
+        every = OPEN_EVERY
+        for after, slower in LONG_OUTAGE:
+            if lasted >= after:
+                every = slower
+        return every
 
     async def probe(self, key: str) -> bool:
         """Probe ``key`` once; whether it answered as expected."""

@@ -142,3 +142,30 @@ async def test_a_probe_stuck_on_a_slow_provider_makes_way_for_the_next(
     stuck.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await stuck
+
+
+async def test_a_long_outage_is_probed_less_and_less_often(sim: SimProvider) -> None:
+    prober, clock, _, gate = await rig(sim)
+    sim.set_fault(Fault("error", status=500))
+    assert not await prober.probe(KEY)
+    clock.now += CONFIRM
+    assert not await prober.probe(KEY)  # the breaker is open from here on
+    assert gate.registry.get(KEY).breaker.state(clock.now) == "open"
+    prober.due(clock.now)  # the outage is seen to begin now
+
+    def probed_within(seconds: float, step: float = 0.05) -> int:
+        count = 0
+        end = clock.now + seconds
+        while clock.now < end:
+            clock.now += step
+            if prober.due(clock.now):
+                prober._schedule[KEY].last_at = clock.now  # as probe() would
+                count += 1
+        return count
+
+    assert probed_within(10.0) >= 30  # the first 30 s: about four a second
+    clock.now += 25.0
+    assert 8 <= probed_within(10.0) <= 11  # then one a second
+    clock.now += 300.0
+    assert 1 <= probed_within(10.0) <= 3  # after 5 minutes: one every 5 s
+    sim.clear()
