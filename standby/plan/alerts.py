@@ -160,3 +160,21 @@ class StatusPage(Record):
         if value < 10.0:
             raise ValueError("poll a status page at most every 10s (its owner pays for it)")
         return value
+
+
+class PublicComponent(Record):
+    """One component of the public status page: what customers know it by, and the
+    routes (names or ``*`` patterns) that serve it."""
+
+    routes: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+class PublicPage(Record):
+    """Standby's own status page for the business's customers (``/status``)."""
+
+    enabled: bool = True
+    title: str = "Service status"
+    url: str = ""  # where the page is published (for links in feeds and the API)
+    # name → component; empty: one component per route, named by the route
+    components: dict[str, PublicComponent] = Field(default_factory=dict)

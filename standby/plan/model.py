@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from standby.plan.alerts import Incidents, Notify, Probes, StatusPage
+from standby.plan.alerts import Incidents, Notify, Probes, PublicPage, StatusPage
 from standby.plan.record import Record
 from standby.plan.values import Clamp, Duration, Loc, Size, Tokens, dotted
 
@@ -413,6 +413,7 @@ class Plan(Record):
     probes: Probes = Probes()
     incidents: Incidents = Incidents()
     notify: Notify = Notify()
+    status_page: PublicPage = PublicPage()  # the public page for customers (/status)
 
     # asked model → {provider name: that provider's equivalent model}, for "{equivalent}"
     models: dict[str, dict[str, str]] = Field(default_factory=dict)

@@ -23,6 +23,7 @@ from standby.health.registry import HealthRegistry
 from standby.journal.service import JournalService
 from standby.metrics import Metrics
 from standby.routing.router import Router
+from standby.statuspage.api import routes as statuspage_routes
 from standby.web.alerting import Alerting
 from standby.web.clients import ClientKeys
 from standby.web.completions_api import completions_routes
@@ -115,6 +116,8 @@ def admin_app(
         routes += incidents_routes(
             alerting.manager, alerting.store, alerting.status, authorise=authorised
         )
+        if router.plan.status_page.enabled:  # public and read-only, no token
+            routes += statuspage_routes(alerting.page_view)
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     # a trailing slash is a JSON 404 like any unknown path, never a redirect built from
     # the client's Host header

@@ -1,0 +1,276 @@
+"""What the public status page says, computed from the plan and Standby's incidents.
+
+The page is about what *customers* experienced, not what providers had: a component
+(``status_page.components``: a customer-facing name and the routes that serve it) is
+down only when a route of it could not be served — a route incident, opened when every
+target of the route is failing — or when a person opened an incident under the
+component's name.  An outage of one provider that Standby absorbed by failing over is an
+incident of a *target*: internal, never shown.  No provider, model or target name ever
+appears; a route incident is described in the component's words.
+
+Pure: plan and incidents in, a ``PageView`` out; ``at`` is passed in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from standby.journal.incident_store import IncidentRow
+from standby.plan.model import Plan
+
+# Statuspage's component statuses, from best to worst, and the page indicator of each
+OPERATIONAL = "operational"
+DEGRADED = "degraded_performance"
+PARTIAL = "partial_outage"
+MAJOR = "major_outage"
+MAINTENANCE = "under_maintenance"
+_ORDER = (OPERATIONAL, MAINTENANCE, DEGRADED, PARTIAL, MAJOR)
+_INDICATOR = {
+    OPERATIONAL: "none",
+    MAINTENANCE: "maintenance",
+    DEGRADED: "minor",
+    PARTIAL: "major",
+    MAJOR: "critical",
+}
+_DESCRIPTION = {
+    "none": "All Systems Operational",
+    "maintenance": "Service Under Maintenance",
+    "minor": "Minor Service Outage",
+    "major": "Partial System Outage",
+    "critical": "Major System Outage",
+}
+_PUBLIC_STATUS = {  # Standby's incident statuses are Statuspage's already
+    "investigating": "investigating",
+    "identified": "identified",
+    "monitoring": "monitoring",
+    "resolved": "resolved",
+}
+
+
+def stable_id(*parts: str) -> str:
+    """A short, stable, opaque id (Statuspage's ids are opaque strings too)."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def iso(at: float | None) -> str | None:
+    if at is None:
+        return None
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    id: str
+    status: str
+    body: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PublicIncident:
+    id: str
+    name: str
+    status: str  # investigating | identified | monitoring | resolved
+    impact: str  # none | minor | major | critical
+    created_at: float
+    updated_at: float
+    resolved_at: float | None
+    monitoring_at: float | None
+    components: tuple[str, ...]  # public component names
+    updates: tuple[Update, ...]  # newest first, as Statuspage lists them
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    id: str
+    name: str
+    description: str
+    status: str
+    position: int
+    routes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    id: str
+    name: str
+    status: str  # scheduled | in_progress | completed
+    scheduled_for: float
+    scheduled_until: float
+    components: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PageView:
+    id: str
+    name: str
+    url: str
+    updated_at: float
+    indicator: str
+    description: str
+    components: tuple[Component, ...]
+    incidents: tuple[PublicIncident, ...] = field(default_factory=tuple)  # newest first
+    maintenances: tuple[Maintenance, ...] = field(default_factory=tuple)
+
+    @property
+    def unresolved(self) -> tuple[PublicIncident, ...]:
+        return tuple(i for i in self.incidents if i.status != "resolved")
+
+
+def components_of(plan: Plan) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(name, description, routes) of every public component, in the plan's order."""
+    page = plan.status_page
+    if page.components:
+        found = []
+        for name, component in page.components.items():
+            routes = tuple(
+                route
+                for route in plan.routes
+                if any(fnmatch.fnmatchcase(route, pattern) for pattern in component.routes)
+            )
+            found.append((name, component.description, routes))
+        return found
+    return [(route, "", (route,)) for route in plan.routes]
+
+
+def _affects(incident: IncidentRow, name: str, routes: tuple[str, ...]) -> bool:
+    if incident.component.startswith("route:"):
+        return incident.component.removeprefix("route:") in routes
+    return incident.component == name  # a person's incident, under the component's name
+
+
+def _public(incident: IncidentRow, names: tuple[str, ...]) -> PublicIncident:
+    impact = "critical" if incident.severity == "major" else "minor"
+    if incident.component.startswith("route:"):
+        what = " and ".join(names)
+        title = f"{what} unavailable" if impact == "critical" else f"{what} degraded"
+    else:
+        title = incident.title
+    updates = []
+    for event in incident.events:
+        # what customers are told: openings, people's updates, monitoring, resolution —
+        # never the detector's reasons, targets, notifications or the provider's words
+        if event.kind in ("opened", "update", "monitoring", "relapsed", "acknowledged"):
+            status = {"monitoring": "monitoring", "relapsed": "investigating"}.get(
+                event.kind, incident.status if event.kind == "update" else "investigating"
+            )
+            # people's words are published as written; everything else from a template
+            # (the detector's reasons, who acknowledged: internal)
+            written = event.kind == "update" or (
+                event.kind == "opened"
+                and incident.source == "manual"
+                and not event.message.startswith("opened by hand")
+            )
+            body = event.message if written else ""
+            if not body:
+                body = {
+                    "opened": f"We are investigating problems with {' and '.join(names)}.",
+                    "monitoring": "A fix is in place; we are monitoring the results.",
+                    "relapsed": "The problem has returned; we are investigating.",
+                    "acknowledged": "We are working on it.",
+                }.get(event.kind, "")
+            update_id = stable_id(incident.id, str(event.at), event.kind)
+            updates.append(Update(update_id, status, body, event.at))
+        elif event.kind == "resolved":
+            updates.append(
+                Update(
+                    stable_id(incident.id, str(event.at), "resolved"),
+                    "resolved",
+                    "This incident has been resolved."
+                    if incident.source != "manual"
+                    else event.message,
+                    event.at,
+                )
+            )
+    monitoring = [e.at for e in incident.events if e.kind == "monitoring"]
+    return PublicIncident(
+        id=stable_id("incident", incident.id),
+        name=title,
+        status=_PUBLIC_STATUS.get(incident.status, "investigating"),
+        impact=impact,
+        created_at=incident.opened_at,
+        updated_at=incident.updated_at,
+        resolved_at=incident.resolved_at,
+        monitoring_at=monitoring[-1] if monitoring else None,
+        components=names,
+        updates=tuple(sorted(updates, key=lambda u: u.at, reverse=True)),
+    )
+
+
+def build(plan: Plan, incidents: list[IncidentRow], at: float) -> PageView:
+    """The page now, from the plan and Standby's incidents (open and recent)."""
+    page = plan.status_page
+    components: list[Component] = []
+    published: dict[str, list[str]] = {}  # incident id → the components it affects
+    for position, (name, description, routes) in enumerate(components_of(plan), 1):
+        status = OPERATIONAL
+        for incident in incidents:
+            if not _affects(incident, name, routes):
+                continue
+            published.setdefault(incident.id, []).append(name)
+            if incident.open:
+                worst = MAJOR if incident.severity == "major" else DEGRADED
+                if _ORDER.index(worst) > _ORDER.index(status):
+                    status = worst
+        if status == OPERATIONAL and _in_maintenance(plan, at):
+            status = MAINTENANCE
+        components.append(
+            Component(stable_id("component", name), name, description, status, position, routes)
+        )
+    worst = max((c.status for c in components), key=_ORDER.index, default=OPERATIONAL)
+    indicator = _INDICATOR[worst]
+    shown = [
+        _public(incident, tuple(published[incident.id]))
+        for incident in incidents
+        if incident.id in published
+    ]
+    shown.sort(key=lambda i: i.created_at, reverse=True)
+    return PageView(
+        id=stable_id("page", page.title),
+        name=page.title,
+        url=page.url,
+        updated_at=at,
+        indicator=indicator,
+        description=_DESCRIPTION[indicator],
+        components=tuple(components),
+        incidents=tuple(shown),
+        maintenances=tuple(_maintenances(plan, components, at)),
+    )
+
+
+def _in_maintenance(plan: Plan, at: float) -> bool:
+    moment = datetime.fromtimestamp(at, UTC)
+    return any(
+        not window.providers and window.start <= moment < window.end
+        for window in plan.incidents.maintenance
+    )
+
+
+def _maintenances(plan: Plan, components: list[Component], at: float) -> list[Maintenance]:
+    """The plan's maintenance windows that concern the whole service, as customers see
+    them (a window for one provider is absorbed by failing over: not shown)."""
+    found = []
+    moment = datetime.fromtimestamp(at, UTC)
+    names = tuple(c.name for c in components)
+    for window in plan.incidents.maintenance:
+        if window.providers:
+            continue
+        status = (
+            "completed"
+            if moment >= window.end
+            else ("in_progress" if moment >= window.start else "scheduled")
+        )
+        found.append(
+            Maintenance(
+                id=stable_id("maintenance", window.start.isoformat(), window.end.isoformat()),
+                name=window.note or "Scheduled maintenance",
+                status=status,
+                scheduled_for=window.start.timestamp(),
+                scheduled_until=window.end.timestamp(),
+                components=names,
+            )
+        )
+    return found
