@@ -245,6 +245,9 @@ async def _incidents(
     parts.append(told)
     async with session.get(f"{root}/standby/status") as resp:
         official = (await resp.json()).get("official", {}) if resp.status == 200 else {}
+    parts.append(
+        Text(f"Your customers' status page: {root}/status (and {root}/status/api/v2/summary.json)")
+    )
     for provider, page in sorted(official.items()):
         parts.append(
             Text(
