@@ -24,6 +24,7 @@ from standby.journal.service import JournalService
 from standby.metrics import Metrics
 from standby.routing.router import Router
 from standby.statuspage.api import routes as statuspage_routes
+from standby.statuspage.feeds import routes as statuspage_feeds
 from standby.statuspage.html import routes as statuspage_html
 from standby.web.alerting import Alerting
 from standby.web.clients import ClientKeys
@@ -120,6 +121,7 @@ def admin_app(
         if router.plan.status_page.enabled:  # public and read-only, no token
             routes += statuspage_routes(alerting.page_view)
             routes += statuspage_html(alerting.page_view)
+            routes += statuspage_feeds(alerting.page_view)
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     # a trailing slash is a JSON 404 like any unknown path, never a redirect built from
     # the client's Host header
