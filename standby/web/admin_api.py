@@ -24,6 +24,7 @@ from standby.journal.service import JournalService
 from standby.metrics import Metrics
 from standby.routing.router import Router
 from standby.statuspage.api import routes as statuspage_routes
+from standby.statuspage.badges import routes as statuspage_badges
 from standby.statuspage.feeds import routes as statuspage_feeds
 from standby.statuspage.html import routes as statuspage_html
 from standby.web.alerting import Alerting
@@ -122,6 +123,7 @@ def admin_app(
             routes += statuspage_routes(alerting.page_view)
             routes += statuspage_html(alerting.page_view)
             routes += statuspage_feeds(alerting.page_view)
+            routes += statuspage_badges(alerting.page_view)
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     # a trailing slash is a JSON 404 like any unknown path, never a redirect built from
     # the client's Host header
