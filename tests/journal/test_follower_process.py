@@ -208,7 +208,9 @@ async def test_appending_never_waits_for_a_locked_database(rig: Rig) -> None:
             rig.request(f"r{i:03d}")
             slowest = max(slowest, time.perf_counter() - before)
             await asyncio.sleep(0)
-        assert slowest < 0.05  # one write each, whatever the database does
+        # one write each, whatever the database does: far below the 5 s a wait for
+        # SQLite's lock would take (a loaded machine's scheduler alone may take a few ms)
+        assert slowest < 1.0
         with pytest.raises(Exception, match="behind"):
             await writer.flush(timeout=0.3)
     finally:
