@@ -17,7 +17,6 @@ a flood of visitors during an outage costs little.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from standby.statuspage.caching import cached
 from standby.statuspage.model import Component, Maintenance, PageView, PublicIncident, iso
 
 PREFIX = "/status/api/v2"
@@ -174,15 +174,14 @@ def routes(view: Callable[[], Awaitable[PageView]]) -> list[Route]:
         document = documents(await view())[path]
         # the ETag ignores updated_at (which moves every call), so an unchanged page is a 304
         stable = {key: value for key, value in document.items() if key != "page"}
-        etag = '"' + hashlib.sha256(orjson.dumps(stable)).hexdigest()[:32] + '"'
-        headers = {
-            "ETag": etag,
-            "Cache-Control": f"public, max-age={MAX_AGE}",
-            "Access-Control-Allow-Origin": "*",
-        }
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers=headers)
-        return Response(orjson.dumps(document), media_type="application/json", headers=headers)
+        return cached(
+            request,
+            orjson.dumps(document),
+            "application/json",
+            max_age=MAX_AGE,
+            identity=orjson.dumps(stable),
+            headers={"Access-Control-Allow-Origin": "*"},
+        )
 
     return [
         Route(f"{PREFIX}{path}", serve, methods=["GET"])

@@ -7,7 +7,6 @@ same customer-facing words as the page; the entry is updated whenever the incide
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from html import escape
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from standby.statuspage.caching import cached
 from standby.statuspage.model import PageView
 
 MAX_AGE = 60
@@ -63,12 +63,8 @@ def routes(view: Callable[[], Awaitable[PageView]]) -> list[Route]:
         generator = feed(page, base)
         atom = request.url.path.endswith(".atom")
         body = generator.atom_str(pretty=True) if atom else generator.rss_str(pretty=True)
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        headers = {"ETag": etag, "Cache-Control": f"public, max-age={MAX_AGE}"}
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers=headers)
         media = "application/atom+xml" if atom else "application/rss+xml"
-        return Response(body, media_type=media, headers=headers)
+        return cached(request, body, media, max_age=MAX_AGE)
 
     return [
         Route("/status/history.atom", history, methods=["GET"]),

@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from standby.incidents.manager import IncidentManager, route_targets
 from standby.journal.incident_store import IncidentEvent, IncidentRow, IncidentStore
@@ -201,12 +201,12 @@ class Alerting:
 
     def _tell(self, event: str, incident: IncidentRow) -> None:
         """An incident changed: the dispatcher decides who hears of it, and when."""
-        if event not in ("opened", "updated", "acknowledged", "resolved"):
+        if event not in _EVENTS:
             return
         last = incident.events[-1] if incident.events else None
         notice = Notice(
             incident_id=incident.id,
-            event=_EVENTS[event],
+            event=cast(NoticeEvent, event),
             title=incident.title,
             body=last.message if last is not None else incident.title,
             severity="info"
@@ -355,12 +355,7 @@ class Alerting:
         }
 
 
-_EVENTS: dict[str, NoticeEvent] = {
-    "opened": "opened",
-    "updated": "updated",
-    "acknowledged": "acknowledged",
-    "resolved": "resolved",
-}
+_EVENTS = frozenset({"opened", "updated", "acknowledged", "resolved"})  # what is told
 
 
 def _log_end(task: asyncio.Task[None]) -> None:
