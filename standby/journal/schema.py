@@ -106,4 +106,52 @@ incident_events = sa.Table(
     sa.Index("ix_incident_events_incident_at", "incident_id", "at"),
 )
 
+# What customers experienced, one row per route and hour, written by the follower in
+# the transaction that writes the requests themselves (so a replay never counts twice):
+# the status page's uptime and 90-day bars read these, never the requests table
+traffic_hours = sa.Table(
+    "traffic_hours",
+    metadata,
+    sa.Column("route", sa.String, primary_key=True),
+    sa.Column("hour", sa.BigInteger, primary_key=True),  # unix seconds at the hour's start
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    # ended failed or interrupted by Standby's or the providers' fault (not a 4xx)
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    # answered, but later than the status page's objective allows
+    sa.Column("slow", sa.BigInteger, nullable=False),
+)
+
+# Visitors of the status page who asked to be told (``standby.statuspage.subscriptions``)
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),  # opaque, random
+    sa.Column("kind", sa.String, nullable=False),  # webhook | email
+    sa.Column("address", sa.Text, nullable=False),  # the URL or the mail address
+    sa.Column("components_json", sa.Text),  # public component names; NULL: all
+    sa.Column("secret", sa.Text),  # webhook: the key its deliveries are signed with
+    sa.Column("token_hash", sa.String, nullable=False),  # of the confirm/unsubscribe token
+    sa.Column("state", sa.String, nullable=False),  # pending | active | unsubscribed
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("confirmed_at", sa.Double),
+    sa.Column("ended_at", sa.Double),
+    sa.Index("ix_subscribers_state", "state"),
+    sa.Index("ix_subscribers_kind_address", "kind", "address"),
+)
+
+subscription_deliveries = sa.Table(
+    "subscription_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscriber_id", sa.String, nullable=False),
+    sa.Column("update_id", sa.String, nullable=False),  # the public update told
+    sa.Column("incident_id", sa.String, nullable=False),  # its public incident
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("outcome", sa.String, nullable=False),  # delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
+    # one delivery per update and subscriber: a restart never tells twice
+    sa.Index("ux_subscription_deliveries", "subscriber_id", "update_id", unique=True),
+)
+
 VERSION_TABLE = "journal_alembic_version"  # not alembic_version: the database may be shared

@@ -118,15 +118,32 @@ class Channel(Record):
 
 class Step(Record):
     """One escalation step: ``after`` the incident opened (and is still unacknowledged),
-    notify ``notify``."""
+    notify ``notify``, and/or ``publish: status-page`` — put the incident on the public
+    status page (a plan whose steps never publish leaves that to a person)."""
 
     after: Duration = 0.0
-    notify: list[str] = Field(min_length=1)
+    notify: list[str] = Field(default_factory=list)
+    publish: Literal["status-page"] | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Step:
+        if not self.notify and self.publish is None:
+            raise ValueError("an escalation step needs `notify` or `publish`")
+        return self
 
 
 class Notify(Record):
     channels: dict[str, Channel] = Field(default_factory=dict)
     escalation: list[Step] = Field(default_factory=list)
+
+    @property
+    def publish_after(self) -> float | None:
+        """How long after opening an incident publishes itself on the status page: the
+        first ``publish`` step's ``after``; with no escalation at all, at once (nobody is
+        there to do it); with steps but none that publishes, never (a person does)."""
+        if not self.escalation:
+            return 0.0
+        return next((step.after for step in self.escalation if step.publish), None)
 
     @model_validator(mode="after")
     def _known(self) -> Notify:
@@ -170,11 +187,89 @@ class PublicComponent(Record):
     description: str = ""
 
 
+# What customers are told when nobody wrote the words, by incident status; {component},
+# {started} and {eta} are filled in ({eta}: the provider's own estimate, when it gave one)
+DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
+    "en": {
+        "investigating": "We are investigating problems with {component} since {started}.",
+        "identified": "We have identified the cause of the problems with {component}.{eta}",
+        "monitoring": "A fix is in place for {component}; we are monitoring the results.",
+        "resolved": "This incident has been resolved: {component} is working normally.",
+        "eta": " Estimated restoration: {eta}.",
+    },
+}
+TEMPLATE_KEYS = ("investigating", "identified", "monitoring", "resolved", "eta")
+_FIELDS = re.compile(r"{(\w*)}")
+
+
+class Subscriptions(Record):
+    """How visitors of the status page subscribe to its incidents."""
+
+    enabled: bool = True
+    webhook: bool = True  # by a webhook URL (verified by a challenge, deliveries signed)
+    # by email: the name of an apprise channel of ``notify`` whose URL sends mail (mailto:
+    # or mailtos://); the visitor's address is added as its recipient.  "": no email
+    email_channel: str = ""
+    per_minute: int = Field(10, ge=1)  # subscription requests per client address
+    # a webhook to a loopback, private or link-local address is refused unless allowed
+    # (a public form that makes Standby POST anywhere would reach the inside)
+    allow_private_webhooks: bool = False
+    max_subscribers: int = Field(10_000, ge=1)
+
+
 class PublicPage(Record):
     """Standby's own status page for the business's customers (``/status``)."""
 
     enabled: bool = True
     title: str = "Service status"
     url: str = ""  # where the page is published (for links in feeds and the API)
+    # also serve the page alone on this "host:port" (the public never reaches the API)
+    listen: str = ""
     # name → component; empty: one component per route, named by the route
     components: dict[str, PublicComponent] = Field(default_factory=dict)
+    # a non-streamed answer that took longer than this counts against uptime like a
+    # failure (figures are counted as requests end: a change applies from then on)
+    objective: Duration = 30.0
+    language: str = "en"  # the words of updates nobody wrote (``templates``)
+    templates: dict[str, dict[str, str]] = Field(default_factory=dict)  # language → words
+    subscriptions: Subscriptions = Subscriptions()
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value:
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"listen must be host:port, got {value!r}")
+        return value
+
+    @field_validator("templates")
+    @classmethod
+    def _words(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for language, words in value.items():
+            for key, text in words.items():
+                if key not in TEMPLATE_KEYS:
+                    raise ValueError(
+                        f"templates.{language}: unknown key {key!r} "
+                        f"(known: {', '.join(TEMPLATE_KEYS)})"
+                    )
+                unknown = set(_FIELDS.findall(text)) - {"component", "started", "eta"}
+                if unknown:
+                    raise ValueError(
+                        f"templates.{language}.{key}: unknown field(s) "
+                        f"{', '.join(sorted(unknown))} (known: component, started, eta)"
+                    )
+        return value
+
+    def words(self, language: str | None = None) -> dict[str, str]:
+        """The templates of ``language`` (default: the page's), over the built-in English."""
+        chosen = language or self.language
+        return {
+            **DEFAULT_TEMPLATES["en"],
+            **self.templates.get(self.language, {}),
+            **self.templates.get(chosen, {}),
+        }
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted({"en", self.language, *self.templates})

@@ -476,6 +476,15 @@ class Plan(Record):
                     )
                 elif "{equivalent}" in model and (why := self._no_equivalent(name, provider)):
                     found.append((loc, f"target {ref.target!r}: {why}"))
+        email = self.status_page.subscriptions.email_channel
+        if email:
+            channel = self.notify.channels.get(email)
+            loc = ("status_page", "subscriptions", "email_channel")
+            if channel is None:
+                names = ", ".join(sorted(self.notify.channels)) or "none"
+                found.append((loc, f"unknown notify channel {email!r} (channels: {names})"))
+            elif channel.kind != "apprise":
+                found.append((loc, f"channel {email!r} must be an apprise (mail) channel"))
         for index, window in enumerate(self.incidents.maintenance):
             for provider in window.providers:
                 if provider not in self.providers:

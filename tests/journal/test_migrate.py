@@ -39,5 +39,8 @@ async def test_the_migration_yields_the_schema_and_runs_once(store: SQLStore) ->
         "journal_alembic_version",
         "journal_cursor",
         "requests",
+        "subscribers",
+        "subscription_deliveries",
+        "traffic_hours",
     ]
-    assert revision == "0003"
+    assert revision == "0004"
