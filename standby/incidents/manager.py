@@ -414,8 +414,18 @@ class IncidentManager:
             self._replace(incident_id, status=status)
         if self.store is not None:
             await self.store.update(incident_id, at, status=status)
-        await self._event(incident_id, IncidentEvent(at, kind, message))
+        await self._event(incident_id, IncidentEvent(at, kind, message, {"status": status}))
         self._notify("updated", incident_id)
+
+    async def publish(self, incident_id: str, who: str = "") -> None:
+        """Put the incident on the public status page now (a person's decision, when
+        the plan's escalation does not publish by itself)."""
+        async with self._lock:
+            incident = await self._known(incident_id)
+            if any(event.kind == "published" for event in incident.events):
+                return
+            at = self.wall()
+            await self._event(incident_id, IncidentEvent(at, "published", who or "by hand"))
 
     async def _resolve(self, incident_id: str, at: float, message: str) -> None:
         if self.store is not None:

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from standby.journal import events as ev
+from standby.journal.traffic import DEFAULT_OBJECTIVE
 
 log = logging.getLogger("standby.journal")
 
@@ -45,6 +46,8 @@ class Batch:
     deferrals: dict[str, dict[str, Any]] = field(default_factory=dict)  # rid → params
     metadata: dict[str, str] = field(default_factory=dict)  # completion id → JSON text
     deletes: set[str] = field(default_factory=set)  # completion ids
+    # the status page's objective (``journal.traffic``): the follower's setting
+    objective: float = DEFAULT_OBJECTIVE
     events: int = 0  # events folded in
     dropped: int = 0  # events that could not be normalised
     skipped: int = 0  # lines that were not events at all (torn by a crash, or not ours)

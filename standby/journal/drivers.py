@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from standby.journal import events as ev
+from standby.journal import traffic
 from standby.journal.batch import (
     ACCEPTED_COLUMNS,
     ENDING_COLUMNS,
@@ -195,6 +196,15 @@ class _Statements:
             f"UPDATE requests SET metadata_json = {mark(1)} WHERE completion_id = {mark(2)}"
         )
         self.delete = f"UPDATE requests SET deleted = TRUE WHERE completion_id = {mark(1)}"
+        # the status page's hourly figures (``journal.traffic``): added to, never set
+        self.traffic = (
+            "INSERT INTO traffic_hours (route, hour, requests, failed, slow) "
+            f"VALUES ({marks(5)}) ON CONFLICT (route, hour) DO UPDATE SET "
+            "requests = traffic_hours.requests + excluded.requests, "
+            "failed = traffic_hours.failed + excluded.failed, "
+            "slow = traffic_hours.slow + excluded.slow"
+        )
+        self.ended_before = "SELECT rid, route, received_at, stream, state FROM requests WHERE rid"
 
 
 _accepted_values = itemgetter(*ACCEPTED_COLUMNS)
@@ -221,6 +231,27 @@ def _rows(batch: Batch) -> Iterator[tuple[str, Iterable[Sequence[Any]]]]:
         yield "metadata", ((text, cid) for cid, text in batch.metadata.items())
     if batch.deletes:
         yield "delete", ((cid,) for cid in sorted(batch.deletes))
+
+
+def _tally_in_batch(batch: Batch) -> tuple[traffic.Tally, list[str]]:
+    """The traffic figures of the requests ``batch`` ends that it also holds the
+    acceptance of, and the ids of those whose rows are in the database already."""
+    tally = traffic.of_finished(batch.finished.values(), batch.objective)
+    elsewhere = []
+    for rid, ending in batch.finals.items():
+        row = batch.inserts.get(rid)
+        if row is None:
+            elsewhere.append(rid)
+            continue
+        traffic.add(
+            tally,
+            route=row["route"],
+            received_at=row["received_at"],
+            stream=row["stream"],
+            ending=ending,
+            objective=batch.objective,
+        )
+    return tally, elsewhere
 
 
 def _chunks(rows: Iterable[_T]) -> Iterator[list[_T]]:
@@ -296,11 +327,18 @@ class SQLiteConnection:
             if end is not None and not self._advance(conn, wal_id, start, end):
                 conn.execute("ROLLBACK")
                 return False
+            tally, elsewhere = _tally_in_batch(batch)
+            for rids in _chunks(elsewhere):  # read before the endings are written
+                marks = ", ".join("?" * len(rids))
+                found = conn.execute(f"{statements.ended_before} IN ({marks})", rids)
+                traffic.of_finals(batch.finals, found.fetchall(), batch.objective, tally)
             for name, rows in _rows(batch):
                 sql = getattr(statements, name)
                 for chunk in _chunks(rows):
                     conn.executemany(sql, chunk)
                     pause()
+            if tally:
+                conn.executemany(statements.traffic, traffic.upsert_rows(tally))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -392,11 +430,17 @@ class PostgresConnection:
             if end is not None and not await self._advance(wal_id, start, end):
                 await transaction.rollback()
                 return False
+            tally, elsewhere = _tally_in_batch(batch)
+            for rids in _chunks(elsewhere):  # read before the endings are written
+                found = await conn.fetch(f"{statements.ended_before} = ANY($1::text[])", rids)
+                traffic.of_finals(batch.finals, found, batch.objective, tally)
             for name, rows in _rows(batch):
                 sql = getattr(statements, name)
                 for chunk in _chunks(rows):
                     await conn.executemany(sql, chunk)
                     pause()
+            if tally:
+                await conn.executemany(statements.traffic, traffic.upsert_rows(tally))
         except BaseException:
             if not conn.is_closed():
                 with contextlib.suppress(Exception):  # the first error is the news

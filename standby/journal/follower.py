@@ -51,6 +51,7 @@ from typing import Any, BinaryIO
 
 from standby.journal.batch import Batch, describe, prepare
 from standby.journal.drivers import Target, WriteConnection, connect, explain, refused
+from standby.journal.traffic import DEFAULT_OBJECTIVE
 from standby.journal.wal import LogReader, Position
 
 log = logging.getLogger("standby.journal")
@@ -128,8 +129,10 @@ class Follower:
         explain: Callable[[BaseException], str] = explain,
         pause: Callable[[], None] = lambda: None,
         on_progress: Callable[[], None] = lambda: None,
+        objective: float = DEFAULT_OBJECTIVE,
     ) -> None:
         self.reader, self.wal_id, self.batch = log_reader, wal_id, max(1, batch)
+        self.objective = objective  # the status page's (``journal.traffic``)
         self._connect, self._refused, self._explain = connect, refused, explain
         self.pause, self._on_progress = pause, on_progress
         self.committed: Position | None = None  # the database's cursor, once read
@@ -188,7 +191,7 @@ class Follower:
         self._advanced(committed)
 
     def _prepare(self, lines: list[bytes]) -> Batch:
-        batch = Batch()
+        batch = Batch(objective=self.objective)
         for first in range(0, len(lines), _SLICE):
             prepare(lines[first : first + _SLICE], self.wal_id, batch)
             self.pause()
@@ -222,7 +225,8 @@ class Follower:
         for line, packed in zip(lines, ends, strict=True):
             end = _unpack(packed)
             try:
-                if not self._write(prepare([line], self.wal_id), end):
+                alone = prepare([line], self.wal_id, Batch(objective=self.objective))
+                if not self._write(alone, end):
                     return False
             except Exception as exc:
                 if not self._refused(exc):
@@ -276,6 +280,7 @@ class Settings:
     idle_interval: float = 0.1
     backoff: tuple[float, float] = (0.1, 5.0)
     nice: int = 0
+    objective: float = DEFAULT_OBJECTIVE  # the status page's, for its traffic figures
 
     def to_line(self) -> bytes:
         return json.dumps(asdict(self)).encode() + b"\n"
@@ -358,6 +363,7 @@ class FollowerProcess:
             explain=functools.partial(explain, password=password),
             pause=Courtesy(),
             on_progress=self._reachable,
+            objective=settings.objective,
         )
         self._explain = functools.partial(explain, password=password)
         self.db_up, self.last_error, self.outages, self.down_since = True, "", 0, 0.0

@@ -187,6 +187,33 @@ class IncidentStore:
         async with self.engine.connect() as conn:
             return [_row(row) for row in await conn.execute(query)]
 
+    async def public(self, *, since: float, limit: int = 500) -> list[IncidentRow]:
+        """The incidents customers may hear of (not a target's: failing over absorbed
+        those) opened since ``since`` or still open, newest first, with their timelines
+        — two queries, however many there are."""
+        query = (
+            sa.select(incidents)
+            .where(~incidents.c.component.startswith("target:"))
+            .where(sa.or_(incidents.c.opened_at >= since, incidents.c.status.in_(OPEN_STATES)))
+            .order_by(incidents.c.opened_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = list(await conn.execute(query))
+            if not rows:
+                return []
+            found = await conn.execute(
+                sa.select(incident_events)
+                .where(incident_events.c.incident_id.in_([row.id for row in rows]))
+                .order_by(incident_events.c.at, incident_events.c.id)
+            )
+            timelines: dict[str, list[IncidentEvent]] = {}
+            for e in found:
+                timelines.setdefault(e.incident_id, []).append(
+                    IncidentEvent(e.at, e.kind, e.message, _load(e.data_json))
+                )
+        return [_row(row, tuple(timelines.get(row.id, ()))) for row in rows]
+
     async def open_ones(self) -> list[IncidentRow]:
         """Every incident not resolved yet (what a restarted gateway picks up again)."""
         return await self.recent(open_only=True, limit=10_000)

@@ -25,6 +25,7 @@ from standby.errors import JournalUnavailable, StartupError
 from standby.journal.journal import Journal
 from standby.journal.recovery import load_wal_id, recover_after_replay
 from standby.journal.sql import SQLStore
+from standby.journal.traffic import DEFAULT_OBJECTIVE
 from standby.journal.wal import WriteAheadLog
 from standby.journal.writer import JournalWriter
 from standby.plan.model import JournalConfig
@@ -112,7 +113,12 @@ def _read_or_make_secret(path: Path) -> CallbackSecret:
 
 class JournalService:
     def __init__(
-        self, config: JournalConfig, data_dir: Path, *, clock: Callable[[], float] = time.time
+        self,
+        config: JournalConfig,
+        data_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        objective: float = DEFAULT_OBJECTIVE,
     ) -> None:
         self.config = config
         self.url = journal_url(config, data_dir)
@@ -120,7 +126,12 @@ class JournalService:
         self.wal_id = load_wal_id(self.wal.directory)
         self.store = SQLStore.from_url(self.url)
         self.writer = JournalWriter(
-            self.wal, self.store, wal_id=self.wal_id, batch=config.batch, clock=clock
+            self.wal,
+            self.store,
+            wal_id=self.wal_id,
+            batch=config.batch,
+            clock=clock,
+            objective=objective,
         )
         self.journal = Journal(self.wal, redact=config.redact, wake=self.writer.wake, clock=clock)
         self.recovered: int | None = None  # requests marked interrupted at start-up

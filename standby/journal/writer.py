@@ -29,6 +29,7 @@ import standby
 from standby.errors import JournalUnavailable
 from standby.journal.drivers import Target
 from standby.journal.follower import Settings
+from standby.journal.traffic import DEFAULT_OBJECTIVE
 from standby.journal.wal import Position, WriteAheadLog
 
 log = logging.getLogger("standby.journal")
@@ -69,8 +70,10 @@ class JournalWriter:
         clock: Callable[[], float] = time.time,
         backoff: tuple[float, float] = (0.1, 5.0),
         nice: int = 5,
+        objective: float = DEFAULT_OBJECTIVE,
     ) -> None:
         self.wal, self.store, self.wal_id = wal, store, wal_id
+        self.objective = objective  # the status page's, for its traffic figures
         self.batch, self.idle_interval, self.linger = max(1, batch), idle_interval, linger
         self.clock, self.backoff, self.nice = clock, backoff, nice
         # the follower's last report
@@ -216,6 +219,7 @@ class JournalWriter:
             idle_interval=self.idle_interval,
             backoff=self.backoff,
             nice=self.nice,
+            objective=self.objective,
         )
 
     async def _supervise(self) -> None:

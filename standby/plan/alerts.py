@@ -262,13 +262,10 @@ class PublicPage(Record):
         return value
 
     def words(self, language: str | None = None) -> dict[str, str]:
-        """The templates of ``language`` (default: the page's), over the built-in English."""
-        chosen = language or self.language
-        return {
-            **DEFAULT_TEMPLATES["en"],
-            **self.templates.get(self.language, {}),
-            **self.templates.get(chosen, {}),
-        }
+        """The templates of ``language`` (one the plan has no words for: the page's),
+        over the built-in English."""
+        chosen = language if language in self.languages else self.language
+        return {**DEFAULT_TEMPLATES["en"], **self.templates.get(chosen, {})}
 
     @property
     def languages(self) -> list[str]:

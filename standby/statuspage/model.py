@@ -8,7 +8,16 @@ component's name.  An outage of one provider that Standby absorbed by failing ov
 incident of a *target*: internal, never shown.  No provider, model or target name ever
 appears; a route incident is described in the component's words.
 
-Pure: plan and incidents in, a ``PageView`` out; ``at`` is passed in.
+An incident is *published* — listed with its updates — when the plan's escalation
+reaches a ``publish: status-page`` step (``Notify.publish_after``), when a person
+publishes it, or at once when a person opened it; a component's state is the truth
+either way.  Updates nobody wrote are worded from the plan's templates
+(``status_page.templates``, per incident status and language), filled with the
+component, the start time and the provider's own estimate of restoration when its page
+gave one.  With the journal's hourly figures each component also gets its 90-day
+``History`` (``statuspage.history``).
+
+Pure: plan, incidents and figures in, a ``PageView`` out; ``at`` is passed in.
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from standby.journal.incident_store import IncidentRow
+from standby.journal.traffic_store import HourFigures
 from standby.plan.model import Plan
+from standby.statuspage.history import History, build_history
 
 # Statuspage's component statuses, from best to worst, and the page indicator of each
 OPERATIONAL = "operational"
@@ -81,6 +92,7 @@ class PublicIncident:
     monitoring_at: float | None
     components: tuple[str, ...]  # public component names
     updates: tuple[Update, ...]  # newest first, as Statuspage lists them
+    eta: str | None = None  # the provider's own estimate of restoration, when it gave one
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +103,7 @@ class Component:
     status: str
     position: int
     routes: tuple[str, ...] = ()
+    history: History | None = None  # its 90 days, when the journal keeps figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,21 +155,56 @@ def _affects(incident: IncidentRow, name: str, routes: tuple[str, ...]) -> bool:
     return incident.component == name  # a person's incident, under the component's name
 
 
-def _public(incident: IncidentRow, names: tuple[str, ...]) -> PublicIncident:
+def is_published(incident: IncidentRow, plan: Plan, at: float) -> bool:
+    """Whether customers may read about ``incident`` (see the module's text)."""
+    if incident.source == "manual" or any(e.kind == "published" for e in incident.events):
+        return True
+    after = plan.notify.publish_after
+    return after is not None and at - incident.opened_at >= after
+
+
+def _title(incident: IncidentRow, names: tuple[str, ...]) -> str:
+    """What customers read as the incident's name: a route's incident in the words of
+    its components (never a provider's), a person's as they wrote it."""
+    if not incident.component.startswith("route:"):
+        return incident.title
+    what = " and ".join(names)
+    return f"{what} unavailable" if incident.severity == "major" else f"{what} degraded"
+
+
+def _human(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%b %d, %H:%M UTC")
+
+
+def _public(
+    incident: IncidentRow, names: tuple[str, ...], words: dict[str, str], eta: str | None
+) -> PublicIncident:
     impact = "critical" if incident.severity == "major" else "minor"
-    if incident.component.startswith("route:"):
-        what = " and ".join(names)
-        title = f"{what} unavailable" if impact == "critical" else f"{what} degraded"
-    else:
-        title = incident.title
+    fields = {
+        "component": " and ".join(names),
+        "started": _human(incident.first_failure_at or incident.opened_at),
+        "eta": "",
+    }
+    if eta:
+        fields["eta"] = words["eta"].format(**{**fields, "eta": eta})
+
+    def worded(status: str) -> str:
+        return words[status].format(**fields)
+
+    title = _title(incident, names)
     updates = []
     for event in incident.events:
         # what customers are told: openings, people's updates, monitoring, resolution —
         # never the detector's reasons, targets, notifications or the provider's words
-        if event.kind in ("opened", "update", "monitoring", "relapsed", "acknowledged"):
+        # (an acknowledgement is internal: who is on it is not news for customers)
+        if event.kind in ("opened", "update", "monitoring", "relapsed"):
+            then = (event.data or {}).get("status") if event.kind == "update" else None
             status = {"monitoring": "monitoring", "relapsed": "investigating"}.get(
-                event.kind, incident.status if event.kind == "update" else "investigating"
+                event.kind,
+                str(then or incident.status) if event.kind == "update" else "investigating",
             )
+            if status not in _PUBLIC_STATUS:
+                status = "investigating"
             # people's words are published as written; everything else from a template
             # (the detector's reasons, who acknowledged: internal)
             written = event.kind == "update" or (
@@ -166,12 +214,7 @@ def _public(incident: IncidentRow, names: tuple[str, ...]) -> PublicIncident:
             )
             body = event.message if written else ""
             if not body:
-                body = {
-                    "opened": f"We are investigating problems with {' and '.join(names)}.",
-                    "monitoring": "A fix is in place; we are monitoring the results.",
-                    "relapsed": "The problem has returned; we are investigating.",
-                    "acknowledged": "We are working on it.",
-                }.get(event.kind, "")
+                body = worded(status)
             update_id = stable_id(incident.id, str(event.at), event.kind)
             updates.append(Update(update_id, status, body, event.at))
         elif event.kind == "resolved":
@@ -179,9 +222,9 @@ def _public(incident: IncidentRow, names: tuple[str, ...]) -> PublicIncident:
                 Update(
                     stable_id(incident.id, str(event.at), "resolved"),
                     "resolved",
-                    "This incident has been resolved."
-                    if incident.source != "manual"
-                    else event.message,
+                    event.message
+                    if incident.source == "manual" and event.message
+                    else worded("resolved"),
                     event.at,
                 )
             )
@@ -197,33 +240,74 @@ def _public(incident: IncidentRow, names: tuple[str, ...]) -> PublicIncident:
         monitoring_at=monitoring[-1] if monitoring else None,
         components=names,
         updates=tuple(sorted(updates, key=lambda u: u.at, reverse=True)),
+        eta=eta if incident.open else None,
     )
 
 
-def build(plan: Plan, incidents: list[IncidentRow], at: float) -> PageView:
-    """The page now, from the plan and Standby's incidents (open and recent)."""
+def build(
+    plan: Plan,
+    incidents: list[IncidentRow],
+    at: float,
+    *,
+    hours: list[HourFigures] | None = None,
+    etas: dict[str, str] | None = None,
+    language: str | None = None,
+    created_at: float | None = None,
+) -> PageView:
+    """The page now, from the plan and Standby's incidents (open and recent); with
+    ``hours`` (the journal's figures of every route since 90 days) each component's
+    history; ``etas``: incident id → the provider's estimate; ``language`` of the
+    templates (default: the page's)."""
     page = plan.status_page
+    words = page.words(language)
+    etas = etas or {}
+    maintenance = [
+        (w.start.timestamp(), w.end.timestamp())
+        for w in plan.incidents.maintenance
+        if not w.providers
+    ]
     components: list[Component] = []
     published: dict[str, list[str]] = {}  # incident id → the components it affects
     for position, (name, description, routes) in enumerate(components_of(plan), 1):
         status = OPERATIONAL
+        mine: list[tuple[IncidentRow, str]] = []
         for incident in incidents:
             if not _affects(incident, name, routes):
                 continue
-            published.setdefault(incident.id, []).append(name)
+            shown_now = is_published(incident, plan, at)
+            mine.append((incident, _title(incident, (name,)) if shown_now else ""))
+            if shown_now:
+                published.setdefault(incident.id, []).append(name)
             if incident.open:
                 worst = MAJOR if incident.severity == "major" else DEGRADED
                 if _ORDER.index(worst) > _ORDER.index(status):
                     status = worst
         if status == OPERATIONAL and _in_maintenance(plan, at):
             status = MAINTENANCE
+        history = None
+        if hours is not None:
+            history = build_history(
+                [h for h in hours if h.route in routes],
+                mine,
+                maintenance,
+                at,
+                created_at=created_at,
+            )
         components.append(
-            Component(stable_id("component", name), name, description, status, position, routes)
+            Component(
+                stable_id("component", name),
+                name,
+                description,
+                status,
+                position,
+                routes,
+                history,
+            )
         )
     worst = max((c.status for c in components), key=_ORDER.index, default=OPERATIONAL)
     indicator = _INDICATOR[worst]
     shown = [
-        _public(incident, tuple(published[incident.id]))
+        _public(incident, tuple(published[incident.id]), words, etas.get(incident.id))
         for incident in incidents
         if incident.id in published
     ]

@@ -155,7 +155,7 @@ class StandbyApp:
         self.metrics = Metrics()
         # no data directory (an embedded gateway): nothing is journaled
         self.journal_service = (
-            JournalService(plan.journal, data_dir)
+            JournalService(plan.journal, data_dir, objective=plan.status_page.objective)
             if data_dir is not None and plan.journal.enabled
             else None
         )

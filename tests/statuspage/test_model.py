@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -88,11 +89,11 @@ def test_words_for_customers_never_carry_internal_terms() -> None:
     )
     [public] = build(plan(**PUBLISHED), [row], NOW).incidents
     assert public.name == "Chat assistant unavailable"
+    started = datetime.fromtimestamp(row.opened_at, UTC).strftime("%b %d, %H:%M UTC")
     assert [u.body for u in public.updates] == [  # newest first, as Statuspage lists them
-        "A fix is in place; we are monitoring the results.",
+        "A fix is in place for Chat assistant; we are monitoring the results.",
         "We are switching to our backup provider.",
-        "We are working on it.",
-        "We are investigating problems with Chat assistant.",
+        f"We are investigating problems with Chat assistant since {started}.",
     ]
     assert public.monitoring_at == NOW - 30
 
@@ -105,3 +106,80 @@ def test_without_components_each_route_is_one_and_maintenance_shows() -> None:
     assert view.indicator == "maintenance"
     [maintenance] = view.maintenances
     assert maintenance.name == "Move" and maintenance.status == "in_progress"
+
+
+ESCALATING = {
+    "channels": {"hooks": {"kind": "webhook", "url": "http://127.0.0.1:9/h"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("escalation", "events", "age", "listed"),
+    [
+        ([], (), 1, True),  # no escalation at all: nobody would publish it, so it is
+        ([{"after": "0s", "notify": ["hooks"]}], (), 3600, False),  # waits for a person
+        ([{"after": "0s", "notify": ["hooks"]}], ("published",), 1, True),  # who did
+        ([{"after": "2m", "publish": "status-page"}], (), 60, False),  # not yet
+        ([{"after": "2m", "publish": "status-page"}], (), 120, True),  # the step came
+    ],
+)
+def test_the_plan_decides_when_an_incident_is_published(
+    escalation: list[dict[str, Any]], events: tuple[str, ...], age: float, listed: bool
+) -> None:
+    timeline = (
+        IncidentEvent(NOW - age, "opened", "detected"),
+        *(IncidentEvent(NOW - 1, kind, "alice") for kind in events),
+    )
+    row = incident("route:chat", opened_at=NOW - age, events=timeline)
+    view = build(plan(**PUBLISHED, notify={**ESCALATING, "escalation": escalation}), [row], NOW)
+    assert len(view.incidents) == int(listed)
+    assert view.components[0].status == "major_outage"  # the state is the truth either way
+
+
+def test_updates_nobody_wrote_come_from_the_plans_templates_in_its_language() -> None:
+    words = {
+        "language": "fr",
+        "templates": {
+            "fr": {
+                "identified": "Cause trouvée pour {component}.{eta}",
+                "eta": " Retour prévu : {eta}.",
+            }
+        },
+    }
+    row = incident(
+        "route:chat",
+        status="identified",
+        events=(
+            IncidentEvent(NOW - 60, "opened", "detected"),
+            IncidentEvent(NOW - 30, "update", "", {"status": "identified"}),
+        ),
+    )
+    the_plan = plan(status_page={**PUBLISHED["status_page"], **words})
+    etas = {row.id: "Dec 3, 18:30 UTC"}
+    [public] = build(the_plan, [row], NOW, etas=etas).incidents
+    assert public.updates[0].status == "identified"
+    assert (
+        public.updates[0].body
+        == "Cause trouvée pour Chat assistant. Retour prévu : Dec 3, 18:30 UTC."
+    )
+    assert public.updates[1].body.startswith("We are investigating")  # English beneath
+    assert public.eta == "Dec 3, 18:30 UTC"
+    [english] = build(the_plan, [row], NOW, etas=etas, language="en").incidents
+    assert english.updates[0].body == (
+        "We have identified the cause of the problems with Chat assistant. "
+        "Estimated restoration: Dec 3, 18:30 UTC."
+    )
+
+
+@pytest.mark.parametrize(
+    ("templates", "error"),
+    [
+        ({"en": {"fixed": "x"}}, "unknown key 'fixed'"),
+        ({"en": {"resolved": "{provider} is back"}}, r"unknown field\(s\) provider"),
+    ],
+)
+def test_a_template_with_an_unknown_key_or_field_is_refused(
+    templates: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(ValueError, match=error):
+        plan(status_page={"templates": templates})

@@ -1,0 +1,165 @@
+"""A component's last 90 days as customers lived them: one cell per day and the uptime
+over 24 hours, 7, 30 and 90 days.
+
+Pure: the journal's hourly traffic figures (``journal.traffic``: requests received,
+failed, answered later than the objective), the public incidents and the plan's
+whole-service maintenance windows in, a ``History`` out; ``now`` is passed in.
+
+* **Uptime** is the share of requests served well — neither failed nor slower than the
+  objective — over the window's hours; an hour that overlaps a maintenance window is left
+  out (announced downtime is not an outage).  With no request in the window it is
+  unknown (``None``), never 100 %.
+* **A day's state** is the worst of: the incidents that affected the component that day
+  (major → major outage, minor → degraded performance), and the figures themselves (under
+  99 % served well → degraded performance, so a bad day shows even when no incident was
+  opened); otherwise under maintenance when a window touched it, operational when
+  requests came or the page already existed, and "no data" before the first figure.
+
+Days are UTC days, newest last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from standby.journal.incident_store import IncidentRow
+from standby.journal.traffic_store import HourFigures
+
+DAY = 86_400
+HOUR = 3_600
+DAYS = 90
+WINDOWS = (("24h", DAY), ("7d", 7 * DAY), ("30d", 30 * DAY), ("90d", 90 * DAY))
+GOOD_DAY = 0.99  # a day served worse than this is degraded, incident or not
+NO_DATA = "no_data"
+_RANK = {
+    NO_DATA: 0,
+    "operational": 1,
+    "under_maintenance": 2,
+    "degraded_performance": 3,
+    "partial_outage": 4,
+    "major_outage": 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    date: str  # YYYY-MM-DD (UTC)
+    start: float
+    state: str  # a Statuspage component status, or "no_data"
+    requests: int
+    failed: int
+    slow: int
+    incidents: tuple[str, ...]  # the public titles of the incidents of that day
+    maintenance: bool
+
+    @property
+    def uptime(self) -> float | None:
+        if not self.requests:
+            return None
+        return (self.requests - self.failed - self.slow) / self.requests
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    days: tuple[Day, ...]  # oldest first
+    uptime: tuple[tuple[str, float | None], ...]  # ("24h", 0.9993), …
+
+    def uptime_for(self, window: str) -> float | None:
+        return dict(self.uptime)[window]
+
+
+Span = tuple[float, float]
+
+
+def _overlaps(span: Span, start: float, end: float) -> bool:
+    return span[0] < end and start < span[1]
+
+
+def day_start(at: float) -> float:
+    return float(int(at // DAY) * DAY)
+
+
+def build_history(
+    hours: Iterable[HourFigures],
+    incidents: Iterable[tuple[IncidentRow, str]],
+    maintenance: Sequence[Span],
+    now: float,
+    *,
+    days: int = DAYS,
+    created_at: float | None = None,
+) -> History:
+    """The history of one component: ``hours`` of its routes, its ``incidents`` (each
+    with its public title), the whole service's ``maintenance`` windows.  ``created_at``:
+    since when the page exists (days before it with no figures are "no data")."""
+    first_day = day_start(now) - (days - 1) * DAY
+    per_day: dict[float, list[int]] = {}
+    per_hour: dict[int, list[int]] = {}
+    for figures in hours:
+        hour = per_hour.setdefault(figures.hour, [0, 0, 0])
+        hour[0] += figures.requests
+        hour[1] += figures.failed
+        hour[2] += figures.slow
+    for hour_start, (requests, failed, slow) in per_hour.items():
+        day = per_day.setdefault(day_start(hour_start), [0, 0, 0])
+        day[0] += requests
+        day[1] += failed
+        day[2] += slow
+    spans = [
+        (incident.first_failure_at or incident.opened_at, incident.resolved_at or now, incident)
+        for incident, _ in incidents
+    ]
+    titles = {incident.id: title for incident, title in incidents}
+    earliest = min(
+        [h for h in per_hour] + [s[0] for s in spans] + ([created_at] if created_at else []),
+        default=now,
+    )
+    cells = []
+    for index in range(days):
+        start = first_day + index * DAY
+        end = start + DAY
+        requests, failed, slow = per_day.get(start, (0, 0, 0))
+        touched = [incident for s, e, incident in spans if _overlaps((s, e), start, end)]
+        in_maintenance = any(_overlaps(window, start, end) for window in maintenance)
+        state = NO_DATA if end <= earliest and not requests else "operational"
+        for incident in touched:
+            worst = "major_outage" if incident.severity == "major" else "degraded_performance"
+            if _RANK[worst] > _RANK[state]:
+                state = worst
+        if requests and (requests - failed - slow) / requests < GOOD_DAY:
+            if _RANK["degraded_performance"] > _RANK[state]:
+                state = "degraded_performance"
+        if in_maintenance and state in (NO_DATA, "operational"):
+            state = "under_maintenance"
+        cells.append(
+            Day(
+                date=datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d"),
+                start=start,
+                state=state,
+                requests=requests,
+                failed=failed,
+                slow=slow,
+                incidents=tuple(titles[i.id] for i in touched if titles[i.id]),
+                maintenance=in_maintenance,
+            )
+        )
+    return History(days=tuple(cells), uptime=tuple(_uptimes(per_hour, maintenance, now)))
+
+
+def _uptimes(
+    per_hour: dict[int, list[int]], maintenance: Sequence[Span], now: float
+) -> list[tuple[str, float | None]]:
+    found: list[tuple[str, float | None]] = []
+    for name, length in WINDOWS:
+        since = now - length
+        requests = bad = 0
+        for hour, (count, failed, slow) in per_hour.items():
+            if hour + HOUR <= since or hour > now:
+                continue
+            if any(_overlaps(window, hour, hour + HOUR) for window in maintenance):
+                continue
+            requests += count
+            bad += failed + slow
+        found.append((name, (requests - bad) / requests if requests else None))
+    return found
