@@ -39,7 +39,7 @@ def feed(view: PageView, base: str) -> FeedGenerator:
     generator.updated(_when(view.updated_at))
     for incident in reversed(view.incidents[:ENTRIES]):  # feedgen prepends each entry
         entry = generator.add_entry()
-        link = f"{base}/status#incident-{incident.id}"
+        link = f"{base}/status/incidents/{incident.id}"
         entry.id(link)
         entry.guid(link, permalink=True)
         entry.title(incident.name)

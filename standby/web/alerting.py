@@ -32,7 +32,8 @@ from standby.notify.dispatcher import Dispatcher
 from standby.notify.message import Notice, NoticeEvent
 from standby.plan.alerts import Notify
 from standby.plan.model import Plan
-from standby.statuspage.model import PageView, build
+from standby.statuspage.model import PageView
+from standby.statuspage.source import PageSource
 from standby.watch.official import Level, OfficialWatcher, Reading, StatusPageSpec, resolve
 from standby.watch.probes import Prober, probe_targets
 from standby.watch.signals import Signals
@@ -74,13 +75,24 @@ class Alerting:
         self.listeners.append(self._tell)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running = False
-        self._page: tuple[float, PageView] | None = None  # the public page, briefly cached
+        self.page = PageSource(
+            self._plan,
+            self.manager.open_incidents,
+            route_targets=route_targets,
+            clock=clock,
+            wall=wall,
+        )
 
     # -- wiring ---------------------------------------------------------------------------------
     def attach_store(self, store: IncidentStore) -> None:
         """Keep incidents in the journal's database from now on."""
         self.store = store
         self.manager.store = store
+        self.page.attach(store.engine)
+
+    def _plan(self) -> Plan:
+        assert self.gateway is not None, "use(gateway) first"
+        return self.gateway.plan
 
     def use(self, gateway: Gateway) -> None:
         """Serve ``gateway``'s plan: thresholds, routes, probes of its providers."""
@@ -271,32 +283,9 @@ class Alerting:
         await self.dispatcher.stop()
 
     # -- the public page ---------------------------------------------------------------------
-    PAGE_TTL = 2.0  # seconds a built page is served again (a visitor flood costs little)
-
-    async def page_view(self) -> PageView:
-        """The public status page as it is now (built at most every ``PAGE_TTL`` s)."""
-        now = self.clock()
-        if self._page is not None and now - self._page[0] < self.PAGE_TTL:
-            return self._page[1]
-        assert self.gateway is not None
-        view = build(self.gateway.plan, await self._public_incidents(), self.wall())
-        self._page = (now, view)
-        return view
-
-    async def _public_incidents(self) -> list[IncidentRow]:
-        """Open incidents and the 50 most recent, with their timelines; a target's
-        incident (absorbed by failing over) is internal and left out here already."""
-        found = {i.id: i for i in self.manager.open_incidents()}
-        if self.store is not None:
-            try:
-                for row in await self.store.recent(limit=50):
-                    if row.id not in found and not row.component.startswith("target:"):
-                        full = await self.store.get(row.id)
-                        if full is not None:
-                            found[row.id] = full
-            except Exception as exc:  # the database away: the page shows what is open
-                log.warning("status page: could not read past incidents: %s", exc)
-        return [i for i in found.values() if not i.component.startswith("target:")]
+    async def page_view(self, language: str | None = None) -> PageView:
+        """The public status page as it is now (``statuspage.source`` caches it)."""
+        return await self.page.view(language)
 
     # -- the live view -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

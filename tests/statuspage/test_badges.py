@@ -29,7 +29,7 @@ async def test_page_and_component_badges(primary: SimProvider, backup: SimProvid
     )
     async with running_gateway(plan) as gw, aiohttp.ClientSession() as session:
         await gw.app.alerting.manager.open("Chat assistant", "Errors", severity="minor")
-        gw.app.alerting._page = None
+        gw.app.alerting.page.forget()
         found = {}
         for path in ("/status/badge.svg", f"/status/badge/{quote('Chat assistant')}.svg"):
             async with session.get(gw.root_url + path) as resp:

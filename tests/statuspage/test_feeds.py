@@ -28,7 +28,7 @@ async def test_history_feeds_carry_each_incident_and_its_updates(
             "gpt-4o-mini", "Slow answers", message="We are investigating slow answers."
         )
         await manager.update(incident.id, "A fix is being deployed.")
-        gw.app.alerting._page = None
+        gw.app.alerting.page.forget()
 
         async def get(path: str, **headers: str) -> tuple[int, bytes, str, str]:
             async with session.get(gw.root_url + path, headers=headers) as resp:
@@ -39,7 +39,7 @@ async def test_history_feeds_carry_each_incident_and_its_updates(
         assert (await get("/status/history.atom", **{"If-None-Match": etag}))[0] == 304
         _, rss, _, rss_type = await get("/status/history.rss")
         await manager.resolve(incident.id, "Answers are fast again.")
-        gw.app.alerting._page = None
+        gw.app.alerting.page.forget()
         _, after, _, _ = await get("/status/history.atom")
 
     assert status == 200 and atom_type == "application/atom+xml"
@@ -50,7 +50,7 @@ async def test_history_feeds_carry_each_incident_and_its_updates(
         assert parsed.feed.title == "Acme AI status - Incident History"
         [entry] = parsed.entries
         assert entry.title == "Slow answers"
-        assert entry.link.startswith("https://status.acme.example/status#incident-")
+        assert entry.link.startswith("https://status.acme.example/status/incidents/")
         text = entry.get("summary", "")
         assert "A fix is being deployed." in text and "investigating slow answers" in text
     # Standby's own reader of providers' feeds reads Standby's feed: open, then resolved

@@ -39,7 +39,7 @@ async def visit(browser: Any, gw: RunningGateway, name: str, *, javascript: bool
         "console", lambda message: errors.append(message.text) if message.type == "error" else None
     )
     page.on("pageerror", lambda error: errors.append(str(error)))
-    gw.app.alerting._page = None  # the page as it is now, not as cached 2 s ago
+    gw.app.alerting.page.forget()  # the page as it is now, not as cached 2 s ago
     response = await page.goto(f"{gw.root_url}/status")
     assert response is not None and response.status == 200
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
