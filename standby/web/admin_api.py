@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from standby import __version__
 from standby.health.gate import RegistryGate
@@ -23,10 +23,7 @@ from standby.health.registry import HealthRegistry
 from standby.journal.service import JournalService
 from standby.metrics import Metrics
 from standby.routing.router import Router
-from standby.statuspage.api import routes as statuspage_routes
-from standby.statuspage.badges import routes as statuspage_badges
-from standby.statuspage.feeds import routes as statuspage_feeds
-from standby.statuspage.html import routes as statuspage_html
+from standby.statuspage.app import status_routes
 from standby.web.alerting import Alerting
 from standby.web.clients import ClientKeys
 from standby.web.completions_api import completions_routes
@@ -107,7 +104,7 @@ def admin_app(
             status_code=exc.status_code,
         )
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/standby/health", health),
         Route("/metrics", prometheus),
         Route("/healthz", live),
@@ -120,10 +117,7 @@ def admin_app(
             alerting.manager, alerting.store, alerting.status, authorise=authorised
         )
         if router.plan.status_page.enabled:  # public and read-only, no token
-            routes += statuspage_routes(alerting.page_view)
-            routes += statuspage_html(alerting.page_view)
-            routes += statuspage_feeds(alerting.page_view)
-            routes += statuspage_badges(alerting.page_view)
+            routes += status_routes(alerting.page_view, alerting.public_routes())
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     # a trailing slash is a JSON 404 like any unknown path, never a redirect built from
     # the client's Host header

@@ -23,6 +23,9 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
 from standby.incidents.manager import IncidentManager, route_targets
 from standby.journal.incident_store import IncidentEvent, IncidentRow, IncidentStore
 from standby.metrics import Metrics
@@ -32,6 +35,7 @@ from standby.notify.dispatcher import Dispatcher
 from standby.notify.message import Notice, NoticeEvent
 from standby.plan.alerts import Notify
 from standby.plan.model import Plan
+from standby.statuspage.app import status_app
 from standby.statuspage.model import PageView
 from standby.statuspage.source import PageSource
 from standby.watch.official import Level, OfficialWatcher, Reading, StatusPageSpec, resolve
@@ -286,6 +290,14 @@ class Alerting:
     async def page_view(self, language: str | None = None) -> PageView:
         """The public status page as it is now (``statuspage.source`` caches it)."""
         return await self.page.view(language)
+
+    def public_routes(self) -> list[BaseRoute]:
+        """The page's routes beyond reading it (subscriptions), when the plan has any."""
+        return []
+
+    def status_app(self) -> Starlette:
+        """The public page alone, for ``status_page.listen``."""
+        return status_app(self.page_view, self.public_routes())
 
     # -- the live view -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
