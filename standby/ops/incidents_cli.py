@@ -177,6 +177,18 @@ def incidents_ack(url: str, token: str, incident_id: str, by: str) -> None:
     click.echo(f"acknowledged {incident_id}")
 
 
+@incidents_group.command("publish")
+@_url
+@_token
+@click.argument("incident_id")
+@click.option("--by", default="", help="Who publishes it.")
+def incidents_publish(url: str, token: str, incident_id: str, by: str) -> None:
+    """Put an incident on the public status page now, with its updates (when the plan's
+    escalation has no `publish: status-page` step, incidents wait for this)."""
+    Admin(url, token).call("POST", f"/standby/incidents/{incident_id}/publish", {"by": by})
+    click.echo(f"published {incident_id} on the status page")
+
+
 @incidents_group.command("resolve")
 @_url
 @_token

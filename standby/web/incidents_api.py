@@ -6,6 +6,7 @@
     POST /standby/incidents/{id}/update   {"message", "status"?}
     POST /standby/incidents/{id}/ack      {"by"?}
     POST /standby/incidents/{id}/resolve  {"message"?}
+    POST /standby/incidents/{id}/publish  {"by"?}   put it on the public status page now
     GET  /standby/status               targets (breaker, signals, judgement), providers'
                                        official state, open incidents
 
@@ -125,6 +126,8 @@ def incidents_routes(
                 await manager.acknowledge(incident_id, _text(body, "by", limit=200))
             elif action == "resolve":
                 await manager.resolve(incident_id, _text(body, "message"))
+            elif action == "publish":
+                await manager.publish(incident_id, _text(body, "by", limit=200))
             else:
                 raise HTTPException(404, f"Invalid URL (POST {request.url.path})")
         except NotFound:

@@ -35,6 +35,8 @@ async def test_open_show_ack_update_resolve_and_list(
         steps = [
             ("ack", incident, "--by", "alice"),
             ("update", incident, "Failing over to the backup", "--status", "identified"),
+            ("publish", incident, "--by", "alice"),
+            ("publish", incident),  # once is enough: a second is a no-op
             ("resolve", incident, "--message", "Fixed"),
         ]
         for step in steps:
@@ -48,7 +50,13 @@ async def test_open_show_ack_update_resolve_and_list(
         missing = await run("incidents", "show", *where, "inc_nope")
     row = json.loads(shown.output)
     assert row["status"] == "resolved" and row["acknowledged_at"] is not None
-    assert [e["kind"] for e in row["timeline"]] == ["opened", "acknowledged", "update", "resolved"]
+    assert [e["kind"] for e in row["timeline"]] == [
+        "opened",
+        "acknowledged",
+        "update",
+        "published",
+        "resolved",
+    ]
     assert incident in listed.output and "Answers are slow" in listed.output
     assert set(json.loads(status.output)["targets"]) == {
         "primary/gpt-4o-mini",
