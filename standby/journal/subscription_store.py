@@ -260,9 +260,7 @@ class SubscriptionStore:
     async def deliveries(self, subscriber_id: str) -> list[DeliveryRecord]:
         """Every delivery record of one subscriber, in the order they were made."""
         table = subscription_deliveries
-        query = (
-            sa.select(table).where(table.c.subscriber_id == subscriber_id).order_by(table.c.id)
-        )
+        query = sa.select(table).where(table.c.subscriber_id == subscriber_id).order_by(table.c.id)
         async with self.engine.connect() as conn:
             return [
                 DeliveryRecord(
