@@ -50,7 +50,7 @@ async def test_the_history_pages_and_permalinks_link_to_each_other(
         await page.wait_for_url("**/status/history")
         await screenshot_of(page, "history-2-first-page")
         assert await page.locator("h1").inner_text() == "Incident history"
-        assert await page.locator("article h3").all_inner_texts() == newest_first[:20]
+        assert await page.locator("article h2").all_inner_texts() == newest_first[:20]
         status, update = await page.locator("article").first.locator("p").all_inner_texts()
         assert status.startswith("Investigating · affects Chat assistant · ")
         assert update == "Still going."
@@ -61,7 +61,7 @@ async def test_the_history_pages_and_permalinks_link_to_each_other(
         await pages.get_by_role("link", name="Older").click()
         await page.wait_for_url("**/status/history?page=2")
         await screenshot_of(page, "history-3-second-page")
-        assert await page.locator("article h3").all_inner_texts() == newest_first[20:]
+        assert await page.locator("article h2").all_inner_texts() == newest_first[20:]
         assert await pages.locator("span.muted").inner_text() == "Page 2 of 2"
         assert await pages.get_by_role("link").all_inner_texts() == ["Newer"]
         assert await pages.get_by_role("link").get_attribute("rel") == "prev"
