@@ -34,7 +34,7 @@ def status_routes(view: View, extra: Sequence[BaseRoute] = ()) -> list[BaseRoute
 
     return [
         *api_routes(default),
-        *html_routes(view),
+        *html_routes(view, subscribe=bool(extra)),
         *feed_routes(default),
         *badge_routes(default),
         *extra,

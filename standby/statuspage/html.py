@@ -97,6 +97,7 @@ def environment() -> jinja2.Environment:
         percent=percent,
         day_text=day_text,
         lang="en",
+        subscribe=False,
     )
     return env
 
@@ -117,8 +118,10 @@ def language(request: Request) -> str | None:
     return first.split("-", 1)[0][:8] or None
 
 
-def routes(view: View) -> list[Route]:
+def routes(view: View, *, subscribe: bool = False) -> list[Route]:
+    """The pages; ``subscribe``: link to the subscription form."""
     env = environment()
+    env.globals["subscribe"] = subscribe
 
     def answer(request: Request, body: str) -> Response:
         return cached(request, body.encode(), "text/html", max_age=MAX_AGE, headers=HEADERS)

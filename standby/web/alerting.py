@@ -38,6 +38,8 @@ from standby.plan.model import Plan
 from standby.statuspage.app import status_app
 from standby.statuspage.model import PageView
 from standby.statuspage.source import PageSource
+from standby.statuspage.subscribe import routes as subscribe_routes
+from standby.statuspage.subscriptions import SubscriptionService
 from standby.watch.official import Level, OfficialWatcher, Reading, StatusPageSpec, resolve
 from standby.watch.probes import Prober, probe_targets
 from standby.watch.signals import Signals
@@ -66,6 +68,7 @@ class Alerting:
         self.rng = rng or random.Random()
         self.signals = Signals(slow=plan.incidents.detect.slow_window)
         self.store: IncidentStore | None = None
+        self.subscriptions: SubscriptionService | None = None
         self.listeners: list[Listener] = []
         self.manager = IncidentManager(
             plan, self.signals, None, listener=self._heard, monotonic=clock, wall=wall
@@ -93,6 +96,11 @@ class Alerting:
         self.store = store
         self.manager.store = store
         self.page.attach(store.engine)
+
+    def attach_subscriptions(self, service: SubscriptionService) -> None:
+        """Let visitors of the page subscribe, and tell them (before ``use()``: the
+        admin app mounts the routes when it is built)."""
+        self.subscriptions = service
 
     def _plan(self) -> Plan:
         assert self.gateway is not None, "use(gateway) first"
@@ -265,6 +273,10 @@ class Alerting:
         self._start("incidents", self.manager.run())
         if self.prober is not None:
             self._start("probes", self.prober.run())
+        if self.subscriptions is not None:
+            self._start(
+                "subscriptions", self.subscriptions.run(self.page_now, self.DELIVERY_INTERVAL)
+            )
 
     def _start(self, name: str, job: Coroutine[Any, Any, None]) -> None:
         old = self._tasks.pop(name, None)
@@ -285,15 +297,23 @@ class Alerting:
         for watcher in self.watchers.values():
             await watcher.stop()
         await self.dispatcher.stop()
+        if self.subscriptions is not None:
+            await self.subscriptions.aclose()
 
     # -- the public page ---------------------------------------------------------------------
+    DELIVERY_INTERVAL = 2.0  # seconds between two rounds of telling subscribers
+
     async def page_view(self, language: str | None = None) -> PageView:
         """The public status page as it is now (``statuspage.source`` caches it)."""
         return await self.page.view(language)
 
+    async def page_now(self) -> PageView:
+        """The page in its own language (what subscribers are told from)."""
+        return await self.page.view(None)
+
     def public_routes(self) -> list[BaseRoute]:
         """The page's routes beyond reading it (subscriptions), when the plan has any."""
-        return []
+        return [] if self.subscriptions is None else list(subscribe_routes(self.subscriptions))
 
     def status_app(self) -> Starlette:
         """The public page alone, for ``status_page.listen``."""

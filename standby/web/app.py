@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import random
 import time
@@ -32,12 +34,14 @@ from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
 from standby.journal.incident_store import IncidentStore
 from standby.journal.service import JournalService
+from standby.journal.subscription_store import SubscriptionStore
 from standby.metrics import Metrics
 from standby.ops.retention import RetentionJob
 from standby.plan.model import Plan
 from standby.providers.base import Provider
 from standby.providers.registry import build_provider
 from standby.routing.router import Router
+from standby.statuspage.subscriptions import SubscriptionConfig, SubscriptionService
 from standby.web.admin_api import admin_app
 from standby.web.alerting import Alerting
 from standby.web.anthropic_api import AnthropicWire
@@ -166,6 +170,15 @@ class StandbyApp:
         self.alerting = Alerting(plan, metrics=self.metrics, clock=clock, rng=rng)
         if service is not None:
             self.alerting.attach_store(IncidentStore(service.store.engine))
+            page = plan.status_page
+            if page.enabled and page.subscriptions.enabled:
+                self.alerting.attach_subscriptions(
+                    SubscriptionService(
+                        SubscriptionStore(service.store.engine),
+                        SubscriptionConfig.from_plan(plan, subscription_key(service)),
+                        self.alerting.page_now,
+                    )
+                )
         self.gateway = Gateway(
             plan,
             metrics=self.metrics,
@@ -306,6 +319,14 @@ class StandbyApp:
         await self.gateway.aclose()
         if self.journal_service is not None:
             await self.journal_service.stop()
+
+
+def subscription_key(service: JournalService) -> str:
+    """The key subscribers' tokens derive from: stable across restarts and shared by the
+    replicas of one journal, because it derives from the callback secret (which they
+    share), without being it."""
+    secret = service.callback_secret.encode()
+    return hmac.new(secret, b"standby status-page subscriptions", hashlib.sha256).hexdigest()
 
 
 async def _after(service: JournalService, job: Coroutine[Any, Any, None]) -> None:

@@ -34,6 +34,7 @@ STOPS = [
     ("a", "API"),
     ("a", "Atom"),
     ("a", "RSS"),
+    ("a", "Subscribe to updates"),
 ]
 
 
