@@ -132,7 +132,7 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
             stack.push_async_callback(client.close)
             session = await stack.enter_async_context(aiohttp.ClientSession())
             console.print(_intro(root, primary, backup))
-            scenario = script.Scenario(root, primary, client, session, stop, tap)
+            scenario = script.Scenario(root, primary, client, session, stop, tap, backup)
             try:
                 results = await _play(console, scenario)
             except script.Interrupted:
@@ -140,7 +140,7 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
                 return INTERRUPTED
             console.print(_summary(results))
             console.print(await _incidents(session, root, receiver))
-            ok = all(r.failed == 0 and r.broken == 0 for r in results)
+            ok = all((r.failed == 0 or r.total) and r.broken == 0 for r in results)
             if not keep_serving:
                 return 0 if ok else 1
             log.removeHandler(tap)
@@ -284,9 +284,10 @@ def _phase_view(phase: script.Phase, result: script.PhaseResult, *, live: bool) 
     share = f" of {finished} ({result.answered / finished:.0%})" if finished else ""
     flying = f", {result.sent - finished} in flight" if result.sent > finished else ""
     grid.add_row("requests sent", str(result.sent))
+    expected = "yellow" if result.total else "red"  # nothing could answer: errors expected
     grid.add_row(
         "answered completely",
-        Text(f"{result.answered}{share}{flying}", style="green" if not result.failed else "red"),
+        Text(f"{result.answered}{share}{flying}", style="green" if not result.failed else expected),
     )
     grid.add_row("answered by", _who(result.by))
     if result.by["primary→backup"]:
@@ -298,7 +299,9 @@ def _phase_view(phase: script.Phase, result: script.PhaseResult, *, live: bool) 
         "broken streams", Text(str(result.broken), style="red" if result.broken else "green")
     )
     if result.error:
-        grid.add_row("first failure", Text(result.error[:200], style="red"))
+        grid.add_row("first failure", Text(result.error[:200], style=expected))
+    if result.pages:
+        grid.add_row("customers' status page", _pages(result.pages))
     parts: list[RenderableType] = [grid]
     sample = result.sample
     if sample is not None:
@@ -337,6 +340,15 @@ def _phase_view(phase: script.Phase, result: script.PhaseResult, *, live: bool) 
     return Panel(Group(*parts), title=f"[bold]{phase.title}", subtitle=clock, expand=False)
 
 
+def _pages(pages: list[tuple[str, str]]) -> Text:
+    styles = {"none": "green", "minor": "yellow", "major": "red", "critical": "red"}
+    text = Text()
+    for index, (indicator, description) in enumerate(pages):
+        text.append(" → " if index else "")
+        text.append(description, style=styles.get(indicator, "dim"))
+    return text
+
+
 def _recovery_line(result: script.PhaseResult) -> Text:
     closed = result.state == "closed"
     mark = ("✓", "green") if closed else ("!", "yellow")
@@ -358,6 +370,8 @@ def _summary(results: list[script.PhaseResult]) -> Table:
 
     total = script.PhaseResult("Total", "")
     for r in results:
+        if r.total:
+            continue  # nothing could answer there: told apart below
         total.sent, total.answered, total.broken = (
             total.sent + r.sent,
             total.answered + r.answered,
@@ -376,6 +390,13 @@ def _summary(results: list[script.PhaseResult]) -> Table:
                "never saw the outage." if ok else
                f"✗ {sent - answered} of {sent} requests not answered completely, {broken} "
                "broken streams.")  # fmt: skip
+    for r in results:
+        if r.total:
+            seen = " → ".join(description for _, description in r.pages) or "?"
+            verdict += (
+                f"\nWhile both providers were down ({r.title}): {r.failed} clean errors, "
+                f"{r.broken} broken streams; the customers' status page said: {seen}."
+            )
     table.caption = verdict
     table.caption_style = "bold green" if ok else "bold red"
     return table

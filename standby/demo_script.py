@@ -33,6 +33,7 @@ PAUSE = 0.15  # seconds a client waits between two requests
 REQUEST_LIMIT = 15.0  # seconds one request may take, stream included
 MAX_REQUESTS_PER_WORKER = 200  # per phase; a safety bound, never reached at PAUSE
 RECOVERY_LIMIT = 10.0  # seconds a phase may wait for the primary's breaker to close
+PAGE_LIMIT = 20.0  # seconds a phase may wait for the status page to say what it waits for
 POLL_EVERY = 0.2  # seconds between two reads of /standby/health
 
 
@@ -44,6 +45,9 @@ class Phase:
     With ``after_recovery`` the phase first clears the primary and waits (under load)
     until its breaker is closed again. With ``until_back`` the phase first runs until
     the primary's breaker is closed and the primary answers again, then ``seconds`` more.
+    ``backup_fault`` breaks the backup too: nothing can answer (``total``), the phase
+    runs until the customers' status page says ``until_page`` (its Statuspage
+    indicator), then ``seconds`` more; its errors are expected and shown as such.
     """
 
     title: str
@@ -52,6 +56,13 @@ class Phase:
     seconds: float
     after_recovery: bool = False
     until_back: bool = False
+    backup_fault: Fault | None = None
+    until_page: str = ""
+
+    @property
+    def total(self) -> bool:
+        """Nothing can answer in this phase: customers see clean errors, and the page."""
+        return self.backup_fault is not None
 
 
 PHASES: tuple[Phase, ...] = (
@@ -74,6 +85,16 @@ PHASES: tuple[Phase, ...] = (
           "The fault is cleared. When the ejection period ends, the breaker lets one trial "
           "request through; it succeeds and traffic returns to the primary.",
           None, 2.0, until_back=True),
+    Phase("Both providers fail",
+          "The backup fails too: nothing can answer. Each request gets a clean 503 at once "
+          "(no hanging, no broken stream); Standby opens an incident for the route, and your "
+          "customers' status page says so, in their words, within seconds.",
+          Fault("error", status=503), 1.0, backup_fault=Fault("error", status=503),
+          until_page="critical"),
+    Phase("Both recover",
+          "The faults are cleared; answers flow again, the route's incident resolves itself "
+          "and the status page is back to operational, the incident in its history.",
+          None, 1.0, until_page="none"),
 )  # fmt: skip
 
 
@@ -84,7 +105,10 @@ def demo_plan(primary_url: str, backup_url: str, hook_url: str = "") -> dict[str
     if hook_url:
         notify = {
             "channels": {"demo-hook": {"kind": "webhook", "url": hook_url, "secret": "demo"}},
-            "escalation": [{"after": "0s", "notify": ["demo-hook"]}],
+            "escalation": [
+                {"after": "0s", "notify": ["demo-hook"]},
+                {"after": "0s", "publish": "status-page"},  # customers read of it at once
+            ],
         }
     return {
         "providers": {
@@ -155,6 +179,9 @@ class PhaseResult:
     by: Counter[str] = field(default_factory=Counter)
     primary_hits: int = 0
     states: list[str] = field(default_factory=list)  # breaker states of the primary, in order
+    # what the customers' status page said, in order: (indicator, description)
+    pages: list[tuple[str, str]] = field(default_factory=list)
+    total: bool = False  # nothing could answer: errors are expected, broken streams not
     slowest: float = 0.0
     last: Outcome | None = None
     sample: Outcome | None = None  # the first answer continued mid-stream
@@ -165,6 +192,15 @@ class PhaseResult:
     def state(self) -> str:
         """The primary's breaker state last seen."""
         return self.states[-1] if self.states else "?"
+
+    @property
+    def page(self) -> str:
+        """The status page's indicator last seen."""
+        return self.pages[-1][0] if self.pages else "?"
+
+    def note_page(self, page: tuple[str, str]) -> None:
+        if not self.pages or self.pages[-1] != page:
+            self.pages.append(page)
 
     def note_state(self, state: str) -> None:
         """Record a breaker state if it changed."""
@@ -219,8 +255,10 @@ class Scenario:
         session: aiohttp.ClientSession,
         stop: asyncio.Event,
         tap: LogTap,
+        backup: SimProvider | None = None,
     ) -> None:
         self.root_url, self.primary, self.client = root_url, primary, client
+        self.backup = backup
         self.session, self.stop, self.tap = session, stop, tap
         self.expected = primary.expected_text()
 
@@ -234,6 +272,17 @@ class Scenario:
             return "?"
         target = health.get("targets", {}).get(PRIMARY_TARGET)
         return str(target["state"]) if isinstance(target, dict) else "closed"
+
+    async def page_state(self) -> tuple[str, str]:
+        """The customers' status page: (indicator, description), from its Statuspage API."""
+        try:
+            timeout = aiohttp.ClientTimeout(total=2)
+            url = f"{self.root_url}/status/api/v2/status.json"
+            async with self.session.get(url, timeout=timeout) as r:
+                status = (await r.json())["status"]
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
+            return "?", "?"
+        return str(status["indicator"]), str(status["description"])
 
     async def request(self) -> Outcome:
         """One streamed chat completion through the official SDK, timed and checked."""
@@ -279,23 +328,30 @@ class Scenario:
         limit = time.monotonic() + RECOVERY_LIMIT + 60.0
         while not until.is_set() and time.monotonic() < limit:
             result.note_state(await self.breaker_state())
+            result.note_page(await self.page_state())
             result.primary_hits = len(self.primary.requests) - hits
             await asyncio.sleep(POLL_EVERY)
 
-    async def _run(self, result: PhaseResult, seconds: float, back: bool) -> None:
-        """Load the gateway for ``seconds`` (with ``back``: once the primary is back)."""
+    async def _run(self, result: PhaseResult, seconds: float, back: bool, page: str = "") -> None:
+        """Load the gateway for ``seconds`` (with ``back``: once the primary is back; with
+        ``page``: once the status page's indicator is that)."""
         until, hits, logged = asyncio.Event(), len(self.primary.requests), self.tap.count
         back_at: float | None = None
+        waits = back or bool(page)
         result.started = time.monotonic()
         result.note_state(await self.breaker_state())
+        result.note_page(await self.page_state())
         tasks = [asyncio.create_task(self._client(result, until)) for _ in range(WORKERS)]
         tasks.append(asyncio.create_task(self._watch(result, until, hits)))
-        deadline = result.started + seconds + (RECOVERY_LIMIT if back else 0.0)
+        deadline = result.started + seconds + (PAGE_LIMIT if page else 0.0)
+        deadline += RECOVERY_LIMIT if back else 0.0
         try:
             while (now := time.monotonic()) < deadline and not self.stop.is_set():
                 if back and back_at is None and result.state == "closed" and result.by["primary"]:
                     back_at = now  # the breaker closed and the primary answers again
-                since = back_at if back else result.started
+                if page and back_at is None and result.page == page:
+                    back_at = now  # the customers' page says what the phase waits for
+                since = back_at if waits else result.started
                 if since is not None and now - since >= seconds:
                     break
                 result.seconds = now - result.started
@@ -307,6 +363,7 @@ class Scenario:
             if isinstance(error, Exception):
                 raise error
         result.note_state(await self.breaker_state())
+        result.note_page(await self.page_state())
         result.primary_hits = len(self.primary.requests) - hits
         result.logs = self.tap.since(logged)
         result.seconds = time.monotonic() - result.started
@@ -324,4 +381,10 @@ class Scenario:
             self.primary.clear()
         else:
             self.primary.set_fault(phase.fault)
-        await self._run(result, phase.seconds, phase.until_back)
+        if self.backup is not None:
+            if phase.backup_fault is None:
+                self.backup.clear()
+            else:
+                self.backup.set_fault(phase.backup_fault)
+        result.total = phase.total
+        await self._run(result, phase.seconds, phase.until_back, phase.until_page)

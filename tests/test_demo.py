@@ -45,6 +45,10 @@ def test_demo_once_fails_over_and_exits_zero(tmp_path: Path) -> None:
     assert re.search(r"opened +│? *inc_\w+ +│? *investigating", out)  # and told
     assert "resolved sent to demo-hook" in out  # and told it is over
     assert "primary's own status page (read every 10 s) last said:" in out  # read, too
+    # both providers down: clean errors, and the customers' page changes state, and back
+    assert re.search(r"customers' status page +All Systems Operational → Major System Outage", out)
+    assert re.search(r"customers' status page +Major System Outage → All Systems Operational", out)
+    assert re.search(r"down \(6\. Both providers fail\): \d+ clean errors, 0 broken", out)
     assert "Standby is running" not in out  # --once leaves nothing serving
     assert "Traceback" not in done.stderr
     assert seconds < 60, f"the scripted part took {seconds:.0f} s"
