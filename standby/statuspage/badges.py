@@ -1,5 +1,7 @@
 """SVG status badges, one per component and one for the whole page, for a README or an
-intranet page: ``/status/badge.svg`` and ``/status/badge/{component id or name}.svg``.
+intranet page: ``/status/badge.svg``, ``/status/badge/{component id or name}.svg``, and
+its uptime, ``/status/badge/{component}/uptime.svg?window=24h|7d|30d|90d`` (30 days by
+default: what customers experienced, as on the page).
 
 A label and the state in words (never colour alone), escaped, with a ``<title>`` for
 screen readers; the colours are the page's.
@@ -14,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from standby.statuspage.html import WORDS
+from standby.statuspage.history import WINDOWS
+from standby.statuspage.html import WINDOW_WORDS, WORDS, percent
 from standby.statuspage.model import PageView
 
 MAX_AGE = 30
@@ -39,9 +42,20 @@ def _width(text: str) -> int:
 
 
 def svg(label: str, status: str) -> str:
-    words = WORDS.get(status, status)
+    return badge(label, WORDS.get(status, status), COLOURS.get(status, "#57606a"))
+
+
+def uptime_colour(value: float | None) -> str:
+    if value is None:
+        return "#57606a"
+    if value >= 0.999:
+        return COLOURS["operational"]
+    return COLOURS["degraded_performance"] if value >= 0.99 else COLOURS["major_outage"]
+
+
+def badge(label: str, words: str, colour: str) -> str:
+    """A two-part badge: ``label`` on grey, ``words`` on ``colour``."""
     left, right = _width(label), _width(words)
-    colour = COLOURS.get(status, "#57606a")
     label_e, words_e = escape(label), escape(words)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + right}" height="20" '
@@ -71,7 +85,22 @@ def routes(view: Callable[[], Awaitable[PageView]]) -> list[Route]:
                 return Response(body, media_type="image/svg+xml", headers=headers)
         return Response(status_code=404)
 
+    async def uptime_badge(request: Request) -> Response:
+        wanted = request.path_params["component"]
+        window = request.query_params.get("window", "30d")
+        if window not in dict(WINDOWS):
+            known = ", ".join(name for name, _ in WINDOWS)
+            return Response(f"window must be one of {known}", status_code=400)
+        for component in (await view()).components:
+            if wanted in (component.id, component.name):
+                value = component.history.uptime_for(window) if component.history else None
+                label = f"{component.name} uptime, {WINDOW_WORDS[window]}"
+                body = badge(label, percent(value), uptime_colour(value))
+                return Response(body, media_type="image/svg+xml", headers=headers)
+        return Response(status_code=404)
+
     return [
+        Route("/status/badge/{component}/uptime.svg", uptime_badge, methods=["GET"]),
         Route("/status/badge.svg", page_badge, methods=["GET"]),
         Route("/status/badge/{component}.svg", component_badge, methods=["GET"]),
     ]
