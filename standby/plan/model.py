@@ -485,6 +485,14 @@ class Plan(Record):
                 found.append((loc, f"unknown notify channel {email!r} (channels: {names})"))
             elif channel.kind != "apprise":
                 found.append((loc, f"channel {email!r} must be an apprise (mail) channel"))
+            elif not self.status_page.url:
+                found.append(
+                    (
+                        ("status_page", "url"),
+                        "email subscriptions need the page's public address (the links "
+                        "in the mails): set status_page.url",
+                    )
+                )
         for index, window in enumerate(self.incidents.maintenance):
             for provider in window.providers:
                 if provider not in self.providers:

@@ -338,3 +338,36 @@ def test_no_journal_section_is_the_default_journal() -> None:
     assert (config.enabled, config.url) == (True, "")
     with pytest.raises(PlanError, match="not found"):
         load_journal_config("/nonexistent/plan.yaml", {})
+
+
+@pytest.mark.parametrize(
+    ("added", "key", "words"),
+    [
+        (
+            "status_page:\n  subscriptions: {email_channel: mail}\n",
+            "status_page.subscriptions.email_channel",
+            "unknown notify channel 'mail' (channels: none)",
+        ),
+        (
+            "notify: {channels: {mail: {kind: webhook, url: 'http://127.0.0.1:9/h'}}}\n"
+            "status_page:\n  subscriptions: {email_channel: mail}\n",
+            "status_page.subscriptions.email_channel",
+            "must be an apprise (mail) channel",
+        ),
+        (
+            "notify: {channels: {mail: {kind: apprise, url: 'mailto://u:p@example.org'}}}\n"
+            "status_page:\n  subscriptions: {email_channel: mail}\n",
+            "status_page.url",
+            "set status_page.url",
+        ),
+        (
+            "status_page:\n  listen: '8090'\n",
+            "status_page.listen",
+            "listen must be host:port",
+        ),
+    ],
+    ids=["unknown channel", "not mail", "no page url", "listen without host"],
+)
+def test_status_page_mistakes_name_their_key(added: str, key: str, words: str) -> None:
+    [found] = problems(BASE + added)
+    assert f": {key}: " in found and words in found, found
