@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from standby.statuspage.caching import cached
+from standby.statuspage.caching import Rendered, respond
 from standby.statuspage.model import Component, Maintenance, PageView, PublicIncident, iso
 
 PREFIX = "/status/api/v2"
@@ -168,18 +168,24 @@ def documents(view: PageView) -> dict[str, dict[str, Any]]:
 
 def routes(view: Callable[[], Awaitable[PageView]]) -> list[Route]:
     """The API's routes; ``view()`` builds the page as it is now."""
+    rendered = Rendered()
 
     async def serve(request: Request) -> Response:
         path = request.url.path.removeprefix(PREFIX)
-        document = documents(await view())[path]
-        # the ETag ignores updated_at (which moves every call), so an unchanged page is a 304
-        stable = {key: value for key, value in document.items() if key != "page"}
-        return cached(
+        shown = await view()
+
+        def make() -> tuple[bytes, bytes]:
+            document = documents(shown)[path]
+            # the ETag ignores updated_at (which moves with each build), so an unchanged
+            # page is a 304
+            stable = {key: value for key, value in document.items() if key != "page"}
+            return orjson.dumps(document), orjson.dumps(stable)
+
+        return respond(
             request,
-            orjson.dumps(document),
+            rendered.get(shown, path, make),
             "application/json",
             max_age=MAX_AGE,
-            identity=orjson.dumps(stable),
             headers={"Access-Control-Allow-Origin": "*"},
         )
 

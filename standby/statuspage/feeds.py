@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from standby.statuspage.caching import cached
+from standby.statuspage.caching import Rendered, respond
 from standby.statuspage.model import PageView
 
 MAX_AGE = 60
@@ -57,14 +57,22 @@ def feed(view: PageView, base: str) -> FeedGenerator:
 
 
 def routes(view: Callable[[], Awaitable[PageView]]) -> list[Route]:
+    rendered = Rendered()
+
     async def history(request: Request) -> Response:
         page = await view()
         base = (page.url or str(request.base_url)).rstrip("/")
-        generator = feed(page, base)
         atom = request.url.path.endswith(".atom")
-        body = generator.atom_str(pretty=True) if atom else generator.rss_str(pretty=True)
+
+        def make() -> tuple[bytes, None]:
+            generator = feed(page, base)
+            return (
+                generator.atom_str(pretty=True) if atom else generator.rss_str(pretty=True)
+            ), None
+
         media = "application/atom+xml" if atom else "application/rss+xml"
-        return cached(request, body, media, max_age=MAX_AGE)
+        answer = rendered.get(page, (atom, base), make)
+        return respond(request, answer, media, max_age=MAX_AGE)
 
     return [
         Route("/status/history.atom", history, methods=["GET"]),

@@ -81,8 +81,39 @@ def day_start(at: float) -> float:
     return float(int(at // DAY) * DAY)
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A component's figures, folded once (they change by the hour): per UTC day, the
+    uptime per window, and the first hour with figures."""
+
+    days: dict[float, tuple[int, int, int]]  # day start → requests, failed, slow
+    uptime: tuple[tuple[str, float | None], ...]
+    first: float | None
+
+
+def summarise(hours: Iterable[HourFigures], maintenance: Sequence[Span], now: float) -> Summary:
+    """Fold the hourly figures of one component's routes (see the module's text)."""
+    per_hour: dict[int, list[int]] = {}
+    for figures in hours:
+        hour = per_hour.setdefault(figures.hour, [0, 0, 0])
+        hour[0] += figures.requests
+        hour[1] += figures.failed
+        hour[2] += figures.slow
+    per_day: dict[float, list[int]] = {}
+    for hour_start, (requests, failed, slow) in per_hour.items():
+        day = per_day.setdefault(day_start(hour_start), [0, 0, 0])
+        day[0] += requests
+        day[1] += failed
+        day[2] += slow
+    return Summary(
+        days={day: (f[0], f[1], f[2]) for day, f in per_day.items()},
+        uptime=tuple(_uptimes(per_hour, maintenance, now)),
+        first=float(min(per_hour)) if per_hour else None,
+    )
+
+
 def build_history(
-    hours: Iterable[HourFigures],
+    summary: Summary,
     incidents: Iterable[tuple[IncidentRow, str]],
     maintenance: Sequence[Span],
     now: float,
@@ -90,36 +121,27 @@ def build_history(
     days: int = DAYS,
     created_at: float | None = None,
 ) -> History:
-    """The history of one component: ``hours`` of its routes, its ``incidents`` (each
-    with its public title), the whole service's ``maintenance`` windows.  ``created_at``:
-    since when the page exists (days before it with no figures are "no data")."""
+    """The history of one component: its ``summary``, its ``incidents`` (each with its
+    public title, "" when unpublished), the whole service's ``maintenance`` windows.
+    ``created_at``: since when the page exists (days before it with no figures are "no
+    data")."""
     first_day = day_start(now) - (days - 1) * DAY
-    per_day: dict[float, list[int]] = {}
-    per_hour: dict[int, list[int]] = {}
-    for figures in hours:
-        hour = per_hour.setdefault(figures.hour, [0, 0, 0])
-        hour[0] += figures.requests
-        hour[1] += figures.failed
-        hour[2] += figures.slow
-    for hour_start, (requests, failed, slow) in per_hour.items():
-        day = per_day.setdefault(day_start(hour_start), [0, 0, 0])
-        day[0] += requests
-        day[1] += failed
-        day[2] += slow
     spans = [
         (incident.first_failure_at or incident.opened_at, incident.resolved_at or now, incident)
         for incident, _ in incidents
     ]
     titles = {incident.id: title for incident, title in incidents}
-    earliest = min(
-        [h for h in per_hour] + [s[0] for s in spans] + ([created_at] if created_at else []),
-        default=now,
-    )
+    starts = [s[0] for s in spans]
+    if summary.first is not None:
+        starts.append(summary.first)
+    if created_at:
+        starts.append(created_at)
+    earliest = min(starts, default=now)
     cells = []
     for index in range(days):
         start = first_day + index * DAY
         end = start + DAY
-        requests, failed, slow = per_day.get(start, (0, 0, 0))
+        requests, failed, slow = summary.days.get(start, (0, 0, 0))
         touched = [incident for s, e, incident in spans if _overlaps((s, e), start, end)]
         in_maintenance = any(_overlaps(window, start, end) for window in maintenance)
         state = NO_DATA if end <= earliest and not requests else "operational"
@@ -144,22 +166,24 @@ def build_history(
                 maintenance=in_maintenance,
             )
         )
-    return History(days=tuple(cells), uptime=tuple(_uptimes(per_hour, maintenance, now)))
+    return History(days=tuple(cells), uptime=summary.uptime)
 
 
 def _uptimes(
     per_hour: dict[int, list[int]], maintenance: Sequence[Span], now: float
 ) -> list[tuple[str, float | None]]:
+    counted = [
+        (hour, figures)
+        for hour, figures in per_hour.items()
+        if hour <= now and not any(_overlaps(w, hour, hour + HOUR) for w in maintenance)
+    ]
     found: list[tuple[str, float | None]] = []
     for name, length in WINDOWS:
         since = now - length
         requests = bad = 0
-        for hour, (count, failed, slow) in per_hour.items():
-            if hour + HOUR <= since or hour > now:
-                continue
-            if any(_overlaps(window, hour, hour + HOUR) for window in maintenance):
-                continue
-            requests += count
-            bad += failed + slow
+        for hour, (count, failed, slow) in counted:
+            if hour + HOUR > since:
+                requests += count
+                bad += failed + slow
         found.append((name, (requests - bad) / requests if requests else None))
     return found

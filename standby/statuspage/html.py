@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from standby.statuspage.caching import cached
+from standby.statuspage.caching import Rendered, respond
 from standby.statuspage.history import Day
 from standby.statuspage.model import PageView, iso
 
@@ -122,27 +122,37 @@ def routes(view: View, *, subscribe: bool = False) -> list[Route]:
     """The pages; ``subscribe``: link to the subscription form."""
     env = environment()
     env.globals["subscribe"] = subscribe
+    rendered = Rendered()  # each page rendered once per built view and language
 
-    def answer(request: Request, body: str) -> Response:
-        return cached(request, body.encode(), "text/html", max_age=MAX_AGE, headers=HEADERS)
+    def answer(
+        request: Request, shown: PageView, key: tuple[str, ...], make: Callable[[], str]
+    ) -> Response:
+        found = rendered.get(shown, key, lambda: (make().encode(), None))
+        return respond(request, found, "text/html", max_age=MAX_AGE, headers=HEADERS)
 
     async def page(request: Request) -> Response:
-        lang = language(request)
-        return answer(request, render(env, await view(lang), lang=lang or "en"))
+        shown = await view(language(request))
+        lang = shown.language
+        return answer(request, shown, ("page", lang), lambda: render(env, shown, lang=lang))
 
     async def incident(request: Request) -> Response:
-        lang = language(request)
-        shown = await view(lang)
+        shown = await view(language(request))
+        lang = shown.language
         wanted = request.path_params["incident_id"]
         found = next((i for i in shown.incidents if i.id == wanted), None)
         if found is None:
             raise HTTPException(404, f"No incident {wanted!r} on this page.")
         template = env.get_template("incident.html")
-        return answer(request, template.render(view=shown, incident=found, lang=lang or "en"))
+        return answer(
+            request,
+            shown,
+            ("incident", found.id, lang),
+            lambda: template.render(view=shown, incident=found, lang=lang),
+        )
 
     async def history(request: Request) -> Response:
-        lang = language(request)
-        shown = await view(lang)
+        shown = await view(language(request))
+        lang = shown.language
         past = list(shown.incidents)
         pages = max(1, -(-len(past) // PER_PAGE))
         try:
@@ -152,14 +162,18 @@ def routes(view: View, *, subscribe: bool = False) -> list[Route]:
         if not 1 <= number <= pages:
             raise HTTPException(404, f"There are {pages} page(s) of history.")
         first = (number - 1) * PER_PAGE
-        body = env.get_template("history.html").render(
-            view=shown,
-            shown=past[first : first + PER_PAGE],
-            number=number,
-            pages=pages,
-            lang=lang or "en",
+        return answer(
+            request,
+            shown,
+            ("history", str(number), lang),
+            lambda: env.get_template("history.html").render(
+                view=shown,
+                shown=past[first : first + PER_PAGE],
+                number=number,
+                pages=pages,
+                lang=lang,
+            ),
         )
-        return answer(request, body)
 
     return [
         Route("/status", page, methods=["GET"]),

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from standby.journal.incident_store import IncidentRow
 from standby.journal.traffic_store import HourFigures
 from standby.plan.model import Plan
-from standby.statuspage.history import History, build_history
+from standby.statuspage.history import History, Summary, build_history, summarise
 
 # Statuspage's component statuses, from best to worst, and the page indicator of each
 OPERATIONAL = "operational"
@@ -127,6 +128,7 @@ class PageView:
     components: tuple[Component, ...]
     incidents: tuple[PublicIncident, ...] = field(default_factory=tuple)  # newest first
     maintenances: tuple[Maintenance, ...] = field(default_factory=tuple)
+    language: str = "en"  # of the worded updates
 
     @property
     def unresolved(self) -> tuple[PublicIncident, ...]:
@@ -244,28 +246,47 @@ def _public(
     )
 
 
+def maintenance_spans(plan: Plan) -> list[tuple[float, float]]:
+    """The plan's whole-service maintenance windows (a provider's is not customers')."""
+    return [
+        (w.start.timestamp(), w.end.timestamp())
+        for w in plan.incidents.maintenance
+        if not w.providers
+    ]
+
+
+def summaries_of(plan: Plan, hours: list[HourFigures], at: float) -> dict[str, Summary]:
+    """Each public component's figures, folded from the hours of its routes."""
+    maintenance = maintenance_spans(plan)
+    return {
+        name: summarise([h for h in hours if h.route in routes], maintenance, at)
+        for name, _, routes in components_of(plan)
+    }
+
+
 def build(
     plan: Plan,
     incidents: list[IncidentRow],
     at: float,
     *,
     hours: list[HourFigures] | None = None,
+    summaries: Mapping[str, Summary] | None = None,
     etas: dict[str, str] | None = None,
     language: str | None = None,
     created_at: float | None = None,
 ) -> PageView:
-    """The page now, from the plan and Standby's incidents (open and recent); with
-    ``hours`` (the journal's figures of every route since 90 days) each component's
-    history; ``etas``: incident id → the provider's estimate; ``language`` of the
-    templates (default: the page's)."""
+    """The page now, from the plan and Standby's incidents (open and recent).
+
+    With ``hours`` (the journal's figures of every route since 90 days), or their
+    ``summaries`` folded already (``summaries_of``), each component gets its history;
+    ``etas``: incident id → the provider's estimate; ``language`` of the templates
+    (default: the page's)."""
     page = plan.status_page
     words = page.words(language)
     etas = etas or {}
-    maintenance = [
-        (w.start.timestamp(), w.end.timestamp())
-        for w in plan.incidents.maintenance
-        if not w.providers
-    ]
+    maintenance = maintenance_spans(plan)
+    if summaries is None and hours is not None:
+        summaries = summaries_of(plan, hours, at)
     components: list[Component] = []
     published: dict[str, list[str]] = {}  # incident id → the components it affects
     for position, (name, description, routes) in enumerate(components_of(plan), 1):
@@ -285,9 +306,9 @@ def build(
         if status == OPERATIONAL and _in_maintenance(plan, at):
             status = MAINTENANCE
         history = None
-        if hours is not None:
+        if summaries is not None and name in summaries:
             history = build_history(
-                [h for h in hours if h.route in routes],
+                summaries[name],
                 mine,
                 maintenance,
                 at,
@@ -322,6 +343,7 @@ def build(
         components=tuple(components),
         incidents=tuple(shown),
         maintenances=tuple(_maintenances(plan, components, at)),
+        language=language if language in page.languages else page.language,
     )
 
 

@@ -1,14 +1,23 @@
 """Where the public page's views come from: the plan, the open incidents, the journal's
-past incidents and hourly figures — read briefly cached, so that a flood of visitors
-during an outage costs one build every ``page_ttl`` seconds, not one per visitor.
+past incidents and hourly figures — so that a flood of visitors during an outage costs
+one build every ``page_ttl`` seconds, not one per visitor, and a build costs little.
 
-The figures change slowly (hours) and are read every ``figures_ttl`` seconds; the
-incidents every ``page_ttl``, so a new outage shows within seconds.  The database away,
-the page still shows what is open (and the last figures read).
+* The figures change by the hour: read and folded per component (``history.summarise``)
+  every ``figures_ttl`` seconds — after the first time, in the background, while builds
+  go on with the last ones.
+* Past incidents are read from the database when the open ones change (one opened,
+  updated or resolved) and every ``figures_ttl`` seconds; the open ones are in memory.
+* A build is pure Python over those, at most every ``page_ttl`` seconds per language
+  (and at once when an open incident changed), one at a time: visitors arriving
+  meanwhile get the same view.
+
+The database away, the page still shows what is open (and the last figures read).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -17,10 +26,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from standby.journal.incident_store import IncidentRow, IncidentStore
-from standby.journal.traffic_store import HourFigures, TrafficStore
+from standby.journal.traffic_store import TrafficStore
 from standby.plan.model import Plan
-from standby.statuspage.history import DAY, DAYS
-from standby.statuspage.model import PageView, build, components_of
+from standby.statuspage.history import DAY, DAYS, Summary
+from standby.statuspage.model import PageView, build, components_of, summaries_of
 
 log = logging.getLogger("standby.statuspage")
 
@@ -42,8 +51,14 @@ class PageSource:
         self.page_ttl, self.figures_ttl = page_ttl, figures_ttl
         self.incidents: IncidentStore | None = None
         self.traffic: TrafficStore | None = None
-        self._views: dict[str, tuple[float, PageView]] = {}  # language → built at, view
-        self._hours: tuple[float, list[HourFigures]] | None = None
+        # language → (built at, the open incidents' mark then, the view)
+        self._views: dict[str, tuple[float, tuple[Any, ...], PageView]] = {}
+        self._generation = 0  # forget() moves it: a build under way then is not kept
+        self._summaries: tuple[float, dict[str, Summary]] | None = None
+        # read at, the open incidents' mark then, the public incidents read
+        self._past: tuple[float, tuple[Any, ...], list[IncidentRow]] | None = None
+        self._building = asyncio.Lock()
+        self._reading: asyncio.Task[None] | None = None  # figures being read
 
     def attach(self, engine: AsyncEngine) -> None:
         """Read past incidents and figures from the journal's database from now on."""
@@ -52,53 +67,88 @@ class PageSource:
 
     def forget(self) -> None:
         """Build the next view afresh (after a change someone must see at once)."""
+        self._generation += 1
         self._views.clear()
-        self._hours = None
+        self._summaries = None
+        self._past = None
+
+    def _mark(self) -> tuple[Any, ...]:
+        """What the open incidents look like: a view built under another mark is old."""
+        return tuple((i.id, i.status, i.updated_at, len(i.events)) for i in self.open_incidents())
 
     async def view(self, language: str | None = None) -> PageView:
         """The page as it is now, in ``language`` (the plan's when it has no words for it)."""
         plan = self.plan()
         key = language if language in plan.status_page.languages else plan.status_page.language
-        now = self.clock()
         cached = self._views.get(key)
-        if cached is not None and now - cached[0] < self.page_ttl:
-            return cached[1]
-        at = self.wall()
-        incidents = await self._incidents(at)
-        view = build(
-            plan,
-            incidents,
-            at,
-            hours=await self._figures(plan, now, at),
-            etas=self._etas(plan, incidents),
-            language=key,
-        )
-        self._views[key] = (now, view)
-        return view
+        if cached is not None and self._fresh(cached):
+            return cached[2]
+        async with self._building:  # one build at a time; the others get its view
+            cached = self._views.get(key)
+            if cached is not None and self._fresh(cached):
+                return cached[2]
+            now, mark, generation = self.clock(), self._mark(), self._generation
+            at = self.wall()
+            incidents = await self._incidents(now, at)
+            view = build(
+                plan,
+                incidents,
+                at,
+                summaries=await self._figures(plan, now, at),
+                etas=self._etas(plan, incidents),
+                language=key,
+            )
+            if generation == self._generation:
+                self._views[key] = (now, mark, view)
+            return view
 
-    async def _incidents(self, at: float) -> list[IncidentRow]:
+    def _fresh(self, cached: tuple[float, tuple[Any, ...], PageView]) -> bool:
+        return self.clock() - cached[0] < self.page_ttl and cached[1] == self._mark()
+
+    async def _incidents(self, now: float, at: float) -> list[IncidentRow]:
         found = {i.id: i for i in self.open_incidents() if not i.component.startswith("target:")}
         if self.incidents is not None:
-            try:
-                for row in await self.incidents.public(since=at - DAYS * DAY):
-                    found.setdefault(row.id, row)
-            except Exception as exc:  # the database away: the page shows what is open
-                log.warning("status page: could not read past incidents: %s", exc)
+            mark = self._mark()
+            past = self._past
+            if past is None or past[1] != mark or now - past[0] >= self.figures_ttl:
+                try:
+                    rows = await self.incidents.public(since=at - DAYS * DAY)
+                    past = self._past = (now, mark, rows)
+                except Exception as exc:  # the database away: the page shows what is open
+                    log.warning("status page: could not read past incidents: %s", exc)
+            for row in past[2] if past is not None else ():
+                found.setdefault(row.id, row)
         return sorted(found.values(), key=lambda i: i.opened_at, reverse=True)
 
-    async def _figures(self, plan: Plan, now: float, at: float) -> list[HourFigures] | None:
+    async def _figures(self, plan: Plan, now: float, at: float) -> dict[str, Summary] | None:
+        """The components' folded figures: the first time read at once, afterwards
+        refreshed in the background when older than ``figures_ttl``."""
         if self.traffic is None:
             return None
-        if self._hours is not None and now - self._hours[0] < self.figures_ttl:
-            return self._hours[1]
+        if self._summaries is None:
+            await self._read(plan, now, at)
+        elif now - self._summaries[0] >= self.figures_ttl and (
+            self._reading is None or self._reading.done()
+        ):
+            self._reading = asyncio.create_task(self._read(plan, now, at))
+        return self._summaries[1] if self._summaries is not None else None
+
+    async def _read(self, plan: Plan, now: float, at: float) -> None:
+        assert self.traffic is not None
         routes = sorted({r for _, _, routes in components_of(plan) for r in routes})
         try:
             hours = await self.traffic.hours(routes, since=at - DAYS * DAY)
         except Exception as exc:
             log.warning("status page: could not read the traffic figures: %s", exc)
-            return self._hours[1] if self._hours is not None else None
-        self._hours = (now, hours)
-        return hours
+            return
+        self._summaries = (now, summaries_of(plan, hours, at))
+
+    async def aclose(self) -> None:
+        """Let a read of the figures under way end."""
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reading
 
     def _etas(self, plan: Plan, incidents: list[IncidentRow]) -> dict[str, str]:
         """A route incident's estimate of restoration: the one the provider of one of

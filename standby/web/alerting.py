@@ -297,6 +297,7 @@ class Alerting:
         for watcher in self.watchers.values():
             await watcher.stop()
         await self.dispatcher.stop()
+        await self.page.aclose()
         if self.subscriptions is not None:
             await self.subscriptions.aclose()
 

@@ -8,7 +8,7 @@ import pytest
 
 from standby.journal.incident_store import IncidentRow
 from standby.journal.traffic_store import HourFigures
-from standby.statuspage.history import DAY, HOUR, build_history, day_start
+from standby.statuspage.history import DAY, HOUR, build_history, day_start, summarise
 
 NOW = day_start(1_900_000_000.0) + 12 * HOUR  # noon
 TODAY = day_start(NOW)
@@ -65,7 +65,8 @@ def test_a_days_cell(
     state: str,
     uptime: float | None,
 ) -> None:
-    history = build_history(hours, [(i, "Chat unavailable") for i in incidents], maintenance, NOW)
+    summary = summarise(hours, maintenance, NOW)
+    history = build_history(summary, [(i, "Chat unavailable") for i in incidents], maintenance, NOW)
     assert len(history.days) == 90
     cell = history.days[-1 - day]
     assert cell.start == TODAY - day * DAY
@@ -83,9 +84,11 @@ def test_uptime_counts_what_customers_felt_and_leaves_maintenance_out() -> None:
         hour(61, 5, 500, failed=500),  # in a maintenance window: not counted
     ]
     window = [(TODAY - 61 * DAY + 5 * HOUR, TODAY - 61 * DAY + 5.5 * HOUR)]
-    history = build_history(hours, [], window, NOW)
+    history = build_history(summarise(hours, window, NOW), [], window, NOW)
     assert history.uptime_for("24h") == pytest.approx(0.99)
     assert history.uptime_for("7d") == pytest.approx(1890 / 2000)
     assert history.uptime_for("30d") == pytest.approx(1890 / 3000)
     assert history.uptime_for("90d") == pytest.approx(2890 / 4000)
-    assert build_history([], [], [], NOW).uptime_for("24h") is None  # unknown, not 100 %
+    assert (
+        build_history(summarise([], [], NOW), [], [], NOW).uptime_for("24h") is None
+    )  # unknown, not 100 %
