@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from standby.journal.incident_store import IncidentRow
 from standby.journal.traffic_store import HourFigures
@@ -126,11 +126,24 @@ def build_history(
     ``created_at``: since when the page exists (days before it with no figures are "no
     data")."""
     first_day = day_start(now) - (days - 1) * DAY
+    first_date = datetime.fromtimestamp(first_day, UTC).date().toordinal()
     spans = [
         (incident.first_failure_at or incident.opened_at, incident.resolved_at or now, incident)
         for incident, _ in incidents
     ]
     titles = {incident.id: title for incident, title in incidents}
+    # each incident onto the days it touched (not each day over every incident)
+    touching: dict[int, list[IncidentRow]] = {}
+    for began, ended, incident in spans:
+        first = max(0, int((began - first_day) // DAY))
+        last = min(days - 1, int((ended - first_day) // DAY))
+        for index in range(first, last + 1):
+            if _overlaps((began, ended), first_day + index * DAY, first_day + (index + 1) * DAY):
+                touching.setdefault(index, []).append(incident)
+    windows = [
+        (max(0, int((w[0] - first_day) // DAY)), min(days - 1, int((w[1] - first_day) // DAY)), w)
+        for w in maintenance
+    ]
     starts = [s[0] for s in spans]
     if summary.first is not None:
         starts.append(summary.first)
@@ -142,8 +155,10 @@ def build_history(
         start = first_day + index * DAY
         end = start + DAY
         requests, failed, slow = summary.days.get(start, (0, 0, 0))
-        touched = [incident for s, e, incident in spans if _overlaps((s, e), start, end)]
-        in_maintenance = any(_overlaps(window, start, end) for window in maintenance)
+        touched = touching.get(index, ())
+        in_maintenance = any(
+            a <= index <= b and _overlaps(window, start, end) for a, b, window in windows
+        )
         state = NO_DATA if end <= earliest and not requests else "operational"
         for incident in touched:
             worst = "major_outage" if incident.severity == "major" else "degraded_performance"
@@ -156,7 +171,7 @@ def build_history(
             state = "under_maintenance"
         cells.append(
             Day(
-                date=datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d"),
+                date=date.fromordinal(first_date + index).isoformat(),
                 start=start,
                 state=state,
                 requests=requests,

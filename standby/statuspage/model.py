@@ -165,6 +165,23 @@ def is_published(incident: IncidentRow, plan: Plan, at: float) -> bool:
     return after is not None and at - incident.opened_at >= after
 
 
+def next_change(plan: Plan, incidents: list[IncidentRow], at: float) -> float:
+    """When the page built at ``at`` would read differently with nothing else changing:
+    the next UTC midnight (a new day cell), a whole-service maintenance window starting
+    or ending, an open incident whose publish step comes."""
+    moments = [(at // 86_400 + 1) * 86_400]
+    for start, end in maintenance_spans(plan):
+        moments += [m for m in (start, end) if m > at]
+    after = plan.notify.publish_after
+    if after is not None:
+        moments += [
+            i.opened_at + after
+            for i in incidents
+            if i.open and i.opened_at + after > at and not is_published(i, plan, at)
+        ]
+    return min(moments)
+
+
 def _title(incident: IncidentRow, names: tuple[str, ...]) -> str:
     """What customers read as the incident's name: a route's incident in the words of
     its components (never a provider's), a person's as they wrote it."""

@@ -1,15 +1,17 @@
 """Where the public page's views come from: the plan, the open incidents, the journal's
 past incidents and hourly figures — so that a flood of visitors during an outage costs
-one build every ``page_ttl`` seconds, not one per visitor, and a build costs little.
+a lookup each, and a build happens only when the page changes.
 
 * The figures change by the hour: read and folded per component (``history.summarise``)
   every ``figures_ttl`` seconds — after the first time, in the background, while builds
   go on with the last ones.
 * Past incidents are read from the database when the open ones change (one opened,
   updated or resolved) and every ``figures_ttl`` seconds; the open ones are in memory.
-* A build is pure Python over those, at most every ``page_ttl`` seconds per language
-  (and at once when an open incident changed), one at a time: visitors arriving
-  meanwhile get the same view.
+* A view is built again only when something it shows changed — an open incident, the
+  figures, or the time passing a moment the page depends on (``model.next_change``: a
+  new day, a maintenance window, a publish step) — one build at a time: visitors
+  arriving meanwhile get the same view.  An unchanged view keeps its ETag, so
+  revalidating visitors get 304s, and everything rendered from it stays in memory.
 
 The database away, the page still shows what is open (and the last figures read).
 """
@@ -21,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,7 +32,13 @@ from standby.journal.incident_store import IncidentRow, IncidentStore
 from standby.journal.traffic_store import TrafficStore
 from standby.plan.model import Plan
 from standby.statuspage.history import DAY, DAYS, Summary
-from standby.statuspage.model import PageView, build, components_of, summaries_of
+from standby.statuspage.model import (
+    PageView,
+    build,
+    components_of,
+    next_change,
+    summaries_of,
+)
 
 log = logging.getLogger("standby.statuspage")
 
@@ -43,16 +52,17 @@ class PageSource:
         route_targets: Callable[[Plan], dict[str, list[str]]],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        page_ttl: float = 2.0,
+        max_age: float = 60.0,
         figures_ttl: float = 30.0,
     ) -> None:
         self.plan, self.open_incidents, self.route_targets = plan, open_incidents, route_targets
         self.clock, self.wall = clock, wall
-        self.page_ttl, self.figures_ttl = page_ttl, figures_ttl
+        # a view is built again after ``max_age`` seconds even if nothing seemed to change
+        self.max_age, self.figures_ttl = max_age, figures_ttl
         self.incidents: IncidentStore | None = None
         self.traffic: TrafficStore | None = None
-        # language → (built at, the open incidents' mark then, the view)
-        self._views: dict[str, tuple[float, tuple[Any, ...], PageView]] = {}
+        # language → (valid until (wall), the open incidents' mark, the figures, the view)
+        self._views: dict[str, tuple[float, tuple[Any, ...], object, PageView]] = {}
         self._generation = 0  # forget() moves it: a build under way then is not kept
         self._summaries: tuple[float, dict[str, Summary]] | None = None
         # read at, the open incidents' mark then, the public incidents read
@@ -80,30 +90,36 @@ class PageSource:
         """The page as it is now, in ``language`` (the plan's when it has no words for it)."""
         plan = self.plan()
         key = language if language in plan.status_page.languages else plan.status_page.language
+        self._refresh_figures(plan)
         cached = self._views.get(key)
         if cached is not None and self._fresh(cached):
-            return cached[2]
+            return cached[3]
         async with self._building:  # one build at a time; the others get its view
             cached = self._views.get(key)
             if cached is not None and self._fresh(cached):
-                return cached[2]
+                return cached[3]
             now, mark, generation = self.clock(), self._mark(), self._generation
             at = self.wall()
             incidents = await self._incidents(now, at)
+            summaries = await self._figures(plan)
             view = build(
                 plan,
                 incidents,
                 at,
-                summaries=await self._figures(plan, now, at),
+                summaries=summaries,
                 etas=self._etas(plan, incidents),
                 language=key,
             )
+            if cached is not None and replace(view, updated_at=cached[3].updated_at) == cached[3]:
+                view = cached[3]  # the same page: the same object, its renderings, its ETag
             if generation == self._generation:
-                self._views[key] = (now, mark, view)
+                until = min(next_change(plan, incidents, at), at + self.max_age)
+                self._views[key] = (until, mark, summaries, view)
             return view
 
-    def _fresh(self, cached: tuple[float, tuple[Any, ...], PageView]) -> bool:
-        return self.clock() - cached[0] < self.page_ttl and cached[1] == self._mark()
+    def _fresh(self, cached: tuple[float, tuple[Any, ...], object, PageView]) -> bool:
+        current = self._summaries[1] if self._summaries is not None else None
+        return self.wall() < cached[0] and cached[1] == self._mark() and cached[2] is current
 
     async def _incidents(self, now: float, at: float) -> list[IncidentRow]:
         found = {i.id: i for i in self.open_incidents() if not i.component.startswith("target:")}
@@ -120,28 +136,37 @@ class PageSource:
                 found.setdefault(row.id, row)
         return sorted(found.values(), key=lambda i: i.opened_at, reverse=True)
 
-    async def _figures(self, plan: Plan, now: float, at: float) -> dict[str, Summary] | None:
-        """The components' folded figures: the first time read at once, afterwards
-        refreshed in the background when older than ``figures_ttl``."""
+    async def _figures(self, plan: Plan) -> dict[str, Summary] | None:
+        """The components' folded figures (the first time, read at once)."""
         if self.traffic is None:
             return None
         if self._summaries is None:
-            await self._read(plan, now, at)
-        elif now - self._summaries[0] >= self.figures_ttl and (
-            self._reading is None or self._reading.done()
-        ):
-            self._reading = asyncio.create_task(self._read(plan, now, at))
+            await self._read(plan)
         return self._summaries[1] if self._summaries is not None else None
 
-    async def _read(self, plan: Plan, now: float, at: float) -> None:
+    def _refresh_figures(self, plan: Plan) -> None:
+        """Read the figures again in the background when they are ``figures_ttl`` old."""
+        if self.traffic is None or self._summaries is None:
+            return
+        if self.clock() - self._summaries[0] >= self.figures_ttl and (
+            self._reading is None or self._reading.done()
+        ):
+            self._reading = asyncio.create_task(self._read(plan))
+
+    async def _read(self, plan: Plan) -> None:
         assert self.traffic is not None
+        now, at = self.clock(), self.wall()
         routes = sorted({r for _, _, routes in components_of(plan) for r in routes})
         try:
             hours = await self.traffic.hours(routes, since=at - DAYS * DAY)
+            # folding 90 days of hours is pure Python: in a thread, so the event loop
+            # (the gateway's requests) gets its turns meanwhile
+            summaries = await asyncio.to_thread(summaries_of, plan, hours, at)
         except Exception as exc:
             log.warning("status page: could not read the traffic figures: %s", exc)
+            self._summaries = (now, self._summaries[1] if self._summaries else {})
             return
-        self._summaries = (now, summaries_of(plan, hours, at))
+        self._summaries = (now, summaries)
 
     async def aclose(self) -> None:
         """Let a read of the figures under way end."""

@@ -42,21 +42,48 @@ def incident(status: str = "investigating") -> IncidentRow:
     )
 
 
-def source(open_now: list[IncidentRow], clock: Clock) -> PageSource:
+def source(open_now: list[IncidentRow], clock: Clock, plan: Plan = PLAN) -> PageSource:
     return PageSource(
-        lambda: PLAN, lambda: list(open_now), route_targets=lambda plan: {}, clock=clock
+        lambda: plan,
+        lambda: list(open_now),
+        route_targets=lambda plan: {},
+        clock=clock,
+        wall=clock,
     )
 
 
-async def test_a_view_is_built_once_per_window_and_language() -> None:
+async def test_a_view_is_built_again_only_when_the_page_changes() -> None:
     clock = Clock()
+    clock.now = 1_900_000_000.0  # 2030-03-17 17:46:40 UTC
     pages = source([], clock)
     first = await pages.view()
     assert await pages.view() is first and await pages.view("de") is first  # no German words
     french = await pages.view("fr")
     assert french is not first and french.language == "fr"
-    clock.now += 2.0  # the window passed
-    assert await pages.view() is not first
+    clock.now += 30.0  # nothing changed: the same object (its renderings, its ETag)
+    assert await pages.view() is first
+    clock.now += 59.0  # past max_age: built again, and still the same page
+    assert await pages.view() is first
+    clock.now = (clock.now // 86_400 + 1) * 86_400  # midnight: built again (a new day)
+    assert await pages.view() is first  # but without a journal there are no day cells
+
+
+async def test_a_maintenance_window_starting_rebuilds_the_page() -> None:
+    clock = Clock()
+    clock.now = 1_900_000_000.0  # 2030-03-17 17:46:40 UTC
+    windows = [{"start": "2030-03-17T18:00:00Z", "end": "2030-03-17T19:00:00Z"}]
+    plan = Plan.model_validate(
+        {
+            **PLAN.model_dump(mode="json", exclude_defaults=True),
+            "incidents": {"maintenance": windows},
+        }
+    )
+    pages = source([], clock, plan)
+    assert (await pages.view()).indicator == "none"
+    clock.now = plan.incidents.maintenance[0].start.timestamp()
+    assert (await pages.view()).indicator == "maintenance"
+    clock.now = plan.incidents.maintenance[0].end.timestamp()
+    assert (await pages.view()).indicator == "none"
 
 
 async def test_a_change_of_an_open_incident_is_seen_at_once() -> None:
