@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from standby.journal.incident_store import IncidentRow
-from standby.journal.traffic_store import HourFigures
+from standby.journal.traffic_store import HourFigures, RouteSummary
 
 DAY = 86_400
 HOUR = 3_600
@@ -109,6 +109,29 @@ def summarise(hours: Iterable[HourFigures], maintenance: Sequence[Span], now: fl
         days={day: (f[0], f[1], f[2]) for day, f in per_day.items()},
         uptime=tuple(_uptimes(per_hour, maintenance, now)),
         first=float(min(per_hour)) if per_hour else None,
+    )
+
+
+def merge(routes: Sequence[RouteSummary]) -> Summary:
+    """A component's ``Summary`` from its routes' sums (``traffic_store.summarise_routes``)."""
+    days: dict[float, list[int]] = {}
+    windows = {name: [0, 0] for name, _ in WINDOWS}
+    firsts = []
+    for route in routes:
+        for start, (requests, failed, slow) in route.days.items():
+            day = days.setdefault(start, [0, 0, 0])
+            day[0] += requests
+            day[1] += failed
+            day[2] += slow
+        for name, (requests, bad) in route.windows.items():
+            windows[name][0] += requests
+            windows[name][1] += bad
+        if route.first is not None:
+            firsts.append(route.first)
+    return Summary(
+        days={start: (f[0], f[1], f[2]) for start, f in days.items()},
+        uptime=tuple((name, (n - bad) / n if n else None) for name, (n, bad) in windows.items()),
+        first=min(firsts, default=None),
     )
 
 

@@ -2,7 +2,8 @@
 past incidents and hourly figures — so that a flood of visitors during an outage costs
 a lookup each, and a build happens only when the page changes.
 
-* The figures change by the hour: read and folded per component (``history.summarise``)
+* The figures change by the hour: summed by the database per route and day and per
+  uptime window, merged per component (``history.merge``),
   every ``figures_ttl`` seconds — after the first time, in the background, while builds
   go on with the last ones.
 * Past incidents are read from the database when the open ones change (one opened,
@@ -29,15 +30,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from standby.journal.incident_store import IncidentRow, IncidentStore
-from standby.journal.traffic_store import TrafficStore
+from standby.journal.traffic_store import TrafficStore, summarise_routes
 from standby.plan.model import Plan
-from standby.statuspage.history import DAY, DAYS, Summary
+from standby.statuspage.history import DAY, DAYS, WINDOWS, Summary, merge
 from standby.statuspage.model import (
     PageView,
     build,
     components_of,
+    maintenance_spans,
     next_change,
-    summaries_of,
 )
 
 log = logging.getLogger("standby.statuspage")
@@ -158,10 +159,19 @@ class PageSource:
         now, at = self.clock(), self.wall()
         routes = sorted({r for _, _, routes in components_of(plan) for r in routes})
         try:
-            hours = await self.traffic.hours(routes, since=at - DAYS * DAY)
-            # folding 90 days of hours is pure Python: in a thread, so the event loop
-            # (the gateway's requests) gets its turns meanwhile
-            summaries = await asyncio.to_thread(summaries_of, plan, hours, at)
+            # summed by the database: a few rows per route and day come back
+            found = await summarise_routes(
+                self.traffic.engine,
+                routes,
+                since=at - DAYS * DAY,
+                now=at,
+                windows=WINDOWS,
+                maintenance=maintenance_spans(plan),
+            )
+            summaries = {
+                name: merge([found[route] for route in names])
+                for name, _, names in components_of(plan)
+            }
         except Exception as exc:
             log.warning("status page: could not read the traffic figures: %s", exc)
             self._summaries = (now, self._summaries[1] if self._summaries else {})

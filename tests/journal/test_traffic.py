@@ -8,9 +8,10 @@ import pytest
 
 from standby.journal import events as ev
 from standby.journal.batch import Batch, fold
+from standby.journal.schema import traffic_hours
 from standby.journal.sql import SQLStore
 from standby.journal.traffic import outcome
-from standby.journal.traffic_store import HourFigures, TrafficStore
+from standby.journal.traffic_store import HourFigures, TrafficStore, summarise_routes
 
 HOUR0 = 1_900_000_800.0 // 3600 * 3600  # the start of an hour
 
@@ -99,3 +100,35 @@ async def test_the_objective_is_the_writers(store: SQLStore) -> None:
     assert await store.write(fold(events, "w1", Batch(objective=2.0)), wal_id="w1")
     [figures] = await TrafficStore(store.engine).hours(["strict"], since=HOUR0)
     assert (figures.requests, figures.slow) == (1, 1)
+
+
+async def test_the_databases_sums_equal_the_pure_fold(store: SQLStore) -> None:
+    """The page's figures summed by the database (what the gateway reads) and folded in
+    Python from the hours (``history.summarise``, table-tested) agree, maintenance
+    hours and window edges included."""
+    from standby.statuspage.history import WINDOWS, merge, summarise
+
+    now = HOUR0 + 3 * 86_400 + 1800  # half past an hour, three days on
+    rows = []
+    for index in range(80):  # 80 hours back from now, two routes, some failures
+        hour = int(HOUR0 + 3 * 86_400 - index * 3600)
+        rows += [("sum-a", hour, 100 + index, index % 3, index % 5 == 0), ("sum-b", hour, 7, 1, 0)]
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            traffic_hours.insert(),
+            [
+                {"route": r, "hour": h, "requests": n, "failed": f, "slow": int(s)}
+                for r, h, n, f, s in rows
+            ],
+        )
+    maintenance = [(HOUR0 + 86_400 + 600, HOUR0 + 86_400 + 4000)]  # touches two hours
+    found = await summarise_routes(
+        store.engine,
+        ["sum-a", "sum-b"],
+        since=now - 90 * 86_400,
+        now=now,
+        windows=WINDOWS,
+        maintenance=maintenance,
+    )
+    hours = await TrafficStore(store.engine).hours(["sum-a", "sum-b"], since=now - 90 * 86_400)
+    assert merge(list(found.values())) == summarise(hours, maintenance, now)
