@@ -1,0 +1,525 @@
+"""The status page benchmark, part 2: the API's latency with and without a flood of visitors
+during an outage (``python -m bench.statuspage_bench --only flood``)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import client, journal_rig
+from bench import statuspage_rig as rig
+from bench import statuspage_visitors as crowd
+from bench.journal_rig import Gateway
+from bench.load import open_loop
+from bench.processes import ProcessSet, cpu_seconds, free_port
+from bench.saturate import parse_wrk, wrk_path
+from bench.stats import diff
+from bench.statuspage_report import _f
+from bench.statuspage_settings import OUTAGE, P99_TARGET_MS, PY_SPY, Settings, log
+
+# -- 2. visitors during an outage ----------------------------------------------------------------
+
+
+@dataclass
+class Bed:
+    """The running test bed: the gateway and where its pages are."""
+
+    gateway: Gateway
+    workdir: Path
+    # each page's ETags as the bench fetched them: kind → (time.monotonic(), ETag); what
+    # the visitors of a later flood hold (the pages' max-age ago)
+    seen: dict[str, list[tuple[float, str]]] = field(
+        default_factory=lambda: {"html": [], "json": []}
+    )
+
+    @property
+    def base(self) -> str:
+        return self.gateway.base
+
+    async def remember(self, session: aiohttp.ClientSession) -> None:
+        """Fetch both pages once and keep their ETags with the time."""
+        for kind, path in (("html", crowd.PAGE), ("json", crowd.SUMMARY)):
+            async with session.get(f"{self.base}{path}") as resp:
+                await resp.read()
+                tag = resp.headers.get("etag")
+            if tag and all(c.isalnum() or c == '"' for c in tag):
+                self.seen[kind].append((time.monotonic(), tag))
+
+
+async def start_bed(
+    procs: ProcessSet,
+    bases: dict[str, str],
+    workdir: Path,
+    directory: Path,
+    *,
+    subscriptions: bool = True,
+    name: str = "gateway",
+) -> Bed:
+    """The gateway on core 1 in ``directory`` (the seeded journal), in front of the
+    upstreams at ``bases``; ``subscriptions=False``: the plan turns them off."""
+    plan = rig.plan_text(bases["primary"], bases["backup"], subscriptions=subscriptions)
+    (directory / "plan.yaml").write_text(plan)
+    gateway = Gateway(name, directory, free_port())
+    await journal_rig.start(procs, gateway, within=60.0)
+    return Bed(gateway, workdir)
+
+
+async def declare_outage(session: aiohttp.ClientSession, bed: Bed) -> dict[str, Any]:
+    """Open the incident through the admin API; what the page says then."""
+    async with session.post(f"{bed.base}/standby/incidents", json=OUTAGE) as resp:
+        opened = await resp.json()
+        status = resp.status
+    async with session.get(f"{bed.base}{crowd.SUMMARY}") as resp:
+        summary = await resp.json()
+    components = {c["name"]: c["status"] for c in summary["components"]}
+    if summary["status"]["indicator"] != "critical":
+        raise RuntimeError(f"the page is not in a major outage: {summary['status']}")
+    return {
+        "http_status": status,
+        "incident": opened.get("id"),
+        "indicator": summary["status"]["indicator"],
+        "description": summary["status"]["description"],
+        "components": components,
+        "unresolved": len(summary["incidents"]),
+    }
+
+
+async def start_wrk(
+    bed: Bed, visitors: crowd.Visitors, seconds: float, connections: int, name: str
+) -> asyncio.subprocess.Process:
+    """wrk with the visitors' script, pinned to core 0, for ``seconds`` (whole)."""
+    wrk = wrk_path()
+    if wrk is None:
+        raise RuntimeError("wrk is needed for the flood")
+    script = visitors.script(bed.workdir / f"{name}.lua", bed.seen)
+    argv = [
+        "taskset",
+        "-c",
+        journal_rig.LOAD_CPUS,
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        f"{bed.base}{crowd.PAGE}",
+    ]
+    return await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+async def finish_wrk(proc: asyncio.subprocess.Process, seconds: float) -> dict[str, Any]:
+    """wrk's summary and the visitors' counts: rate, 304s, errors, latency."""
+    out, err = await crowd.wait_process(proc, seconds + 30.0)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {(err or out).decode()}")
+    text = out.decode()
+    summary = parse_wrk(text)
+    counts = crowd.parse_flood(text)
+    answered_304 = sum(v for k, v in counts.items() if k.startswith("304_"))
+    revalidating = sum(v for k, v in counts.items() if k.startswith("inm_"))
+    return {
+        "requests": summary["requests"],
+        "duration_s": summary["duration_s"],
+        "rate": summary["requests"] / summary["duration_s"],
+        "errors": summary["non_2xx"] + summary["socket_errors"],
+        "latency_ms": summary["latency_ms"],
+        "counts": counts,
+        "revalidating": revalidating,
+        "answered_304": answered_304,
+        "etag_changes": sum(v for k, v in counts.items() if k.startswith("etags_")),
+        "share_304": answered_304 / summary["requests"] if summary["requests"] else None,
+        "share_304_of_revalidating": answered_304 / revalidating if revalidating else None,
+    }
+
+
+async def api_side(
+    session: aiohttp.ClientSession,
+    bed: Bed,
+    s: Settings,
+    duration: float,
+    visitors: crowd.Visitors | None,
+    name: str,
+    *,
+    remember: bool = True,
+) -> dict[str, Any]:
+    """Chat completions for ``duration`` s, alone or while ``visitors`` flood the page;
+    first the pages' ETags are fetched for later visitors (unless ``remember`` is off)."""
+    wrk = None
+    if remember:
+        await bed.remember(session)
+    if visitors is not None:
+        wrk = await start_wrk(bed, visitors, duration + 2.0, s.flood_connections, name)
+        await asyncio.sleep(1.0)  # the flood is under way before the first measured request
+    pid = bed.gateway.pid
+    try:
+        cpu, main_cpu, started = (
+            journal_rig.tree_cpu_seconds(pid),
+            cpu_seconds(pid),
+            time.perf_counter(),
+        )
+        run = await open_loop(
+            lambda t: client.chat(session, bed.gateway.chat_url, t),
+            s.api_rate,
+            duration,
+            request_timeout=30.0,
+        )
+        elapsed = time.perf_counter() - started
+        used = journal_rig.tree_cpu_seconds(pid) - cpu
+        side = run.to_json()
+        side["gateway_cpu_s"] = used
+        side["gateway_cpu_percent"] = used / elapsed * 100
+        side["follower_cpu_percent"] = (used - (cpu_seconds(pid) - main_cpu)) / elapsed * 100
+        if wrk is not None:
+            side["flood"] = await finish_wrk(wrk, duration + 2.0)
+            wrk = None
+    finally:
+        if wrk is not None and wrk.returncode is None:
+            wrk.kill()
+            await wrk.wait()
+    return side
+
+
+async def settle(pid: int, within: float = 60.0) -> float:
+    """Wait until the gateway is idle again (< 10 % of its core over 0.5 s, twice): the
+    page requests a flood left in flight go on after their visitors left.  Returns the
+    seconds it took."""
+    started = time.perf_counter()
+    calm = 0
+    while time.perf_counter() - started < within and calm < 2:
+        before = journal_rig.tree_cpu_seconds(pid)
+        await asyncio.sleep(0.5)
+        calm = calm + 1 if journal_rig.tree_cpu_seconds(pid) - before < 0.05 else 0
+    return time.perf_counter() - started
+
+
+async def pairs(
+    session: aiohttp.ClientSession,
+    bed: Bed,
+    s: Settings,
+    rate: float,
+    reps: int,
+    duration: float,
+) -> dict[str, Any]:
+    """``reps`` pairs (quiet, flood), the side going first alternating."""
+    visitors = crowd.Visitors(rate=rate, revalidate=s.revalidate)
+    done = []
+    for rep in range(reps):
+        order = ("quiet", "flood") if rep % 2 == 0 else ("flood", "quiet")
+        pair: dict[str, Any] = {}
+        for side in order:
+            chosen = visitors if side == "flood" else None
+            pair[side] = await api_side(session, bed, s, duration, chosen, f"flood-{rate:g}-{rep}")
+            pair[side]["settled_s"] = await settle(bed.gateway.pid)
+        for q in ("p50", "p99"):
+            pair[f"difference_{q}"] = diff(
+                pair["flood"]["latency_ok_ms"][q], pair["quiet"]["latency_ok_ms"][q]
+            )
+        done.append(pair)
+        log(
+            f"flood {rate:g}/s pair {rep + 1}: p99 quiet "
+            f"{_f(pair['quiet']['latency_ok_ms']['p99'])}, flood "
+            f"{_f(pair['flood']['latency_ok_ms']['p99'])}, visitors answered "
+            f"{pair['flood']['flood']['rate']:.0f}/s"
+        )
+    return {"rate": rate, "duration_s": duration, "pairs": done, **_medians(done)}
+
+
+def _medians(done: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(*keys: str) -> float | None:
+        """The median over pairs of ``pair[k1][k2]…`` (unknown values left out)."""
+        values = []
+        for pair in done:
+            value: Any = pair
+            for key in keys:
+                value = value[key]
+            if value is not None:
+                values.append(float(value))
+        return statistics.median(values) if values else None
+
+    found: dict[str, Any] = {}
+    for q in ("p50", "p99"):
+        found[q] = {
+            "quiet": med("quiet", "latency_ok_ms", q),
+            "flood": med("flood", "latency_ok_ms", q),
+            "difference": med(f"difference_{q}"),
+            "each": [p[f"difference_{q}"] for p in done],
+        }
+    found["visitors_rate"] = med("flood", "flood", "rate")
+    found["share_304"] = med("flood", "flood", "share_304")
+    found["share_304_of_revalidating"] = med("flood", "flood", "share_304_of_revalidating")
+    found["visitor_latency_ms"] = {
+        q: med("flood", "flood", "latency_ms", q) for q in ("p50", "p99")
+    }
+    found["gateway_cpu_percent"] = {
+        side: med(side, "gateway_cpu_percent") for side in ("quiet", "flood")
+    }
+    found["failed"] = {
+        side: sum(p[side]["sent"] - p[side]["ok"] + p[side]["shed"] for p in done)
+        for side in ("quiet", "flood")
+    }
+    found["visitor_errors"] = sum(p["flood"]["flood"]["errors"] for p in done)
+    found["revalidating"] = sum(p["flood"]["flood"]["revalidating"] for p in done)
+    found["answered_304"] = sum(p["flood"]["flood"]["answered_304"] for p in done)
+    changes = [
+        p["flood"]["flood"]["etag_changes"] / p["flood"]["flood"]["duration_s"] for p in done
+    ]
+    found["etag_changes_per_s"] = statistics.median(changes)
+    found["drain_s"] = med("flood", "settled_s")
+    found["met"] = found["p99"]["difference"] is not None and (
+        found["p99"]["difference"] <= P99_TARGET_MS
+    )
+    return found
+
+
+COSTS = (  # (what, visitors, connections)
+    ("/status", crowd.Visitors((crowd.PAGE,), 0.0, 0.0, 0.0), 1),
+    ("/status, If-None-Match (newest ETag)", crowd.Visitors((crowd.PAGE,), 0.0, 1.0, 0.0), 1),
+    ("summary.json", crowd.Visitors((crowd.SUMMARY,), 0.0, 0.0, 0.0), 1),
+    (
+        "summary.json, If-None-Match (newest ETag)",
+        crowd.Visitors((crowd.SUMMARY,), 0.0, 1.0, 0.0),
+        1,
+    ),
+    ("summary.json, 16 visitors at once", crowd.Visitors((crowd.SUMMARY,), 0.0, 0.0, 0.0), 16),
+)
+
+
+async def costs(bed: Bed, s: Settings) -> list[dict[str, Any]]:
+    """Each page alone, as fast as the gateway answers: answers/s and the gateway's CPU
+    per answer (the view's rebuild every ``page_ttl`` included)."""
+    found = []
+    for index, (label, visitors, connections) in enumerate(COSTS):
+        pid = bed.gateway.pid
+        before = journal_rig.tree_cpu_seconds(pid)
+        proc = await start_wrk(bed, visitors, s.cost_seconds, connections, f"cost-{index}")
+        result = await finish_wrk(proc, s.cost_seconds)
+        used = journal_rig.tree_cpu_seconds(pid) - before
+        result["label"] = label
+        result["connections"] = connections
+        result["cpu_us_per_answer"] = used / max(1, result["requests"]) * 1e6
+        found.append(result)
+        log(f"cost {label}: {result['rate']:.0f}/s, {result['cpu_us_per_answer']:.0f} µs CPU")
+        result["settled_s"] = await settle(pid)
+    return found
+
+
+MARKERS = (  # (what, function, file): a sample counts for the first marker on its stack
+    ("HTML page: jinja2 render", "render", "statuspage/html.py"),
+    ("ETag (sha256) and response", "cached", "statuspage/caching.py"),
+    ("page view: model.build (90-day histories)", "build", "statuspage/model.py"),
+    ("page view: queries, rest of PageSource.view", "view", "statuspage/source.py"),
+    ("API documents (dicts + orjson)", "serve", "statuspage/api.py"),
+    ("chat completions (the API)", "chat", "web/openai_api.py"),
+    ("HTTP server and event loop (uvicorn, asyncio)", "", "uvicorn/"),
+)
+# frames on (nearly) every stack of the gateway's main thread: not worth listing
+ROOT_FRAMES = ("cli.py", "web/serve.py", "web/app.py", "web/access_log.py", "(standby)")
+
+
+def py_spy() -> str | None:
+    for candidate in PY_SPY:
+        if candidate is not None and Path(candidate).exists():
+            return str(candidate)
+    return None
+
+
+async def profile(session: aiohttp.ClientSession, bed: Bed, s: Settings) -> dict[str, Any] | None:
+    """py-spy on the gateway while the flood and the API traffic run."""
+    spy = py_spy()
+    if spy is None:
+        return None
+    output = bed.workdir / "profile.txt"
+    visitors = crowd.Visitors(rate=s.flood_rate, revalidate=s.revalidate)
+    seconds = s.profile_seconds
+    wrk = await start_wrk(bed, visitors, seconds + 3.0, s.flood_connections, "profile")
+    await asyncio.sleep(1.0)
+    argv = [
+        "taskset",
+        "-c",
+        journal_rig.LOAD_CPUS,
+        spy,
+        "record",
+        "--pid",
+        str(bed.gateway.pid),
+        "--duration",
+        str(max(1, round(seconds))),
+        "--rate",
+        "200",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+    ]
+    spying = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        await open_loop(
+            lambda t: client.chat(session, bed.gateway.chat_url, t),
+            s.api_rate,
+            seconds,
+            request_timeout=30.0,
+        )
+        out, _ = await crowd.wait_process(spying, seconds + 30.0)
+    finally:
+        if spying.returncode is None:
+            spying.kill()
+            await spying.wait()
+    await finish_wrk(wrk, seconds + 3.0)
+    if not output.exists():
+        return {"error": out.decode(errors="replace")[-500:]}
+    return summarize_profile(output.read_text())
+
+
+def summarize_profile(raw: str) -> dict[str, Any]:
+    """Shares of the samples (py-spy's raw format: ``frame;frame;… count``) by activity
+    (``MARKERS``), by function on the stack (standby's, jinja2's) and by leaf function."""
+    by_marker: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame(f) for f in stack.split(";")]
+        what = "other"
+        for label, function, file in MARKERS:
+            if any(file in f[1] and function in ("", f[0].rsplit(".", 1)[-1]) for f in frames):
+                what = label
+                break
+        by_marker[what] = by_marker.get(what, 0) + count
+        for name in {f"{f[0]} ({f[1]})" for f in frames if _listed(f[1])}:
+            inclusive[name] = inclusive.get(name, 0) + count
+        name = f"{frames[-1][0]} ({frames[-1][1]})"
+        leaf[name] = leaf.get(name, 0) + count
+
+    def shares(found: dict[str, int], top: int) -> list[tuple[str, float]]:
+        ranked = sorted(found.items(), key=lambda kv: -kv[1])[:top]
+        return [(name, count / total) for name, count in ranked] if total else []
+
+    return {
+        "samples": total,
+        "by_activity": shares(by_marker, len(MARKERS) + 1),
+        "inclusive": shares(inclusive, 15),
+        "leaf": shares(leaf, 12),
+    }
+
+
+def _frame(text: str) -> tuple[str, str]:
+    """``function (path/file.py:12)`` → (function, short path without the line)."""
+    function, _, where = text.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for anchor in ("/standby/", "/site-packages/", "/lib/python3"):
+        if anchor in path:
+            path = path.split(anchor, 1)[1]
+            break
+    return function, path
+
+
+def _listed(path: str) -> bool:
+    """Whether a frame of this file is worth listing: standby's or jinja2's, not a root."""
+    if any(root in path for root in ROOT_FRAMES):
+        return False
+    return path.startswith(("statuspage/", "web/", "journal/", "jinja2/", "standby/"))
+
+
+async def flood_phase(
+    procs: ProcessSet, s: Settings, bases: dict[str, str], workdir: Path, directory: Path
+) -> dict[str, Any]:
+    log("flood: starting the gateway on the seeded journal")
+    bed = await start_bed(procs, bases, workdir, directory)
+    found: dict[str, Any] = {}
+    async with client.new_session(1000, 30.0) as session:
+        found["outage"] = await declare_outage(session, bed)
+        log(f"flood: page says {found['outage']['description']!r}; warm-up (not recorded)")
+        await api_side(session, bed, s, 2.0, crowd.Visitors(rate=s.flood_rate), "warm-up")
+        found["warm_up_settled_s"] = await settle(bed.gateway.pid)
+        log(f"flood: {s.reps} pair(s) at {s.flood_rate:g} visitors/s, {s.duration:g} s a side")
+        found["levels"] = [await pairs(session, bed, s, s.flood_rate, s.reps, s.duration)]
+        for rate in s.sweep:
+            found["levels"].append(await pairs(session, bed, s, rate, 1, s.sweep_duration))
+        log("flood: each page alone, as fast as answered")
+        found["costs"] = await costs(bed, s)
+        quiet = [p["quiet"] for p in found["levels"][0]["pairs"]]
+        found["chat_cpu_us"] = statistics.median(
+            side["gateway_cpu_s"] / max(1, side["ok"]) * 1e6 for side in quiet
+        )
+        log(f"flood: py-spy profile, {s.profile_seconds:g} s")
+        found["profile"] = await profile(session, bed, s)
+        async with session.get(f"{bed.base}/standby/incidents?open=true") as resp:
+            still = (await resp.json())["data"]
+        found["open_incidents_at_end"] = [(i["component"], i["source"]) for i in still]
+    journal_rig.stop(procs, bed.gateway)
+    return found
+
+
+async def background_phase(
+    procs: ProcessSet, s: Settings, bases: dict[str, str], workdir: Path, directory: Path
+) -> dict[str, Any]:
+    """No visitor at all: the API's latency with the page's subscriptions on (the plan's
+    default: their delivery round builds the page every 2 s) and off, a fresh gateway on
+    the same journal for each side, in alternating pairs."""
+    done = []
+    for rep in range(s.background_reps):
+        order = (True, False) if rep % 2 == 0 else (False, True)
+        pair: dict[str, Any] = {}
+        for subscriptions in order:
+            side = "subscriptions_on" if subscriptions else "subscriptions_off"
+            bed = await start_bed(
+                procs, bases, workdir, directory, subscriptions=subscriptions, name=side
+            )
+            try:
+                async with client.new_session(1000, 30.0) as session:
+                    # the page is not asked for on either side: only the delivery rounds
+                    await api_side(session, bed, s, 2.0, None, "warm-up", remember=False)
+                    pair[side] = await api_side(
+                        session, bed, s, s.background_duration, None, side, remember=False
+                    )
+            finally:
+                journal_rig.stop(procs, bed.gateway)
+        for q in ("p50", "p99"):
+            pair[f"difference_{q}"] = diff(
+                pair["subscriptions_on"]["latency_ok_ms"][q],
+                pair["subscriptions_off"]["latency_ok_ms"][q],
+            )
+        done.append(pair)
+        log(
+            f"background pair {rep + 1}: p99 subscriptions on "
+            f"{_f(pair['subscriptions_on']['latency_ok_ms']['p99'])}, off "
+            f"{_f(pair['subscriptions_off']['latency_ok_ms']['p99'])}"
+        )
+
+    def med(side: str, key: str, q: str) -> float | None:
+        values = [p[side][key][q] for p in done if p[side][key][q] is not None]
+        return statistics.median(values) if values else None
+
+    found: dict[str, Any] = {"pairs": done, "duration_s": s.background_duration}
+    for q in ("p50", "p90", "p99", "max"):
+        found[q] = {
+            "on": med("subscriptions_on", "latency_ok_ms", q),
+            "off": med("subscriptions_off", "latency_ok_ms", q),
+        }
+    for q in ("p50", "p99"):
+        each = [p[f"difference_{q}"] for p in done if p[f"difference_{q}"] is not None]
+        found[q]["difference"] = statistics.median(each) if each else None
+        found[q]["each"] = each
+    found["gateway_cpu_percent"] = {
+        side: statistics.median(p[side]["gateway_cpu_percent"] for p in done)
+        for side in ("subscriptions_on", "subscriptions_off")
+    }
+    return found
