@@ -10,7 +10,6 @@ import email
 import email.message
 import email.policy
 import re
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -194,35 +193,6 @@ async def mailbox() -> AsyncIterator[Mailbox]:
     finally:
         server.close()
         await server.wait_closed()
-
-
-class Resolver(AbstractResolver):
-    """DNS as scripted: each lookup answers the next address of ``answers`` (the last one
-    once they run out), and is recorded in ``asked``."""
-
-    def __init__(self, *answers: str) -> None:
-        self.answers = list(answers)
-        self.asked: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.asked.append(host)
-        address = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        kind = socket.AF_INET6 if ":" in address else socket.AF_INET
-        return [
-            {
-                "hostname": host,
-                "host": address,
-                "port": port,
-                "family": kind,
-                "proto": socket.IPPROTO_TCP,
-                "flags": socket.AI_NUMERICHOST,
-            }
-        ]
-
-    async def close(self) -> None:
-        pass
 
 
 def plan(

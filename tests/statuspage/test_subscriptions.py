@@ -33,6 +33,7 @@ from standby.statuspage.subscriptions import (
     SubscriptionConfig,
     SubscriptionService,
 )
+from tests.deferred.doubles import Resolver  # DNS as scripted
 from tests.journal.conftest import pg_database  # noqa: F401  (the PostgreSQL fixture)
 from tests.statuspage.subscription_doubles import (
     KEY,
@@ -41,7 +42,6 @@ from tests.statuspage.subscription_doubles import (
     Page,
     Pauses,
     Received,
-    Resolver,
     echo_json,
     hook,
     journal,
