@@ -51,6 +51,7 @@ import orjson
 import standby
 from bench import journal_rig, machine
 from bench import statuspage_rig as rig
+from bench import statuspage_seed as seeding
 from bench.processes import ProcessSet, raise_nofile
 from bench.run import pin_self
 from bench.stats import percentile, summarize
@@ -245,9 +246,9 @@ async def render_phase(
     """Builds from the journal with ``requests`` empty (a copy made before the bulk
     insert: the baseline) and with it full, interleaved."""
     baseline = db.with_name("baseline.db")
-    rig.copy_database(db, baseline)
+    seeding.copy_database(db, baseline)
     log(f"render: inserting {s.request_rows:,} requests rows (executemany)")
-    inserted, seconds = rig.add_requests(db, figures, s.request_rows, time.time())
+    inserted, seconds = seeding.add_requests(db, figures, s.request_rows, time.time())
     synced = flush()
     log(f"render: {s.builds} builds of each kind, empty and {inserted:,} rows, interleaved")
     found = await time_builds({"empty": baseline, "full": db}, plan, opened, s.builds)
@@ -259,8 +260,8 @@ async def render_phase(
         "requests_rows": inserted,
         "insert_seconds": seconds,
         "sync_seconds": synced,
-        "traffic_query_plan": rig.explain_traffic_query(db, routes, since),
-        "sizes": rig.sizes(db),
+        "traffic_query_plan": seeding.explain_traffic_query(db, routes, since),
+        "sizes": seeding.sizes(db),
     }
 
 
@@ -358,14 +359,14 @@ def main(argv: list[str] | None = None) -> int:
                 pin_self("1")  # nothing of ours runs on core 1 before the gateway does
                 now = time.time()
                 log(f"seeding {s.total_requests:,} requests' worth of figures in {db}")
-                seeded, figures, incidents = await rig.seed(db, now, s.total_requests)
+                seeded, figures, incidents = await seeding.seed(db, now, s.total_requests)
                 results["seeded"] = seeded.as_dict()
                 plan = rig.bench_plan()
                 opened = [i for i in incidents if i.open]
                 if "render" in args.only:
                     results["render"] = await render_phase(s, db, plan, opened, figures)
                 elif s.request_rows:
-                    rig.add_requests(db, figures, s.request_rows, now)
+                    seeding.add_requests(db, figures, s.request_rows, now)
                     flush()
                 pin_self(journal_rig.LOAD_CPUS)
                 if "flood" in args.only or "background" in args.only:
