@@ -31,6 +31,7 @@ class _Commands(click.Group):
         "incidents": ("incidents_cli", "incidents_group"),
         "status": ("incidents_cli", "status_command"),
         "notify": ("incidents_cli", "notify_group"),
+        "status-page": ("page_cli", "status_page_command"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

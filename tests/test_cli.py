@@ -36,6 +36,7 @@ COMMANDS: list[tuple[list[str], list[str]]] = [
     (["backup"], ["PATH", "--plan"]),
     (["journal"], ["tail"]),
     (["journal", "tail"], ["--follow", "under 120 columns", "under 80 columns"]),
+    (["status-page"], ["--plan", "--listen", "journal's database", "subscriptions"]),
 ]
 
 

@@ -198,6 +198,30 @@ class IncidentStore:
             .order_by(incidents.c.opened_at.desc())
             .limit(limit)
         )
+        return await self._with_timelines(query)
+
+    async def open_marks(self) -> list[tuple[str, float]]:
+        """Each open incident's id and last change: one small query, for a reader in
+        another process to learn whether anything changed (an event, a status, a new
+        or resolved incident) before reading the incidents again."""
+        query = (
+            sa.select(incidents.c.id, incidents.c.updated_at)
+            .where(incidents.c.status.in_(OPEN_STATES))
+            .order_by(incidents.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [(row.id, row.updated_at) for row in await conn.execute(query)]
+
+    async def open_with_timelines(self) -> list[IncidentRow]:
+        """Every open incident with its timeline, oldest first (as the manager holds them)."""
+        query = (
+            sa.select(incidents)
+            .where(incidents.c.status.in_(OPEN_STATES))
+            .order_by(incidents.c.opened_at)
+        )
+        return await self._with_timelines(query)
+
+    async def _with_timelines(self, query: sa.Select[Any]) -> list[IncidentRow]:
         async with self.engine.connect() as conn:
             rows = list(await conn.execute(query))
             if not rows:

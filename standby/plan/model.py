@@ -476,6 +476,14 @@ class Plan(Record):
                     )
                 elif "{equivalent}" in model and (why := self._no_equivalent(name, provider)):
                     found.append((loc, f"target {ref.target!r}: {why}"))
+        if self.status_page.listen and not self.journal.enabled:
+            found.append(
+                (
+                    ("status_page", "listen"),
+                    "the page on its own address reads the journal's database: enable "
+                    "the journal, or serve the page at /status on the gateway",
+                )
+            )
         email = self.status_page.subscriptions.email_channel
         if email:
             channel = self.notify.channels.get(email)

@@ -76,6 +76,7 @@ log = logging.getLogger("standby.statuspage")
 PageSource = Callable[[], Awaitable[PageView]]
 
 UPDATE_EVENT = "incident.update"
+DELIVERY_INTERVAL = 2.0  # seconds between two rounds of telling subscribers
 MAX_EMAIL = 254
 INTERRUPTED = "interrupted: not known to be delivered"
 ID = re.compile(r"sub_[0-9a-f]{24}")  # what a subscriber id looks like
@@ -164,6 +165,14 @@ class SubscriptionConfig:
             email_url=channel.url if channel is not None else "",
             **bounds,
         )
+
+
+def subscription_key(callback_secret: str) -> str:
+    """The key subscribers' tokens derive from: stable across restarts and shared by
+    every process of one journal (the gateway's replicas, the page's own process),
+    because it derives from the callback secret (which they share), without being it."""
+    secret = callback_secret.encode()
+    return hmac.new(secret, b"standby status-page subscriptions", hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

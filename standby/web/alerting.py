@@ -39,7 +39,7 @@ from standby.statuspage.app import status_app
 from standby.statuspage.model import PageView
 from standby.statuspage.source import PageSource
 from standby.statuspage.subscribe import routes as subscribe_routes
-from standby.statuspage.subscriptions import SubscriptionService
+from standby.statuspage.subscriptions import DELIVERY_INTERVAL, SubscriptionService
 from standby.watch.official import Level, OfficialWatcher, Reading, StatusPageSpec, resolve
 from standby.watch.probes import Prober, probe_targets
 from standby.watch.signals import Signals
@@ -274,9 +274,7 @@ class Alerting:
         if self.prober is not None:
             self._start("probes", self.prober.run())
         if self.subscriptions is not None:
-            self._start(
-                "subscriptions", self.subscriptions.run(self.page_now, self.DELIVERY_INTERVAL)
-            )
+            self._start("subscriptions", self.subscriptions.run(self.page_now, DELIVERY_INTERVAL))
 
     def _start(self, name: str, job: Coroutine[Any, Any, None]) -> None:
         old = self._tasks.pop(name, None)
@@ -302,7 +300,6 @@ class Alerting:
             await self.subscriptions.aclose()
 
     # -- the public page ---------------------------------------------------------------------
-    DELIVERY_INTERVAL = 2.0  # seconds between two rounds of telling subscribers
 
     async def page_view(self, language: str | None = None) -> PageView:
         """The public status page as it is now (``statuspage.source`` caches it)."""

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import random
 import time
@@ -41,7 +39,11 @@ from standby.plan.model import Plan
 from standby.providers.base import Provider
 from standby.providers.registry import build_provider
 from standby.routing.router import Router
-from standby.statuspage.subscriptions import SubscriptionConfig, SubscriptionService
+from standby.statuspage.subscriptions import (
+    SubscriptionConfig,
+    SubscriptionService,
+    subscription_key,
+)
 from standby.web.admin_api import admin_app
 from standby.web.alerting import Alerting
 from standby.web.anthropic_api import AnthropicWire
@@ -151,7 +153,10 @@ class StandbyApp:
         rng: random.Random | None = None,
         providers: dict[str, Provider] | None = None,
         data_dir: Path | None = None,
+        page_process: bool = False,
     ) -> None:
+        """``page_process``: the public page is served by a process of its own
+        (``web.page_process``), which then also tells its subscribers."""
         self.data_dir = data_dir
         self.started_server = plan.server  # what the server was started with (limits)
         self.clock = clock
@@ -171,11 +176,13 @@ class StandbyApp:
         if service is not None:
             self.alerting.attach_store(IncidentStore(service.store.engine))
             page = plan.status_page
-            if page.enabled and page.subscriptions.enabled:
+            if page.enabled and page.subscriptions.enabled and not page_process:
                 self.alerting.attach_subscriptions(
                     SubscriptionService(
                         SubscriptionStore(service.store.engine),
-                        SubscriptionConfig.from_plan(plan, subscription_key(service)),
+                        SubscriptionConfig.from_plan(
+                            plan, subscription_key(service.callback_secret)
+                        ),
                         self.alerting.page_now,
                     )
                 )
@@ -319,14 +326,6 @@ class StandbyApp:
         await self.gateway.aclose()
         if self.journal_service is not None:
             await self.journal_service.stop()
-
-
-def subscription_key(service: JournalService) -> str:
-    """The key subscribers' tokens derive from: stable across restarts and shared by the
-    replicas of one journal, because it derives from the callback secret (which they
-    share), without being it."""
-    secret = service.callback_secret.encode()
-    return hmac.new(secret, b"standby status-page subscriptions", hashlib.sha256).hexdigest()
 
 
 async def _after(service: JournalService, job: Coroutine[Any, Any, None]) -> None:

@@ -47,6 +47,8 @@ class PlanReloader:
         self.env = env
         self._load = load
         self._task: asyncio.Task[bool] | None = None
+        # told each plan swapped in (the status page's own process, when it has one)
+        self.then: Callable[[Plan], None] | None = None
         self.reloads = 0  # plans swapped in, for tests and the log
 
     def request(self) -> None:
@@ -87,6 +89,8 @@ class PlanReloader:
             if getattr(plan.server, name) != getattr(bound, name)
         ]
         self.reloads += 1
+        if self.then is not None:
+            self.then(plan)
         log.warning("plan reloaded from %s", self.path)
         for item in kept:
             log.warning("plan reload: kept the running %s", item)

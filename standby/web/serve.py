@@ -10,14 +10,13 @@ connection limits (``web.limits``) and the access log (``web.access_log``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import gc
 import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +27,7 @@ from standby.plan.model import Plan
 from standby.web.access_log import AccessLog, JsonFormatter
 from standby.web.app import StandbyApp
 from standby.web.limits import connection_cap, limited_protocol, uvicorn_concurrency_limit
+from standby.web.page_process import PageChild
 from standby.web.reload import PlanReloader
 
 LogFormat = Literal["text", "json"]
@@ -103,7 +103,8 @@ def run_server(
         configure_logging(log_level, log_format)
         upstream = sum(provider.max_connections for provider in plan.providers.values())
         max_connections = connection_cap(plan.server.max_connections, upstream=upstream)
-        app = StandbyApp(plan, data_dir=data_dir or Path.cwd())
+        # with a page of its own, that process tells the subscribers
+        app = StandbyApp(plan, data_dir=data_dir or Path.cwd(), page_process=page_sock is not None)
         config = uvicorn_config(
             app,
             host=host,
@@ -121,76 +122,45 @@ def run_server(
         for line in banner:  # what the plan is: said once the address is known to be ours
             announce(line, log_format)
         announce(f"Standby listening on http://{shown}:{config.port}/v1", log_format)
-        page: tuple[uvicorn.Server, socket.socket] | None = None
-        if page_sock is not None:
-            page_config = status_page_config(app, plan, page_sock, log_level)
-            page = (_Follower(page_config), page_sock)
+        reloader = PlanReloader(app, plan_path, host=host) if plan_path is not None else None
+        page: PageChild | None = None
+        if page_sock is not None:  # the public page in a process of its own
+            page = PageChild.start(
+                plan,
+                page_sock,
+                data_dir=data_dir or Path.cwd(),
+                log_level=log_level,
+                log_format=log_format,
+            )
+            if reloader is not None:
+                reloader.then = page.send
             where = page_sock.getsockname()
             announce(f"Status page also on http://{where[0]}:{where[1]}/status", log_format)
-        reloader = PlanReloader(app, plan_path, host=host) if plan_path is not None else None
+            page_sock.close()  # the page's process holds it now
+            page_sock = None
         server = uvicorn.Server(config)
-        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-            runner.run(_serve(server, sock, reloader, page))
+        try:
+            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+                runner.run(_serve(server, sock, reloader))
+        finally:
+            if page is not None:
+                page.stop()
     finally:
         sock.close()
         if page_sock is not None:
             page_sock.close()
 
 
-def status_page_config(
-    app: StandbyApp, plan: Plan, sock: socket.socket, log_level: str
-) -> uvicorn.Config:
-    """uvicorn's configuration for the public page on its own address: the same limits
-    on headers, bodies and time as the gateway's, no lifespan (the gateway's runs the
-    page's background work)."""
-    server = plan.server
-    return uvicorn.Config(
-        app.alerting.status_app(),
-        host=sock.getsockname()[0],
-        port=sock.getsockname()[1],
-        log_level=log_level,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        http=limited_protocol(server),
-        server_header=False,
-        date_header=True,
-        limit_concurrency=uvicorn_concurrency_limit(server.max_connections),
-        proxy_headers=False,
-        timeout_keep_alive=KEEP_ALIVE,
-        backlog=BACKLOG,
-    )
-
-
-class _Follower(uvicorn.Server):
-    """A second server in the process: the gateway's server handles the signals and
-    stops it when it stops."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def _serve(
-    server: uvicorn.Server,
-    sock: socket.socket,
-    reloader: PlanReloader | None,
-    page: tuple[uvicorn.Server, socket.socket] | None = None,
+    server: uvicorn.Server, sock: socket.socket, reloader: PlanReloader | None
 ) -> None:
-    """uvicorn's serve, with SIGHUP re-reading the plan (uvicorn handles INT and TERM),
-    and the status page's own server beside it when there is one."""
+    """uvicorn's serve, with SIGHUP re-reading the plan (uvicorn handles INT and TERM)."""
     loop = asyncio.get_running_loop()
     if reloader is not None:
         loop.add_signal_handler(signal.SIGHUP, reloader.request)
-    beside = None
-    if page is not None:
-        beside = asyncio.create_task(page[0].serve(sockets=[page[1]]))
     try:
         await server.serve(sockets=[sock])
     finally:
-        if page is not None and beside is not None:
-            page[0].should_exit = True
-            await beside
         if reloader is not None:
             loop.remove_signal_handler(signal.SIGHUP)
 

@@ -365,8 +365,13 @@ def test_no_journal_section_is_the_default_journal() -> None:
             "status_page.listen",
             "listen must be host:port",
         ),
+        (
+            "journal: {enabled: false}\nstatus_page:\n  listen: '127.0.0.1:8090'\n",
+            "status_page.listen",
+            "reads the journal's database",
+        ),
     ],
-    ids=["unknown channel", "not mail", "no page url", "listen without host"],
+    ids=["unknown channel", "not mail", "no page url", "listen without host", "no journal"],
 )
 def test_status_page_mistakes_name_their_key(added: str, key: str, words: str) -> None:
     [found] = problems(BASE + added)
