@@ -4,6 +4,7 @@ during an outage (``python -m bench.statuspage_bench --only flood``)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from bench import statuspage_rig as rig
 from bench import statuspage_visitors as crowd
 from bench.journal_rig import Gateway
 from bench.load import open_loop
-from bench.processes import ProcessSet, cpu_seconds, free_port
+from bench.processes import ProcessSet, children, cpu_seconds, free_port
 from bench.saturate import parse_wrk, wrk_path
 from bench.stats import diff
 from bench.statuspage_report import _f
@@ -32,6 +33,8 @@ class Bed:
 
     gateway: Gateway
     workdir: Path
+    page_port: int | None = None  # the page's own process (None: the gateway serves it)
+    page_core: str | None = None  # the core the page's process was moved to (None: core 1)
     # each page's ETags as the bench fetched them: kind → (time.monotonic(), ETag); what
     # the visitors of a later flood hold (the pages' max-age ago)
     seen: dict[str, list[tuple[float, str]]] = field(
@@ -42,10 +45,23 @@ class Bed:
     def base(self) -> str:
         return self.gateway.base
 
+    @property
+    def page_base(self) -> str:
+        """Where visitors go: the page's own address, or the gateway's."""
+        return self.base if self.page_port is None else f"http://127.0.0.1:{self.page_port}"
+
+    @property
+    def placement(self) -> str:
+        if self.page_port is None:
+            return "gateway"
+        if self.page_core is None:
+            return "own process"
+        return f"own process on core {self.page_core}"
+
     async def remember(self, session: aiohttp.ClientSession) -> None:
         """Fetch both pages once and keep their ETags with the time."""
         for kind, path in (("html", crowd.PAGE), ("json", crowd.SUMMARY)):
-            async with session.get(f"{self.base}{path}") as resp:
+            async with session.get(f"{self.page_base}{path}") as resp:
                 await resp.read()
                 tag = resp.headers.get("etag")
             if tag and all(c.isalnum() or c == '"' for c in tag):
@@ -59,15 +75,30 @@ async def start_bed(
     directory: Path,
     *,
     subscriptions: bool = True,
+    own_page: bool = True,
+    page_core: str | None = None,
     name: str = "gateway",
 ) -> Bed:
     """The gateway on core 1 in ``directory`` (the seeded journal), in front of the
-    upstreams at ``bases``; ``subscriptions=False``: the plan turns them off."""
-    plan = rig.plan_text(bases["primary"], bases["backup"], subscriptions=subscriptions)
+    upstreams at ``bases``; ``subscriptions=False``: the plan turns them off;
+    ``own_page``: the page on its own address, served by its own process (which the
+    gateway starts: it runs on core 1 too, at a lower priority)."""
+    page_port = free_port() if own_page else None
+    plan = rig.plan_text(
+        bases["primary"],
+        bases["backup"],
+        subscriptions=subscriptions,
+        page_listen=f"127.0.0.1:{page_port}" if page_port is not None else "",
+    )
     (directory / "plan.yaml").write_text(plan)
     gateway = Gateway(name, directory, free_port())
     await journal_rig.start(procs, gateway, within=60.0)
-    return Bed(gateway, workdir)
+    if page_port is not None and page_core is not None:
+        # the page's process (the gateway's only child) to another core: how a machine
+        # with a core to spare runs it
+        for child in children(gateway.pid):
+            os.sched_setaffinity(child, {int(c) for c in page_core.split(",")})
+    return Bed(gateway, workdir, page_port, page_core)
 
 
 async def declare_outage(session: aiohttp.ClientSession, bed: Bed) -> dict[str, Any]:
@@ -75,8 +106,13 @@ async def declare_outage(session: aiohttp.ClientSession, bed: Bed) -> dict[str, 
     async with session.post(f"{bed.base}/standby/incidents", json=OUTAGE) as resp:
         opened = await resp.json()
         status = resp.status
-    async with session.get(f"{bed.base}{crowd.SUMMARY}") as resp:
-        summary = await resp.json()
+    summary: dict[str, Any] = {}
+    for _ in range(100):  # the page's own process reads the incidents every second
+        async with session.get(f"{bed.page_base}{crowd.SUMMARY}") as resp:
+            summary = await resp.json()
+        if summary["status"]["indicator"] == "critical":
+            break
+        await asyncio.sleep(0.1)
     components = {c["name"]: c["status"] for c in summary["components"]}
     if summary["status"]["indicator"] != "critical":
         raise RuntimeError(f"the page is not in a major outage: {summary['status']}")
@@ -111,7 +147,7 @@ async def start_wrk(
         "5s",
         "-s",
         str(script),
-        f"{bed.base}{crowd.PAGE}",
+        f"{bed.page_base}{crowd.PAGE}",
     ]
     return await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -439,11 +475,18 @@ def _listed(path: str) -> bool:
 
 
 async def flood_phase(
-    procs: ProcessSet, s: Settings, bases: dict[str, str], workdir: Path, directory: Path
+    procs: ProcessSet,
+    s: Settings,
+    bases: dict[str, str],
+    workdir: Path,
+    directory: Path,
+    *,
+    own_page: bool = True,
+    page_core: str | None = None,
 ) -> dict[str, Any]:
-    log("flood: starting the gateway on the seeded journal")
-    bed = await start_bed(procs, bases, workdir, directory)
-    found: dict[str, Any] = {}
+    bed = await start_bed(procs, bases, workdir, directory, own_page=own_page, page_core=page_core)
+    log(f"flood: the gateway on the seeded journal, the page served by the {bed.placement}")
+    found: dict[str, Any] = {"placement": bed.placement}
     async with client.new_session(1000, 30.0) as session:
         found["outage"] = await declare_outage(session, bed)
         log(f"flood: page says {found['outage']['description']!r}; warm-up (not recorded)")
@@ -471,9 +514,10 @@ async def flood_phase(
 async def background_phase(
     procs: ProcessSet, s: Settings, bases: dict[str, str], workdir: Path, directory: Path
 ) -> dict[str, Any]:
-    """No visitor at all: the API's latency with the page's subscriptions on (the plan's
-    default: their delivery round builds the page every 2 s) and off, a fresh gateway on
-    the same journal for each side, in alternating pairs."""
+    """No visitor at all, the page served by the gateway (no ``listen``): the API's
+    latency with the page's subscriptions on (the plan's default: their delivery round
+    asks for the page every 2 s, rebuilt when its figures are read again) and off, a
+    fresh gateway on the same journal for each side, in alternating pairs."""
     done = []
     for rep in range(s.background_reps):
         order = (True, False) if rep % 2 == 0 else (False, True)
@@ -481,7 +525,13 @@ async def background_phase(
         for subscriptions in order:
             side = "subscriptions_on" if subscriptions else "subscriptions_off"
             bed = await start_bed(
-                procs, bases, workdir, directory, subscriptions=subscriptions, name=side
+                procs,
+                bases,
+                workdir,
+                directory,
+                subscriptions=subscriptions,
+                own_page=False,  # where the deliveries run on the gateway's loop
+                name=side,
             )
             try:
                 async with client.new_session(1000, 30.0) as session:

@@ -78,9 +78,12 @@ status_page:
 """
 
 
-def plan_text(primary: str, backup: str, *, subscriptions: bool = True) -> str:
+def plan_text(
+    primary: str, backup: str, *, subscriptions: bool = True, page_listen: str = ""
+) -> str:
     """The plan of the benchmark's gateway (upstreams' base URLs ``…/v1``); the page's
-    subscriptions are on by default, as in any plan."""
+    subscriptions are on by default, as in any plan; ``page_listen``: the page on that
+    address, served by a process of its own."""
     routes = "\n".join(
         f'  {name}: {{targets: ["primary/{name}", "backup/{name}"]}}' for name in ROUTES
     )
@@ -89,6 +92,8 @@ def plan_text(primary: str, backup: str, *, subscriptions: bool = True) -> str:
         for name, (patterns, description) in COMPONENTS.items()
     )
     text = PLAN.format(primary=primary, backup=backup, routes=routes, components=components)
+    if page_listen:
+        text += f'  listen: "{page_listen}"\n'
     return text if subscriptions else text + "  subscriptions: {enabled: false}\n"
 
 

@@ -79,6 +79,7 @@ function request()
   local headers = {
     ["Accept"] = "text/html,application/json;q=0.9,*/*;q=0.8",
     ["Accept-Language"] = "en-GB,en;q=0.9",
+    ["Accept-Encoding"] = "gzip, deflate, br",  -- as every browser
     ["User-Agent"] = "statuspage-bench visitor",
   }
   if math.random() < revalidate then

@@ -10,8 +10,9 @@ process instead:
 * it sends the plan as one JSON line on the child's standard input, and every plan a
   reload swaps in after it; it ends the child by closing that pipe — and a gateway
   killed outright closes it too, so the page never outlives its gateway;
-* the child runs at a lower CPU priority (``NICENESS``): when both want the core, the
-  API's requests go first and the visitors wait.
+* the child runs in Linux's idle scheduling class (elsewhere at ``NICENESS``): when
+  both want the core, the API's requests go first and the visitors wait — on a core
+  the gateway keeps fully busy, the page waits for it.
 
 The child reads everything from the journal's database: the open incidents (a small
 query every second says whether any changed; the gateway writes each change there as it
@@ -62,7 +63,7 @@ from standby.web.limits import limited_protocol, uvicorn_concurrency_limit
 
 log = logging.getLogger("standby.statuspage")
 
-NICENESS = 10  # the page process's CPU priority below the gateway's
+NICENESS = 10  # the page process's CPU priority below the gateway's, without SCHED_IDLE
 OPEN_INTERVAL = 1.0  # seconds between two looks at the open incidents
 PLAN_LINE_LIMIT = 16 * 1024 * 1024  # one plan, as JSON, on the pipe
 STOP_WITHIN = 5.0  # seconds the child has to end once its pipe is closed
@@ -343,6 +344,11 @@ class PageChild:
 
 
 def lower_priority() -> None:
-    """Yield the CPU to the gateway when both want it."""
+    """Yield the CPU to the gateway whenever it wants it: Linux's idle scheduling class
+    (a gateway thread that wakes up takes the core at once; the page gets every moment
+    the gateway leaves), else ``NICENESS`` below it."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
