@@ -16,11 +16,13 @@ A WAL line is one JSON object with ``"e"`` naming the event:
 ``fin``    the request ended: ``rid, at, state`` (``completed`` / ``failed`` /
            ``client_gone``), ``completion_id, provider, model, status, response`` (the
            JSON answer, or the error body), ``usage``, ``attempts`` (list of
-           ``[target, outcome, seconds]``); a ``client_gone`` ending (the client left a
-           stream, which was then cancelled upstream) has no response nor usage, and
-           ``sent``: exactly the stream text the client received (``null`` when content
-           is redacted), which replaces what its ``dlt`` events added up to (the last of
-           them may be text that was in flight and never reached the client)
+           ``[target, outcome, seconds]``, plus ``"mid_answer"`` for a stream's try
+           that broke after the client had received some of it); a ``client_gone``
+           ending (the client left a stream, which was then cancelled upstream) has no
+           response nor usage, and ``sent``: exactly the stream text the client
+           received (``null`` when content is redacted), which replaces what its
+           ``dlt`` events added up to (the last of them may be text that was in flight
+           and never reached the client)
 ``dfr``    deferred: ``rid, at, until`` (give up after), ``callback``
 ``meta``   stored-completion metadata replaced: ``completion_id, metadata``
 ``del``    stored completion deleted: ``completion_id``
@@ -41,6 +43,10 @@ import orjson
 ACCEPTED, DELTA, FINAL, DEFERRED, METADATA, DELETED = "acc", "dlt", "fin", "dfr", "meta", "del"
 COMPLETED, FAILED, INTERRUPTED, DEFERRED_STATE = "completed", "failed", "interrupted", "deferred"
 CLIENT_GONE = "client_gone"  # a final state, like completed and failed
+MID_ANSWER = "mid_answer"  # an attempt's fourth element: the stream broke after content
+
+# one try as a ``fin`` event lists it: (target, outcome, seconds[, "mid_answer"])
+Attempt = tuple[str, str, float] | tuple[str, str, float, str]
 
 
 class RequestIds:

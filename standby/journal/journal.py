@@ -120,7 +120,7 @@ class Journal:
         model: str,
         response: bytes | dict[str, Any],
         usage: dict[str, Any] | None,
-        attempts: Sequence[tuple[str, str, float]],
+        attempts: Sequence[ev.Attempt],
     ) -> None:
         body: Any = response
         if isinstance(response, bytes):
@@ -144,7 +144,7 @@ class Journal:
         )
 
     def failed(
-        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[ev.Attempt]
     ) -> None:
         self._append(
             {
@@ -170,7 +170,7 @@ class Journal:
         provider: str,
         model: str,
         sent: str,
-        attempts: Sequence[tuple[str, str, float]],
+        attempts: Sequence[ev.Attempt],
     ) -> None:
         self._append(
             {

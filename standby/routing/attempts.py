@@ -26,6 +26,7 @@ from standby.plan.model import Retry, Timeouts
 from standby.routing.capabilities import Caps, Needs, refusal, unfit
 from standby.routing.outcomes import Action, Effect, Verdict, judge
 from standby.routing.policy import Target
+from standby.routing.sink import Attempt
 
 log = logging.getLogger("standby.routing")
 
@@ -77,11 +78,21 @@ class AttemptRecord:
     target: str
     outcome: str
     seconds: float
+    mid_answer: bool = False  # a stream broke after the client had received some of it
 
 
-def journal_attempts(history: Sequence[AttemptRecord]) -> list[tuple[str, str, float]]:
-    """The attempt history as the journal stores it: ``(target, outcome, seconds)``."""
-    return [(r.target, r.outcome, round(r.seconds, 6)) for r in history]
+def journal_attempts(history: Sequence[AttemptRecord]) -> list[Attempt]:
+    """The attempt history as the journal stores it: ``(target, outcome, seconds)``, and
+    ``"mid_answer"`` after a stream's try that broke once the client had some of it."""
+    return [
+        (r.target, r.outcome, round(r.seconds, 6), MID_ANSWER)
+        if r.mid_answer
+        else (r.target, r.outcome, round(r.seconds, 6))
+        for r in history
+    ]
+
+
+MID_ANSWER = "mid_answer"
 
 
 @dataclass(slots=True)
@@ -203,14 +214,19 @@ class AttemptSchedule:
         self.history.append(AttemptRecord(step.target.key, "ok", seconds))
         self.gate.succeeded(step.target.key, step.token, self.clock(), seconds)
 
-    def failed(self, step: Step, error: ProviderError, seconds: float) -> Step:
-        """Record a failure and return the next step, or raise the error / ``Exhausted``."""
+    def failed(
+        self, step: Step, error: ProviderError, seconds: float, *, mid_answer: bool = False
+    ) -> Step:
+        """Record a failure and return the next step, or raise the error / ``Exhausted``;
+        ``mid_answer``: a stream broke after the client had received some of it."""
         self._current = None
-        nxt = self._after_failure(step, error, seconds)
+        nxt = self._after_failure(step, error, seconds, mid_answer)
         self._current = nxt
         return nxt
 
-    def _after_failure(self, step: Step, error: ProviderError, seconds: float) -> Step:
+    def _after_failure(
+        self, step: Step, error: ProviderError, seconds: float, mid_answer: bool = False
+    ) -> Step:
         error.target = error.target or step.target.key
         verdict = judge(
             error,
@@ -219,7 +235,7 @@ class AttemptSchedule:
             prefill=step.prefill,
             prefer_same_target=self.retry.prefer_same_target,
         )
-        self.history.append(AttemptRecord(step.target.key, verdict.label, seconds))
+        self.history.append(AttemptRecord(step.target.key, verdict.label, seconds, mid_answer))
         self.gate.failed(step.target.key, step.token, self.clock(), verdict, error, seconds)
         if not verdict.local or self.last_error is None or isinstance(self.last_error, LocalLimit):
             # Standby's own limit is the cause only when nothing else failed (LocalLimit)

@@ -129,10 +129,13 @@ class Attempts:
             except ProviderError as error:
                 step = self.failed(step, error)
 
-    def failed(self, step: Step, error: ProviderError) -> Step:
-        """Report the try's failure; the next step, or raise the final error / ``Exhausted``."""
+    def failed(self, step: Step, error: ProviderError, *, mid_answer: bool = False) -> Step:
+        """Report the try's failure; the next step, or raise the final error / ``Exhausted``
+        (``mid_answer``: a stream broke after the client had received some of it)."""
         self.in_flight = None
-        nxt = self.plan.failed(step, error, self.context.clock() - self.started)
+        nxt = self.plan.failed(
+            step, error, self.context.clock() - self.started, mid_answer=mid_answer
+        )
         if nxt.target != step.target:
             self.context.metrics.failover(self.route.name)
         return nxt

@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+# one try as the journal records it: (target, outcome, seconds), and a fourth element
+# "mid_answer" when a stream broke after the client had received some of the answer
+Attempt = tuple[str, str, float] | tuple[str, str, float, str]
+
 
 class JournalSink(Protocol):
     """What the wire handlers and the stream engine call. Every method is non-blocking."""
@@ -40,11 +44,11 @@ class JournalSink(Protocol):
         model: str,
         response: bytes | dict[str, Any],
         usage: dict[str, Any] | None,
-        attempts: Sequence[tuple[str, str, float]],
+        attempts: Sequence[Attempt],
     ) -> None: ...
 
     def failed(
-        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[Attempt]
     ) -> None: ...
 
     def client_gone(
@@ -55,7 +59,7 @@ class JournalSink(Protocol):
         provider: str,
         model: str,
         sent: str,
-        attempts: Sequence[tuple[str, str, float]],
+        attempts: Sequence[Attempt],
     ) -> None:
         """The client left its stream, which was cancelled; it had received ``sent``."""
         ...
@@ -93,12 +97,12 @@ class NullJournal:
         model: str,
         response: bytes | dict[str, Any],
         usage: dict[str, Any] | None,
-        attempts: Sequence[tuple[str, str, float]],
+        attempts: Sequence[Attempt],
     ) -> None:
         pass
 
     def failed(
-        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[Attempt]
     ) -> None:
         pass
 
@@ -110,7 +114,7 @@ class NullJournal:
         provider: str,
         model: str,
         sent: str,
-        attempts: Sequence[tuple[str, str, float]],
+        attempts: Sequence[Attempt],
     ) -> None:
         pass
 

@@ -414,7 +414,7 @@ class StreamRun:
     async def _continue_after(self, error: ProviderError) -> None:
         assert self._step is not None
         await self._drop_attempt()
-        step = self.attempts.failed(self._step, error)
+        step = self.attempts.failed(self._step, error, mid_answer=bool(self.sent_text))
         if self.choices > 1:  # n parallel answers cannot be spliced one by one
             self.attempts.abandon()
             raise StreamBroken(

@@ -26,7 +26,7 @@ from standby.canonical.chat import Delta, Message
 from standby.errors import ClientError, InvalidRequest, JournalUnavailable, StandbyError
 from standby.journal.service import JournalService
 from standby.routing.policy import Target
-from standby.routing.sink import JournalSink
+from standby.routing.sink import Attempt, JournalSink
 from standby.translate.openai import request_to_openai, response_from_openai
 from standby.translate.responses import (
     new_response_id,
@@ -254,7 +254,7 @@ class _AsResponse:
         model: str,
         response: bytes | dict[str, Any],
         usage: dict[str, Any] | None,
-        attempts: Sequence[tuple[str, str, float]],
+        attempts: Sequence[Attempt],
     ) -> None:
         data = orjson.loads(response) if isinstance(response, bytes) else response
         self.inner.completed(
@@ -268,7 +268,7 @@ class _AsResponse:
         )
 
     def failed(
-        self, rid: str, *, status: int, response: bytes, attempts: Sequence[tuple[str, str, float]]
+        self, rid: str, *, status: int, response: bytes, attempts: Sequence[Attempt]
     ) -> None:
         self.inner.failed(rid, status=status, response=response, attempts=attempts)
 
@@ -280,7 +280,7 @@ class _AsResponse:
         provider: str,
         model: str,
         sent: str,
-        attempts: Sequence[tuple[str, str, float]],
+        attempts: Sequence[Attempt],
     ) -> None:
         self.inner.client_gone(
             rid,

@@ -14,7 +14,7 @@ from standby.health.gate import OpenGate, RegistryGate
 from standby.health.registry import HealthRegistry
 from standby.metrics import Metrics as PrometheusMetrics
 from standby.plan.model import BreakerConfig, Retry, Timeouts
-from standby.routing.attempts import AttemptSchedule, HealthGate
+from standby.routing.attempts import AttemptSchedule, HealthGate, journal_attempts
 from standby.routing.continuation import INSTRUCTION
 from standby.routing.driver import AttemptContext, Attempts
 from standby.routing.policy import ResolvedRoute, Target
@@ -100,6 +100,8 @@ async def test_a_stall_is_cut_by_the_idle_watchdog_and_continued_elsewhere() -> 
         ("a/m", "timeout_idle"),
         ("b/m", "ok"),
     ]
+    # the journal says the break came mid-answer (what reports count as continued)
+    assert [a[3:] for a in journal_attempts(engine.run.plan.history)] == [("mid_answer",), ()]
     messages = b.calls[0].body["messages"]
     assert messages[-2:] == [
         {"role": "assistant", "content": "Once "},
