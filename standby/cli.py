@@ -32,6 +32,7 @@ class _Commands(click.Group):
         "status": ("incidents_cli", "status_command"),
         "notify": ("incidents_cli", "notify_group"),
         "status-page": ("page_cli", "status_page_command"),
+        "report": ("report_cli", "report_command"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -140,6 +140,9 @@ async def _demo(console: Console, port: int, keep_serving: bool) -> int:
                 return INTERRUPTED
             console.print(_summary(results))
             console.print(await _incidents(session, root, receiver))
+            # the reports outlive the demo (its journal goes with it)
+            reports = Path(tempfile.gettempdir()) / "standby-reports"
+            console.print(await _reports(session, root, reports), soft_wrap=True)
             ok = all((r.failed == 0 or r.total) and r.broken == 0 for r in results)
             if not keep_serving:
                 return 0 if ok else 1
@@ -205,6 +208,32 @@ async def _receiver() -> AsyncIterator[_Receiver]:
         yield found
     finally:
         await runner.cleanup()
+
+
+async def _reports(session: aiohttp.ClientSession, root: str, folder: Path) -> RenderableType:
+    """Each incident's post-outage report, as Markdown and HTML in ``folder`` (which
+    outlives the demo), and where they are."""
+    async with session.get(f"{root}/standby/incidents") as resp:
+        listed = (await resp.json())["data"] if resp.status == 200 else []
+    lines = []
+    for row in listed[:3]:
+        texts: dict[Path, str] = {}
+        for fmt, suffix in (("markdown", "md"), ("html", "html")):
+            url = f"{root}/standby/incidents/{row['id']}/report?format={fmt}"
+            async with session.get(url) as resp:
+                if resp.status == 200:
+                    texts[folder / f"{row['id']}.{suffix}"] = await resp.text()
+        if texts:
+            await asyncio.to_thread(_write_all, texts)
+            lines.append(f"Post-outage report of {row['id']}:")
+            lines += [f"  {path}" for path in texts]
+    return Text("\n".join(lines) if lines else "No post-outage report: no incident.")
+
+
+def _write_all(texts: dict[Path, str]) -> None:
+    for path, text in texts.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
 
 
 async def _incidents(

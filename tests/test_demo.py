@@ -53,6 +53,10 @@ def test_demo_once_fails_over_and_exits_zero(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert seconds < 60, f"the scripted part took {seconds:.0f} s"
     assert not list(tmp_path.glob("standby-demo-*"))  # the demo's journal is gone with it
+    # and each incident's post-outage report is left behind, as Markdown and HTML
+    reports = sorted(p.name for p in (tmp_path / "standby-reports").iterdir())
+    assert reports and {name.rsplit(".", 1)[1] for name in reports} == {"md", "html"}
+    assert re.search(r"Post-outage report of inc_\w+:\n +\S+\.md\n +\S+\.html", out)
 
 
 def test_plan_and_phases_are_consistent() -> None:

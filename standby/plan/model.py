@@ -402,6 +402,13 @@ def journal_url_problem(url: str) -> str | None:
     )
 
 
+class Price(Record):
+    """What a target's tokens cost, per million (the currency is the reader's own)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class Plan(Record):
     providers: dict[str, ProviderConfig]
     routes: dict[str, RouteConfig]
@@ -417,6 +424,8 @@ class Plan(Record):
 
     # asked model → {provider name: that provider's equivalent model}, for "{equivalent}"
     models: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # target "provider/model" → its price per million tokens (reports' costs)
+    prices: dict[str, Price] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _cross_check(self, info: ValidationInfo) -> Plan:
@@ -460,6 +469,14 @@ class Plan(Record):
                     found.append((loc, f"unknown provider {provider!r} (known: {known})"))
                 elif not model.strip():
                     found.append((loc, "the equivalent model name is empty"))
+        for target in self.prices:
+            provider, sep, model = target.partition("/")
+            if not sep or not model:
+                found.append((("prices", target), f"{target!r} must be 'provider/model'"))
+            elif provider not in self.providers:
+                found.append(
+                    (("prices", target), f"unknown provider {provider!r} (known: {known})")
+                )
         for name, route in self.routes.items():
             for where, ref in route.located():
                 loc = ("routes", name, *where)

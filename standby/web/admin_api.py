@@ -114,7 +114,12 @@ def admin_app(
         routes += journal_routes(journal, authorise=authorised)
     if alerting is not None:
         routes += incidents_routes(
-            alerting.manager, alerting.store, alerting.status, authorise=authorised
+            alerting.manager,
+            alerting.store,
+            alerting.status,
+            authorise=authorised,
+            plan=lambda: router.plan,
+            flush=journal.flush if journal is not None else None,
         )
         if router.plan.status_page.enabled:  # public and read-only, no token
             routes += status_routes(alerting.page_view, alerting.public_routes())

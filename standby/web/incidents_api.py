@@ -7,6 +7,7 @@
     POST /standby/incidents/{id}/ack      {"by"?}
     POST /standby/incidents/{id}/resolve  {"message"?}
     POST /standby/incidents/{id}/publish  {"by"?}   put it on the public status page now
+    GET  /standby/incidents/{id}/report?format=markdown|html|json   its post-outage report
     GET  /standby/status               targets (breaker, signals, judgement), providers'
                                        official state, open incidents
 
@@ -15,7 +16,7 @@ Bodies are JSON objects of at most 64 KiB; a wrong one is a 400 in OpenAI's erro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -24,8 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from standby.errors import JournalUnavailable
 from standby.incidents.manager import IncidentManager, NotFound
 from standby.journal.incident_store import IncidentStore
+from standby.plan.model import Plan
 
 _BODY_LIMIT = 64 * 1024
 _STATUSES = ("investigating", "identified", "monitoring", "resolved")
@@ -73,7 +76,13 @@ def incidents_routes(
     status: Callable[[], dict[str, Any]],
     *,
     authorise: Callable[[Request], None],
+    plan: Callable[[], Plan] | None = None,
+    flush: Callable[[], Awaitable[None]] | None = None,
 ) -> list[Route]:
+    """``plan``: the plan being served (reports need its routes and prices); ``flush``:
+    brings the journal's database up to date (a report read right after the outage
+    counts its last requests)."""
+
     async def listing(request: Request) -> Response:
         authorise(request)
         open_only = request.query_params.get("open", "").lower() in ("1", "true", "yes")
@@ -97,7 +106,32 @@ def incidents_routes(
             row = next((i for i in manager.open_incidents() if i.id == incident_id), None)
         if row is None:
             raise HTTPException(404, f"No incident {incident_id!r}.")
-        return JSONResponse(row.as_dict())
+        found = row.as_dict()
+        if store is not None and plan is not None:
+            found["report_url"] = f"/standby/incidents/{incident_id}/report"
+        return JSONResponse(found)
+
+    async def report(request: Request) -> Response:
+        authorise(request)
+        if store is None or plan is None:
+            raise HTTPException(404, "Reports need the journal (journal.enabled).")
+        # imported on first use: the gateway's start-up needs none of it
+        from standby.reports.build import ReportNotFound, incident_report
+        from standby.reports.render import FORMATS, MEDIA_TYPES, render
+
+        fmt = request.query_params.get("format", "markdown")
+        if fmt not in FORMATS:
+            raise HTTPException(400, f"'format' must be one of {', '.join(FORMATS)}.")
+        if flush is not None:
+            try:
+                await flush()
+            except JournalUnavailable as error:
+                raise HTTPException(503, str(error)) from None
+        try:
+            built = await incident_report(store.engine, plan(), request.path_params["incident_id"])
+        except ReportNotFound as error:
+            raise HTTPException(404, error.message) from None
+        return Response(render(built, fmt), media_type=MEDIA_TYPES[fmt])
 
     async def open_one(request: Request) -> Response:
         authorise(request)
@@ -143,6 +177,7 @@ def incidents_routes(
         Route("/standby/incidents", listing, methods=["GET"]),
         Route("/standby/incidents", open_one, methods=["POST"]),
         Route("/standby/incidents/{incident_id}", one, methods=["GET"]),
+        Route("/standby/incidents/{incident_id}/report", report, methods=["GET"]),
         Route("/standby/incidents/{incident_id}/{action}", act, methods=["POST"]),
         Route("/standby/status", live_status, methods=["GET"]),
     ]
