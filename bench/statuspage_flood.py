@@ -35,6 +35,7 @@ class Bed:
     workdir: Path
     page_port: int | None = None  # the page's own process (None: the gateway serves it)
     page_core: str | None = None  # the core the page's process was moved to (None: core 1)
+    direct_url: str = ""  # the primary upstream's own chat URL: the same requests, direct
     # each page's ETags as the bench fetched them: kind → (time.monotonic(), ETag); what
     # the visitors of a later flood hold (the pages' max-age ago)
     seen: dict[str, list[tuple[float, str]]] = field(
@@ -98,7 +99,7 @@ async def start_bed(
         # with a core to spare runs it
         for child in children(gateway.pid):
             os.sched_setaffinity(child, {int(c) for c in page_core.split(",")})
-    return Bed(gateway, workdir, page_port, page_core)
+    return Bed(gateway, workdir, page_port, page_core, f"{bases['primary']}/chat/completions")
 
 
 async def declare_outage(session: aiohttp.ClientSession, bed: Bed) -> dict[str, Any]:
@@ -204,15 +205,31 @@ async def api_side(
             cpu_seconds(pid),
             time.perf_counter(),
         )
-        run = await open_loop(
-            lambda t: client.chat(session, bed.gateway.chat_url, t),
-            s.api_rate,
-            duration,
-            request_timeout=30.0,
+        # the same requests straight to the primary upstream in the same seconds: what
+        # the gateway adds is the difference, whatever the flood costs the machine's
+        # other core (the upstreams, the load generators) cancels out
+        run, direct = await asyncio.gather(
+            open_loop(
+                lambda t: client.chat(session, bed.gateway.chat_url, t),
+                s.api_rate,
+                duration,
+                request_timeout=30.0,
+            ),
+            open_loop(
+                lambda t: client.chat(session, bed.direct_url, t),
+                s.api_rate,
+                duration,
+                request_timeout=30.0,
+            ),
         )
         elapsed = time.perf_counter() - started
         used = journal_rig.tree_cpu_seconds(pid) - cpu
         side = run.to_json()
+        side["direct_latency_ok_ms"] = direct.to_json()["latency_ok_ms"]
+        side["added_ms"] = {
+            q: diff(side["latency_ok_ms"][q], side["direct_latency_ok_ms"][q])
+            for q in ("p50", "p99")
+        }
         side["gateway_cpu_s"] = used
         side["gateway_cpu_percent"] = used / elapsed * 100
         side["follower_cpu_percent"] = (used - (cpu_seconds(pid) - main_cpu)) / elapsed * 100
@@ -261,11 +278,16 @@ async def pairs(
             pair[f"difference_{q}"] = diff(
                 pair["flood"]["latency_ok_ms"][q], pair["quiet"]["latency_ok_ms"][q]
             )
+            pair[f"added_difference_{q}"] = diff(
+                pair["flood"]["added_ms"][q], pair["quiet"]["added_ms"][q]
+            )
         done.append(pair)
         log(
             f"flood {rate:g}/s pair {rep + 1}: p99 quiet "
             f"{_f(pair['quiet']['latency_ok_ms']['p99'])}, flood "
-            f"{_f(pair['flood']['latency_ok_ms']['p99'])}, visitors answered "
+            f"{_f(pair['flood']['latency_ok_ms']['p99'])}, added p99 quiet "
+            f"{_f(pair['quiet']['added_ms']['p99'])}, flood {_f(pair['flood']['added_ms']['p99'])}"
+            f", visitors answered "
             f"{pair['flood']['flood']['rate']:.0f}/s"
         )
     return {"rate": rate, "duration_s": duration, "pairs": done, **_medians(done)}
@@ -291,6 +313,13 @@ def _medians(done: list[dict[str, Any]]) -> dict[str, Any]:
             "difference": med(f"difference_{q}"),
             "each": [p[f"difference_{q}"] for p in done],
         }
+    for q in ("p50", "p99"):
+        found[f"added_{q}"] = {
+            "quiet": med("quiet", "added_ms", q),
+            "flood": med("flood", "added_ms", q),
+            "difference": med(f"added_difference_{q}"),
+            "each": [p[f"added_difference_{q}"] for p in done],
+        }
     found["visitors_rate"] = med("flood", "flood", "rate")
     found["share_304"] = med("flood", "flood", "share_304")
     found["share_304_of_revalidating"] = med("flood", "flood", "share_304_of_revalidating")
@@ -312,9 +341,9 @@ def _medians(done: list[dict[str, Any]]) -> dict[str, Any]:
     ]
     found["etag_changes_per_s"] = statistics.median(changes)
     found["drain_s"] = med("flood", "settled_s")
-    found["met"] = found["p99"]["difference"] is not None and (
-        found["p99"]["difference"] <= P99_TARGET_MS
-    )
+    # the gateway's own p99: what it adds over the upstream alone, flood against quiet
+    added = found["added_p99"]["difference"]
+    found["met"] = added is not None and added <= P99_TARGET_MS
     return found
 
 
