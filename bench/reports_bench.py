@@ -53,7 +53,7 @@ PRIMARY, FALLBACK = "openai/gpt-4o-mini", "anthropic/claude-3-5-haiku"
 INCIDENT = "inc_bench_outage"
 PLAN = """\
 providers:
-  openai: {kind: openai, api_key: "sk-bench"}
+  openai: {kind: openai, base_url: "https://api.openai.com/v1", api_key: "sk-bench"}
   anthropic: {kind: anthropic, base_url: "https://api.anthropic.com", api_key: "sk-bench"}
 routes:
   gpt-4o-mini:

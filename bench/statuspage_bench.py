@@ -378,14 +378,13 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"starting the {s.upstream} upstreams")
                     bases = await journal_rig.start_upstreams(procs, s.upstream)
                 if "flood" in args.only:
-                    # the page in its own process on a core of its own (here the load's:
-                    # whatever it costs them counts against the API), on the gateway's
-                    # core, and in the gateway's process
-                    results["flood"] = await flood_phase(
-                        procs, s, bases, workdir, directory, page_core=journal_rig.LOAD_CPUS
-                    )
+                    # the page in its own process, which leaves the pinned gateway's core
+                    # by itself (here for the load's: whatever it costs them counts
+                    # against the API), then forced onto the gateway's core, then in the
+                    # gateway's process
+                    results["flood"] = await flood_phase(procs, s, bases, workdir, directory)
                     results["flood_shared_core"] = await flood_phase(
-                        procs, s, bases, workdir, directory
+                        procs, s, bases, workdir, directory, page_core=journal_rig.GATEWAY_CPUS
                     )
                     results["flood_in_gateway"] = await flood_phase(
                         procs, s, bases, workdir, directory, own_page=False

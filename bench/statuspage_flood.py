@@ -34,7 +34,7 @@ class Bed:
     gateway: Gateway
     workdir: Path
     page_port: int | None = None  # the page's own process (None: the gateway serves it)
-    page_core: str | None = None  # the core the page's process was moved to (None: core 1)
+    page_core: str | None = None  # the core the bench put the page's process on (None: its own)
     direct_url: str = ""  # the primary upstream's own chat URL: the same requests, direct
     # each page's ETags as the bench fetched them: kind → (time.monotonic(), ETag); what
     # the visitors of a later flood hold (the pages' max-age ago)
@@ -57,7 +57,7 @@ class Bed:
             return "gateway"
         if self.page_core is None:
             return "own process"
-        return f"own process on core {self.page_core}"
+        return f"own process forced onto core {self.page_core}"
 
     async def remember(self, session: aiohttp.ClientSession) -> None:
         """Fetch both pages once and keep their ETags with the time."""
@@ -95,8 +95,8 @@ async def start_bed(
     gateway = Gateway(name, directory, free_port())
     await journal_rig.start(procs, gateway, within=60.0)
     if page_port is not None and page_core is not None:
-        # the page's process (the gateway's only child) to another core: how a machine
-        # with a core to spare runs it
+        # the page's process (the gateway's only child) forced onto given cores (it
+        # leaves a pinned gateway's cores by itself)
         for child in children(gateway.pid):
             os.sched_setaffinity(child, {int(c) for c in page_core.split(",")})
     return Bed(gateway, workdir, page_port, page_core, f"{bases['primary']}/chat/completions")

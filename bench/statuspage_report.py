@@ -153,14 +153,14 @@ def _flood_section(f: dict[str, Any], s: dict[str, Any], letter: str) -> list[st
         where = "the page served by the gateway itself at `/status` (no `listen`)"
     elif placement == "own process":
         where = (
-            "the page on `status_page.listen`, served by its own process (started by the "
-            "gateway, sharing core 1 with it, in the idle scheduling class)"
+            "the page on `status_page.listen`, served by its own process, which left the "
+            "pinned gateway's core 1 for core 0 by itself (with the sims, wrk and the load "
+            "generator: what it costs them counts against the API)"
         )
     else:
         where = (
-            "the page on `status_page.listen`, served by its own process moved to core 0 "
-            "(with the sims, wrk and the load generator: what it costs them counts "
-            "against the API)"
+            "the page on `status_page.listen`, served by its own process forced onto the "
+            "gateway's core 1 (in the idle scheduling class)"
         )
     lines = [
         f"## 2{letter}. Visitors during an outage, {where}: the API's latency "

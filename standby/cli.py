@@ -33,6 +33,7 @@ class _Commands(click.Group):
         "status": ("incidents_cli", "status_command"),
         "notify": ("incidents_cli", "notify_group"),
         "report": ("report_cli", "report_command"),
+        "drill": ("drill_cli", "drill_command"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -235,12 +236,13 @@ def status_page_command(
     figures within a minute. Whatever keeps it from starting is said in one line, with
     exit status 1.
     """
-    from standby.web.page_process import lower_priority, run_page
+    from standby.web.page_process import lower_priority, run_page, spare_cores
     from standby.web.serve import configure_logging
     from standby.web.serve import listen as bind
 
     configure_logging(log_level, log_format)
     if socket_fd is not None:  # started by the gateway, which bound the address
+        spare_cores()
         lower_priority()
         sock = socket.socket(fileno=socket_fd)
         folder = Path(data_dir) if data_dir else Path.cwd()
@@ -275,19 +277,38 @@ def plan_group() -> None:
 
 @plan_group.command("check")
 @click.argument("path", type=click.Path(dir_okay=False))
-def plan_check(path: str) -> None:
+@click.option(
+    "--readiness",
+    is_flag=True,
+    help="Also flag what would not survive an outage: a route that losing one provider "
+    "or one vendor leaves with nothing, an escalation that tells no one, and (from the "
+    "journal) backups that answered nothing in the last --days days.",
+)
+@click.option("--days", type=click.FloatRange(min=1), default=30.0, show_default=True)
+def plan_check(path: str, readiness: bool, days: float) -> None:
     """Validate the plan at PATH without starting anything.
 
     Every problem is printed on its own line as file:line: key: message, ordered by line
     (exit status 1): unknown keys, bad values, unset ${VAR}s, unknown providers, a
     journal URL that cannot work, a public host without client keys or admin token,
     duplicate keys. The plan's environment variables must be set, as for `serve`.
+    With --readiness, each finding is a line too, and any makes the status 1.
     """
     plan, _ = _load(path)
     click.echo(f"{path}: ok — {len(plan.providers)} providers, {len(plan.routes)} routes")
     for name, route in plan.routes.items():
         tiers = " → ".join(" | ".join(ref.target for ref in tier) for tier in route.tier_list())
         click.echo(f"  {name}: {tiers}")
+    if not readiness:
+        return
+    from standby.ops.readiness_cli import findings
+
+    found = findings(plan, path, days)
+    for finding in found:
+        click.echo(f"{path}: {finding.where}: {finding.message}")
+    if found:
+        raise click.exceptions.Exit(1)
+    click.echo(f"{path}: ready — every route survives the loss of any one provider and vendor")
 
 
 @main.command()

@@ -24,10 +24,13 @@ from standby.web.asgi import hash_key
 
 # (command, words its --help must contain)
 COMMANDS: list[tuple[list[str], list[str]]] = [
-    ([], ["serve", "plan", "demo", "sim", "key", "export", "backup", "journal"]),
+    ([], ["serve", "plan", "demo", "sim", "key", "export", "backup", "journal", "report", "drill"]),
     (["serve"], ["--plan", "--host", "server.admin_token", "--log-format", "[text|json]"]),
     (["plan"], ["check"]),
-    (["plan", "check"], ["file:line: key: message", "journal URL", "duplicate keys"]),
+    (
+        ["plan", "check"],
+        ["file:line: key: message", "journal URL", "duplicate keys", "--readiness"],
+    ),
     (["sim"], ["/_sim/fault"]),
     (["demo"], ["--once", "temporary directory"]),
     (["key"], ["hash"]),
@@ -37,6 +40,9 @@ COMMANDS: list[tuple[list[str], list[str]]] = [
     (["journal"], ["tail"]),
     (["journal", "tail"], ["--follow", "under 120 columns", "under 80 columns"]),
     (["status-page"], ["--plan", "--listen", "journal's database", "subscriptions"]),
+    (["report"], ["INCIDENT_ID", "--since", "--format", "previous 7 days"]),
+    (["drill"], ["--target", "--fault", "drills.objectives", "list", "[DRILL]"]),
+    (["drill", "list"], ["journal kept", "verdicts"]),
 ]
 
 

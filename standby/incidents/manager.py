@@ -109,6 +109,8 @@ class IncidentManager:
         self._by_component: dict[str, str] = {}  # component → its open incident's id
         self._verdicts: dict[str, Verdict] = {}  # component → its last judgement
         self._lock = asyncio.Lock()
+        # component → the drill its trouble comes from (``drills.runner``), if any
+        self.drilling: Callable[[str], str | None] = lambda component: None
 
     # -- plan and restart --------------------------------------------------------------------
     def reload(self, plan: Plan) -> None:
@@ -123,7 +125,7 @@ class IncidentManager:
             return
         for incident in await self.store.open_ones():
             self._remember(incident)
-            if incident.source == "detector":
+            if incident.source in ("detector", "drill"):
                 # the detector resumes them as open: they need good evidence to resolve
                 bad = Verdict(Judgement.BAD, Severity(incident.severity), "open at start-up")
                 for _ in range(self.detector.config.open_after):
@@ -211,13 +213,20 @@ class IncidentManager:
             muted = self._muted(component, at)
             if muted:
                 events.append(IncidentEvent(at, "muted", f"scheduled maintenance: {muted}"))
+            title, source = self._title(component, verdict), "detector"
+            drill = self.drilling(component)
+            if drill is not None:  # a rehearsal: said in its title, kept off the public page
+                title, source = f"[DRILL] {title}", "drill"
+                events.append(
+                    IncidentEvent(at, "drill", f"caused by drill {drill}", {"drill": drill})
+                )
             incident = IncidentRow(
                 id=new_incident_id(at),
                 component=component,
-                title=self._title(component, verdict),
+                title=title,
                 status="investigating",
                 severity=verdict.severity.value,
-                source="detector",
+                source=source,
                 opened_at=at,
                 updated_at=at,
                 first_failure_at=first_failure,

@@ -155,3 +155,22 @@ subscription_deliveries = sa.Table(
 )
 
 VERSION_TABLE = "journal_alembic_version"  # not alembic_version: the database may be shared
+
+drill_runs = sa.Table(
+    # each finished drill: what it was, its verdict (in the summary) and its report
+    "drill_runs",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("target", sa.String, nullable=False),
+    sa.Column("fault", sa.String, nullable=False),
+    sa.Column("share", sa.Double, nullable=False),
+    sa.Column("duration", sa.Double, nullable=False),
+    sa.Column("scheduled", sa.Boolean, nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("ended_at", sa.Double, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("passed", sa.Boolean),
+    sa.Column("summary_json", sa.Text, nullable=False),  # Drill.as_dict() without the report
+    sa.Column("report_json", sa.Text),  # Report.as_dict(), for a report rendered later
+    sa.Index("ix_drill_runs_started_at", "started_at"),
+)

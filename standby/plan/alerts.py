@@ -270,3 +270,49 @@ class PublicPage(Record):
     @property
     def languages(self) -> list[str]:
         return sorted({"en", self.language, *self.templates})
+
+
+class Objectives(Record):
+    """What a drill must show for the plan to pass it (unset: not judged)."""
+
+    max_failed_requests: int | None = Field(None, ge=0)
+    max_time_to_failover: Duration | None = None  # first failure → a fallback's answer
+    max_added_p99: Duration | None = None  # over the same span just before the drill
+    max_time_to_notify: Duration | None = None  # first failure → a notification delivered
+
+
+DRILL_FAULTS = ("outage", "429", "slow", "stall", "cut")
+
+
+class ScheduledDrill(Record):
+    """A drill the gateway runs by itself, on live traffic, when ``cron`` says (UTC)."""
+
+    cron: str  # "minute hour day month weekday", e.g. "0 3 * * 1" (Mondays, 03:00 UTC)
+    target: str  # "provider/model", or a whole "provider"
+    fault: Literal["outage", "429", "slow", "stall", "cut"]
+    duration: Duration = 60.0
+    share: float = Field(1.0, gt=0.0, le=1.0)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(
+                f"bad cron {value!r}: expected five fields, minute hour day month weekday "
+                "(e.g. '0 3 * * 1')"
+            )
+        return value
+
+
+class Drills(Record):
+    """Rehearsals of the plan: faults injected inside Standby on purpose."""
+
+    objectives: Objectives = Objectives()
+    schedule: list[ScheduledDrill] = Field(default_factory=list)
+    # a drill's incidents are marked "[DRILL]" and never reach the public page, unless
+    public: bool = False
+    # after the fault ends, how long a drill waits for its incidents to resolve
+    settle: Duration = 60.0
+    max_duration: Duration = 3600.0  # the longest drill the admin API starts

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from standby.plan.alerts import Incidents, Notify, Probes, PublicPage, StatusPage
+from standby.plan.alerts import Drills, Incidents, Notify, Probes, PublicPage, StatusPage
 from standby.plan.record import Record
 from standby.plan.values import Clamp, Duration, Loc, Size, Tokens, dotted
 
@@ -426,6 +426,7 @@ class Plan(Record):
     models: dict[str, dict[str, str]] = Field(default_factory=dict)
     # target "provider/model" → its price per million tokens (reports' costs)
     prices: dict[str, Price] = Field(default_factory=dict)
+    drills: Drills = Drills()  # rehearsals: objectives a drill is judged by
 
     @model_validator(mode="after")
     def _cross_check(self, info: ValidationInfo) -> Plan:
@@ -469,6 +470,14 @@ class Plan(Record):
                     found.append((loc, f"unknown provider {provider!r} (known: {known})"))
                 elif not model.strip():
                     found.append((loc, "the equivalent model name is empty"))
+        for index, drill in enumerate(self.drills.schedule):
+            if drill.target.partition("/")[0] not in self.providers:
+                found.append(
+                    (
+                        ("drills", "schedule", index, "target"),
+                        f"unknown provider in {drill.target!r} (known: {known})",
+                    )
+                )
         for target in self.prices:
             provider, sep, model = target.partition("/")
             if not sep or not model:

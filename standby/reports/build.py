@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +25,7 @@ from standby.reports.figures import Folded, Prices, fold
 from standby.reports.model import Entry, Report, RootCause, Timings
 from standby.reports.requests import baseline_latencies, baseline_spans, read_facts
 
+Span = tuple[float, float]
 MAX_BUCKETS = 120  # points of a chart
 MIN_BUCKET = 60.0  # seconds
 
@@ -81,18 +82,22 @@ def routes_of(plan: Plan, component: str) -> frozenset[str] | None:
     return None
 
 
-async def _fold(engine: AsyncEngine, plan: Plan, scope: Scope) -> tuple[Folded, Folded]:
-    """The figures over the incident's window and the series over the charts' one."""
+async def _fold(
+    engine: AsyncEngine, plan: Plan, scope: Scope, baseline: Sequence[Span] | None = None
+) -> tuple[Folded, Folded]:
+    """The figures over the incident's window and the series over the charts' one;
+    ``baseline``: the spans latency is compared with (default: the same hours of the 7
+    days before)."""
     facts = await read_facts(engine, scope.chart_start, scope.chart_end, scope.routes)
     inside = [f for f in facts if scope.start <= f.received_at < scope.end]
-    spans = baseline_spans(scope.start, scope.end)
-    baseline = await baseline_latencies(engine, spans, scope.routes)
+    spans = baseline if baseline is not None else baseline_spans(scope.start, scope.end)
+    before = await baseline_latencies(engine, spans, scope.routes)
     firsts, priced = primaries(plan), prices(plan)
     figures = fold(
         inside,
         primaries=firsts,
         prices=priced,
-        baseline_seconds=baseline,
+        baseline_seconds=before,
         start=scope.start,
         end=scope.end,
         bucket=scope.bucket,
@@ -115,6 +120,7 @@ async def incident_report(
     incident_id: str,
     *,
     wall: Callable[[], float] = time.time,
+    baseline: Sequence[Span] | None = None,
 ) -> Report:
     """The post-outage report of incident ``incident_id``."""
     store = IncidentStore(engine)
@@ -126,7 +132,7 @@ async def incident_report(
     end = incident.resolved_at if incident.resolved_at is not None else now
     pad = margin(start, end)
     scope = Scope(start, end, start - pad, min(now, end + pad), routes_of(plan, incident.component))
-    figures, charts = await _fold(engine, plan, scope)
+    figures, charts = await _fold(engine, plan, scope, baseline)
     related = await _related(store, plan, incident, scope)
     root = _root_cause(related, figures)
     # moments from the wider window: the first failures may come before the incident's
@@ -163,13 +169,17 @@ async def window_report(
     end: float,
     *,
     wall: Callable[[], float] = time.time,
+    baseline: Sequence[Span] | None = None,
+    routes: frozenset[str] | None = None,
+    title: str | None = None,
 ) -> Report:
-    """A report over ``[start, end)`` with no incident: every route's figures."""
+    """A report over ``[start, end)`` with no incident: the figures of ``routes`` (of
+    every route by default)."""
     if end <= start:
         raise ReportNotFound("the window is empty: --until must come after --since")
     now = wall()
-    scope = Scope(start, end, start, end, None)
-    figures, charts = await _fold(engine, plan, scope)
+    scope = Scope(start, end, start, end, routes)
+    figures, charts = await _fold(engine, plan, scope, baseline)
     store = IncidentStore(engine)
     incidents = [
         i
@@ -192,7 +202,7 @@ async def window_report(
         + _traffic_entries(figures),
         key=lambda e: e.at,
     )
-    title = f"Report {time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} UTC"
+    title = title or f"Report {time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} UTC"
     return Report(
         title=title,
         incident_id=None,

@@ -159,3 +159,26 @@ class Report:
         data["impact"]["added"] = asdict(self.impact.added)
         data["impact"]["fallback_share"] = self.impact.fallback_share
         return data
+
+
+def report_from_dict(data: dict[str, Any]) -> Report:
+    """A report kept as ``Report.as_dict()`` (a drill's, in the journal), back as one."""
+    impact = dict(data["impact"])
+    impact.pop("added", None)
+    impact.pop("fallback_share", None)
+    impact["latency"] = Latency(**impact["latency"])
+    impact["baseline"] = Latency(**impact["baseline"])
+    impact["targets"] = [TargetFigures(**t) for t in impact["targets"]]
+    impact["clients"] = [ClientFigures(**c) for c in impact["clients"]]
+    root = dict(data["root_cause"])
+    root["updates"] = [Entry(**e) for e in root["updates"]]
+    return Report(
+        **{
+            **data,
+            "impact": Impact(**impact),
+            "timings": Timings(**data["timings"]),
+            "timeline": [Entry(**e) for e in data["timeline"]],
+            "root_cause": RootCause(**root),
+            "series": [Bucket(**b) for b in data["series"]],
+        }
+    )

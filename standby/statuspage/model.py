@@ -299,6 +299,8 @@ def build(
     ``etas``: incident id → the provider's estimate; ``language`` of the templates
     (default: the page's)."""
     page = plan.status_page
+    if not plan.drills.public:  # a drill's incidents are rehearsals, not news
+        incidents = [i for i in incidents if i.source != "drill"]
     words = page.words(language)
     etas = etas or {}
     maintenance = maintenance_spans(plan)

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from standby import __version__
+from standby.drills.runner import DrillRunner
 from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
 from standby.journal.service import JournalService
@@ -27,6 +28,7 @@ from standby.statuspage.app import status_routes
 from standby.web.alerting import Alerting
 from standby.web.clients import ClientKeys
 from standby.web.completions_api import completions_routes
+from standby.web.drills_api import drills_routes
 from standby.web.incidents_api import incidents_routes
 from standby.web.journal_api import journal_routes
 
@@ -43,6 +45,7 @@ def admin_app(
     journal: JournalService | None = None,
     keys: ClientKeys | None = None,
     alerting: Alerting | None = None,
+    drills: DrillRunner | None = None,
 ) -> Starlette:
     """Operator endpoints, locked by the admin token (``/metrics`` also by its own scrape
     token); with neither token set (a loopback gateway) they are open."""
@@ -121,6 +124,8 @@ def admin_app(
             plan=lambda: router.plan,
             flush=journal.flush if journal is not None else None,
         )
+        if drills is not None:
+            routes += drills_routes(drills, authorise=authorised)
         if router.plan.status_page.enabled:  # public and read-only, no token
             routes += status_routes(alerting.page_view, alerting.public_routes())
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})

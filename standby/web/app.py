@@ -28,8 +28,12 @@ from typing import Any
 from starlette.applications import Starlette
 
 from standby.deferred.runner import DeferredRunner
+from standby.drills.faults import Faulty
+from standby.drills.runner import Context as DrillContext
+from standby.drills.runner import DrillRunner
 from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
+from standby.journal.drill_store import DrillStore
 from standby.journal.incident_store import IncidentStore
 from standby.journal.service import JournalService
 from standby.journal.subscription_store import SubscriptionStore
@@ -72,13 +76,20 @@ class Gateway:
         providers: dict[str, Provider] | None = None,
         registry: HealthRegistry | None = None,
         alerting: Alerting | None = None,
+        drills: DrillRunner | None = None,
     ) -> None:
         self.plan = plan
         self.registry = registry or HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
-        self.providers = (
+        built: dict[str, Provider] = (
             providers
             if providers is not None
             else {name: build_provider(name, config) for name, config in plan.providers.items()}
+        )
+        # every provider as a drill may fault it (``drills.faults``: no drill, no fault)
+        self.providers: dict[str, Provider] = (
+            built
+            if drills is None
+            else {name: Faulty(p, drills.injector) for name, p in built.items()}
         )
         self.gate = RegistryGate(
             self.registry, metrics, observer=alerting.signals if alerting is not None else None
@@ -123,6 +134,7 @@ class Gateway:
             journal=journal,
             keys=self.keys,
             alerting=alerting,
+            drills=drills,
         )
 
     def handler(self, method: str, path: str) -> Handler:
@@ -173,6 +185,9 @@ class StandbyApp:
             RetentionJob(service.store, plan.journal.retain) if service is not None else None
         )
         self.alerting = Alerting(plan, metrics=self.metrics, clock=clock, rng=rng)
+        self.drills = DrillRunner(clock=clock, rng=rng)
+        self.alerting.manager.drilling = self.drills.drilling
+        self.alerting.listeners.append(self.drills.heard)
         if service is not None:
             self.alerting.attach_store(IncidentStore(service.store.engine))
             page = plan.status_page
@@ -194,8 +209,18 @@ class StandbyApp:
             rng=rng,
             providers=providers,
             alerting=self.alerting,
+            drills=self.drills,
         )
         self.alerting.use(self.gateway)
+        self.drills.attach(
+            DrillContext(
+                plan=lambda: self.gateway.plan,
+                engine=service.store.engine if service is not None else None,
+                flush=service.flush if service is not None else None,
+                open_incidents=self.alerting.manager.open_incidents,
+                store=DrillStore(service.store.engine) if service is not None else None,
+            )
+        )
         self._background: list[asyncio.Task[None]] = []
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -256,6 +281,7 @@ class StandbyApp:
             rng=self.rng,
             registry=old.registry if same_health else None,
             alerting=self.alerting,
+            drills=self.drills,
         )
         self.alerting.use(self.gateway)
         if self._background and self.gateway.deferred is not None:
@@ -304,6 +330,8 @@ class StandbyApp:
             self._start_job("deferred", self.gateway.deferred.run())
         if self.retention is not None:
             self._start_job("retention", self.retention.run())
+        # the plan's scheduled drills (read at every tick: a reload may add some)
+        self._start_job("drills", self.drills.run_schedule())
 
     def _start_job(self, name: str, job: Coroutine[Any, Any, None]) -> None:
         assert self.journal_service is not None
@@ -312,6 +340,7 @@ class StandbyApp:
 
     async def aclose(self) -> None:
         """Stop background jobs, close provider connections and the journal."""
+        await self.drills.aclose()
         await self.alerting.stop()
         for task in self._background:
             task.cancel()

@@ -34,6 +34,7 @@ async def test_the_migration_yields_the_schema_and_runs_once(store: SQLStore) ->
         assert await conn.run_sync(_differences) == []
         tables, revision = await conn.run_sync(_tables)
     assert tables == [
+        "drill_runs",
         "incident_events",
         "incidents",
         "journal_alembic_version",
@@ -43,4 +44,4 @@ async def test_the_migration_yields_the_schema_and_runs_once(store: SQLStore) ->
         "subscription_deliveries",
         "traffic_hours",
     ]
-    assert revision == "0004"
+    assert revision == "0005"
