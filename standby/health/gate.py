@@ -11,6 +11,7 @@ outcome count, no last error, no first-byte sample; only its admission is releas
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,10 +54,13 @@ class RegistryGate:
         *,
         max_targets: int = 2048,
         observer: Observer | None = None,
+        on_transition: Callable[[str, str, float | None], None] | None = None,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.observer = observer
+        # told each breaker change (target, state, open until): the replicas' shared view
+        self.on_transition = on_transition
         self._max_targets = max_targets
         self._states: dict[str, str] = {}
         self._watches: dict[str, SilenceWatch] = {}
@@ -194,6 +198,8 @@ class RegistryGate:
                     del self._states[old]
             self._states[key] = state
             self.metrics.breaker_state(key, state)
+            if self.on_transition is not None:
+                self.on_transition(key, state, self.registry.get(key).breaker.open_until)
 
 
 def _probe(token: object) -> bool:

@@ -402,6 +402,20 @@ def journal_url_problem(url: str) -> str | None:
     )
 
 
+class SharedState(Record):
+    """Where the replicas of one gateway share their breakers' states (Redis)."""
+
+    url: str = ""  # redis://host:6379/0; "" (the default): each replica on its own
+    prefix: str = "standby"  # of the keys and the channel: clusters sharing one Redis differ
+
+    @field_validator("url")
+    @classmethod
+    def _redis(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"state.url must be redis://, rediss:// or unix://, got {value!r}")
+        return value
+
+
 class Price(Record):
     """What a target's tokens cost, per million (the currency is the reader's own)."""
 
@@ -427,6 +441,7 @@ class Plan(Record):
     # target "provider/model" → its price per million tokens (reports' costs)
     prices: dict[str, Price] = Field(default_factory=dict)
     drills: Drills = Drills()  # rehearsals: objectives a drill is judged by
+    state: SharedState = SharedState()  # breakers shared between replicas
 
     @model_validator(mode="after")
     def _cross_check(self, info: ValidationInfo) -> Plan:

@@ -46,6 +46,7 @@ def admin_app(
     keys: ClientKeys | None = None,
     alerting: Alerting | None = None,
     drills: DrillRunner | None = None,
+    cluster: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     """Operator endpoints, locked by the admin token (``/metrics`` also by its own scrape
     token); with neither token set (a loopback gateway) they are open."""
@@ -78,6 +79,8 @@ def admin_app(
         snapshot["version"] = __version__
         if journal is not None:
             snapshot["journal"] = journal.status()
+        if cluster is not None:
+            snapshot["cluster"] = cluster()
         return JSONResponse(snapshot)
 
     async def prometheus(request: Request) -> Response:

@@ -27,6 +27,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from standby.cluster.health import SharedHealth
 from standby.deferred.runner import DeferredRunner
 from standby.drills.faults import Faulty
 from standby.drills.runner import Context as DrillContext
@@ -77,6 +78,7 @@ class Gateway:
         registry: HealthRegistry | None = None,
         alerting: Alerting | None = None,
         drills: DrillRunner | None = None,
+        shared: SharedHealth | None = None,
     ) -> None:
         self.plan = plan
         self.registry = registry or HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
@@ -92,7 +94,10 @@ class Gateway:
             else {name: Faulty(p, drills.injector) for name, p in built.items()}
         )
         self.gate = RegistryGate(
-            self.registry, metrics, observer=alerting.signals if alerting is not None else None
+            self.registry,
+            metrics,
+            observer=alerting.signals if alerting is not None else None,
+            on_transition=shared.transition if shared is not None else None,
         )
         self.router = Router(plan, self.providers, self.gate, metrics, clock=clock, rng=rng)
         self.keys = ClientKeys(plan.server.client_keys, plan.server.admin_token)
@@ -135,6 +140,7 @@ class Gateway:
             keys=self.keys,
             alerting=alerting,
             drills=drills,
+            cluster=shared.status if shared is not None else None,
         )
 
     def handler(self, method: str, path: str) -> Handler:
@@ -186,6 +192,18 @@ class StandbyApp:
         )
         self.alerting = Alerting(plan, metrics=self.metrics, clock=clock, rng=rng)
         self.drills = DrillRunner(clock=clock, rng=rng)
+        # the replicas' shared breakers, when the plan names a Redis (state.url)
+        self.shared = (
+            SharedHealth(
+                plan.state.url,
+                prefix=plan.state.prefix,
+                registry=lambda: self.gateway.registry,
+                clock=clock,
+            )
+            if plan.state.url
+            else None
+        )
+        self._cluster: asyncio.Task[None] | None = None
         self.alerting.manager.drilling = self.drills.drilling
         self.alerting.listeners.append(self.drills.heard)
         if service is not None:
@@ -210,6 +228,7 @@ class StandbyApp:
             providers=providers,
             alerting=self.alerting,
             drills=self.drills,
+            shared=self.shared,
         )
         self.alerting.use(self.gateway)
         self.drills.attach(
@@ -282,6 +301,7 @@ class StandbyApp:
             registry=old.registry if same_health else None,
             alerting=self.alerting,
             drills=self.drills,
+            shared=self.shared,
         )
         self.alerting.use(self.gateway)
         if self._background and self.gateway.deferred is not None:
@@ -314,6 +334,8 @@ class StandbyApp:
                 return
 
     async def _start_background(self) -> None:
+        if self.shared is not None:
+            self._cluster = asyncio.create_task(self.shared.run(), name="cluster")
         if self.journal_service is None:
             await self.alerting.start()
             return
@@ -341,6 +363,10 @@ class StandbyApp:
     async def aclose(self) -> None:
         """Stop background jobs, close provider connections and the journal."""
         await self.drills.aclose()
+        if self._cluster is not None:
+            self._cluster.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._cluster
         await self.alerting.stop()
         for task in self._background:
             task.cancel()

@@ -1,0 +1,152 @@
+"""Breaker states shared between replicas through the machine's real Redis: a breaker
+opened on one replica holds the target on the others within 100 ms, a closed one lifts
+the hold; Redis away, each replica goes on alone and catches up when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from redis import asyncio as aioredis
+
+from standby.cluster.health import SharedHealth
+from standby.health.registry import HealthRegistry
+from standby.plan.model import BreakerConfig
+
+REDIS = "redis://127.0.0.1:6379/15"
+KEY = "primary/gpt-4o-mini"
+PROPAGATION = 0.1  # seconds: the issue's bound
+
+
+async def _redis_up(url: str) -> bool:
+    client = aioredis.from_url(url, socket_connect_timeout=1)
+    try:
+        return bool(await client.ping())
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def replicas(url: str, count: int = 2) -> AsyncIterator[list[SharedHealth]]:
+    """``count`` replicas' shared health, each with its own registry, connected."""
+    prefix = f"test-{secrets.token_hex(4)}"
+    found = []
+    for n in range(count):
+        registry = HealthRegistry(BreakerConfig())
+        found.append(
+            SharedHealth(url, prefix=prefix, registry=lambda r=registry: r, replica=f"r{n}")
+        )
+    tasks = [asyncio.create_task(r.run()) for r in found]
+    try:
+        await _until(lambda: all(r.connected for r in found))
+        yield found
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait (bounded) until ``condition()``: connection states are plain attributes."""
+    async with asyncio.timeout(within):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def _applied(replica: SharedHealth, count: int, within: float = 5.0) -> float:
+    """Wait until ``replica`` applied ``count`` openings; the seconds it took."""
+    started = time.perf_counter()
+    async with asyncio.timeout(within):
+        while replica.applied < count:
+            replica.changed.clear()
+            await replica.changed.wait()
+    return time.perf_counter() - started
+
+
+async def test_an_opening_holds_the_target_on_the_others_and_a_closing_lifts_it() -> None:
+    if not await _redis_up(REDIS):
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    async with replicas(REDIS, 3) as (a, b, c):
+        took = []
+        for round_ in range(1, 6):
+            a.transition(KEY, "open", a.clock() + 5.0)
+            took.append(max(await _applied(b, round_), await _applied(c, round_)))
+            assert b.registry().get(KEY).is_held(b.clock())
+            assert a.registry().get(KEY).held_until is None  # never its own message
+            b.changed.clear()
+            a.transition(KEY, "closed", None)
+            async with asyncio.timeout(5):
+                while b.registry().get(KEY).held_until is not None:
+                    await b.changed.wait()
+                    b.changed.clear()
+        assert sorted(took)[len(took) // 2] < PROPAGATION, took  # the median round
+        assert b.status()["peers"].keys() == {"r0"} and b.status()["redis"] == "connected"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server of this test's own, on loopback, stopped by its PID."""
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+async def test_redis_away_each_replica_goes_on_alone_and_catches_up_on_return() -> None:
+    port = _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    first = private_redis(port)
+    first.__enter__()
+    try:
+        async with asyncio.timeout(10):
+            while True:  # the server starting: bounded
+                if await _redis_up(url):
+                    break
+                await asyncio.sleep(0.05)
+        async with replicas(url) as (a, b):
+            first.__exit__(None, None, None)  # Redis stops
+            await _until(lambda: not a.connected and not b.connected)
+            assert a.status()["redis"].startswith("unreachable")
+            a.transition(KEY, "open", a.clock() + 30.0)  # said to no one: nothing raises
+            assert b.registry().get(KEY).held_until is None
+            with private_redis(port):  # Redis back: a says its open breaker again
+                assert await _applied(b, 1, within=20.0) < 20.0
+                assert b.registry().get(KEY).is_held(b.clock())
+    finally:
+        first.__exit__(None, None, None)

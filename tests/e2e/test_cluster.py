@@ -1,0 +1,83 @@
+"""Two real gateways sharing breaker states through the machine's Redis: the primary
+fails on one, its breaker opens, and the other stops sending it requests at once —
+through the official SDK, with real sims on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from redis import asyncio as aioredis
+
+from standby.sim import Fault, SimProvider
+from standby.testing import running_gateway
+from tests.conftest import two_target_plan
+
+REDIS = "redis://127.0.0.1:6379/15"
+KEY = "primary/gpt-4o-mini"
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+
+
+async def _redis_up() -> bool:
+    client = aioredis.from_url(REDIS, socket_connect_timeout=1)
+    try:
+        return bool(await client.ping())
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+
+
+async def test_a_breaker_opened_on_one_replica_spares_the_primary_on_the_other(
+    primary: SimProvider, backup: SimProvider
+) -> None:
+    if not await _redis_up():
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    state = {"url": REDIS, "prefix": f"e2e-{secrets.token_hex(4)}"}
+    plan = two_target_plan(primary, backup, state=state, breaker={"failures": 3})
+    async with running_gateway(plan) as a, running_gateway(plan) as b:
+        shared_a, shared_b = a.app.shared, b.app.shared
+        assert shared_a is not None and shared_b is not None
+        async with asyncio.timeout(10):
+            while True:  # connecting to Redis: bounded
+                if shared_a.connected and shared_b.connected:
+                    break
+                await asyncio.sleep(0.01)
+        primary.set_fault(Fault("error", status=503))
+        client_a = openai.AsyncOpenAI(base_url=a.base_url, api_key="x", max_retries=0)
+        client_b = openai.AsyncOpenAI(base_url=b.base_url, api_key="x", max_retries=0)
+        try:
+            for _ in range(3):  # three failures open a's breaker
+                reply = await client_a.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=MESSAGES
+                )
+                assert reply.headers["x-standby-provider"] == "backup"
+            registry_a = a.app.registry
+            assert registry_a.get(KEY).breaker.state(
+                registry_a.get(KEY).breaker.open_until or 0
+            ) in (
+                "open",
+                "half_open",
+            )
+            async with asyncio.timeout(2):
+                while shared_b.applied < 1:
+                    shared_b.changed.clear()
+                    await shared_b.changed.wait()
+            seen = len(primary.requests)
+            for _ in range(5):  # b never met the failure, yet spares the primary
+                reply = await client_b.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=MESSAGES
+                )
+                assert reply.headers["x-standby-provider"] == "backup"
+            assert len(primary.requests) == seen
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{b.root_url}/standby/health") as resp:
+                    cluster = (await resp.json())["cluster"]
+            assert cluster["redis"] == "connected" and KEY in cluster["held"]
+        finally:
+            await client_a.close()
+            await client_b.close()
