@@ -108,6 +108,8 @@ class DrillRunner:
         self.context: Context | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._ended: dict[str, asyncio.Event] = {}
+        # whether this replica starts the scheduled drills now (``cluster.lease``)
+        self.leading: Callable[[], bool] = lambda: True
 
     def attach(self, context: Context) -> None:
         self.context = context
@@ -235,7 +237,8 @@ class DrillRunner:
         while True:
             await asyncio.sleep(every)
             now = self.wall()
-            self.start_due(last, now)
+            if self.leading():
+                self.start_due(last, now)
             last = now
 
     def start_due(self, since: float, now: float) -> list[Drill]:

@@ -111,6 +111,8 @@ class IncidentManager:
         self._lock = asyncio.Lock()
         # component → the drill its trouble comes from (``drills.runner``), if any
         self.drilling: Callable[[str], str | None] = lambda component: None
+        # whether this replica runs detection now (``cluster.lease``: one replica does)
+        self.leading: Callable[[], bool] = lambda: True
 
     # -- plan and restart --------------------------------------------------------------------
     def reload(self, plan: Plan) -> None:
@@ -460,16 +462,23 @@ class IncidentManager:
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
-        """Evaluate every ``detect.evaluate_every`` seconds until cancelled."""
-        try:
-            await self.recover()
-        except Exception as exc:  # the database is away: detection goes on without it
-            log.error("could not read the open incidents of a previous run: %s", exc)
+        """Evaluate every ``detect.evaluate_every`` seconds until cancelled, while this
+        replica leads; each time it starts leading, it first takes over the open incidents
+        (a previous run's, or the previous leader's)."""
+        leading = False
         while True:
-            try:
-                await self.evaluate()
-            except Exception:  # a database hiccup must not stop detection
-                log.exception("incident evaluation failed")
+            now_leading = self.leading()
+            if now_leading and not leading:
+                try:
+                    await self.recover()
+                except Exception as exc:  # the database is away: detection goes on
+                    log.error("could not read the open incidents of a previous run: %s", exc)
+            leading = now_leading
+            if leading:
+                try:
+                    await self.evaluate()
+                except Exception:  # a database hiccup must not stop detection
+                    log.exception("incident evaluation failed")
             await asyncio.sleep(self._plan.incidents.detect.evaluate_every)
 
 

@@ -407,6 +407,9 @@ class SharedState(Record):
 
     url: str = ""  # redis://host:6379/0; "" (the default): each replica on its own
     prefix: str = "standby"  # of the keys and the channel: clusters sharing one Redis differ
+    # how long a replica holds the singleton jobs' lease without renewing it: a replica
+    # killed outright is replaced within this
+    lease: Duration = Field(10.0, ge=1.0, le=300.0)
 
     @field_validator("url")
     @classmethod

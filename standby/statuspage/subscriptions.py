@@ -577,12 +577,19 @@ class SubscriptionService:
         }
         return await self._mailer.send(subscriber.address, subject, text, headers)
 
-    async def run(self, source: PageSource, interval: float) -> None:
-        """``deliver(await source())`` every ``interval`` seconds until cancelled; a
-        failed round is logged, and the next one tries again."""
+    async def run(
+        self,
+        source: PageSource,
+        interval: float,
+        leading: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """``deliver(await source())`` every ``interval`` seconds until cancelled, while
+        ``leading()`` (one replica tells the subscribers); a failed round is logged, and
+        the next one tries again."""
         while True:
             try:
-                await self.deliver(await source())
+                if leading():
+                    await self.deliver(await source())
             except Exception:
                 log.exception("status page: a round of subscription deliveries failed")
             await self.runtime.sleep(interval)

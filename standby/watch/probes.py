@@ -90,6 +90,8 @@ class Prober:
         }
         self._running: dict[str, int] = {}  # key → probes in flight
         self.sent = 0  # probes sent, for the status view and tests
+        # whether this replica probes now (``cluster.lease``: one replica does)
+        self.leading: Callable[[], bool] = lambda: True
 
     def _jittered(self) -> float:
         return self.config.interval * self.rng.uniform(0.8, 1.2)
@@ -222,7 +224,7 @@ class Prober:
         tasks: set[asyncio.Task[bool]] = set()
         try:
             while True:
-                for key in self.due(self.clock()):
+                for key in self.due(self.clock()) if self.leading() else ():
                     task = asyncio.create_task(self.probe(key), name=f"probe {key}")
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)

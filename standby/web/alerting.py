@@ -129,6 +129,7 @@ class Alerting:
                 for name, config in plan.providers.items()
             },
         )
+        self.prober.leading = self.manager.leading
         if self._running:
             self._start("probes", self.prober.run())
         self._watch_pages(plan)
@@ -199,6 +200,8 @@ class Alerting:
             }
             for incident in reading.incidents
         ]
+        if not self.manager.leading():  # one replica opens incidents (cluster.lease)
+            return
         for key in keys:  # the provider says so before any request fails: an incident
             component = f"target:{key}"
             existing = self.manager.open_for(component)
@@ -274,7 +277,10 @@ class Alerting:
         if self.prober is not None:
             self._start("probes", self.prober.run())
         if self.subscriptions is not None:
-            self._start("subscriptions", self.subscriptions.run(self.page_now, DELIVERY_INTERVAL))
+            self._start(
+                "subscriptions",
+                self.subscriptions.run(self.page_now, DELIVERY_INTERVAL, self.manager.leading),
+            )
 
     def _start(self, name: str, job: Coroutine[Any, Any, None]) -> None:
         old = self._tasks.pop(name, None)

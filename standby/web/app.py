@@ -28,6 +28,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from standby.cluster.health import SharedHealth
+from standby.cluster.lease import Lease
 from standby.deferred.runner import DeferredRunner
 from standby.drills.faults import Faulty
 from standby.drills.runner import Context as DrillContext
@@ -79,6 +80,7 @@ class Gateway:
         alerting: Alerting | None = None,
         drills: DrillRunner | None = None,
         shared: SharedHealth | None = None,
+        cluster: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.plan = plan
         self.registry = registry or HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
@@ -140,7 +142,7 @@ class Gateway:
             keys=self.keys,
             alerting=alerting,
             drills=drills,
-            cluster=shared.status if shared is not None else None,
+            cluster=cluster,
         )
 
     def handler(self, method: str, path: str) -> Handler:
@@ -203,7 +205,22 @@ class StandbyApp:
             if plan.state.url
             else None
         )
-        self._cluster: asyncio.Task[None] | None = None
+        # one replica runs the singleton jobs (detection, probes, the incidents' side of
+        # the providers' pages, subscribers' deliveries, scheduled drills)
+        self.lease = (
+            Lease(
+                plan.state.url,
+                prefix=plan.state.prefix,
+                replica=self.shared.replica,
+                ttl=plan.state.lease,
+            )
+            if self.shared is not None
+            else None
+        )
+        if self.lease is not None:
+            self.alerting.manager.leading = self.lease.leading
+            self.drills.leading = self.lease.leading
+        self._cluster: list[asyncio.Task[None]] = []
         self.alerting.manager.drilling = self.drills.drilling
         self.alerting.listeners.append(self.drills.heard)
         if service is not None:
@@ -229,6 +246,7 @@ class StandbyApp:
             alerting=self.alerting,
             drills=self.drills,
             shared=self.shared,
+            cluster=self.cluster_status if self.shared is not None else None,
         )
         self.alerting.use(self.gateway)
         self.drills.attach(
@@ -242,6 +260,13 @@ class StandbyApp:
         )
         self._background: list[asyncio.Task[None]] = []
         self._retiring: set[asyncio.Task[None]] = set()
+
+    def cluster_status(self) -> dict[str, Any]:
+        """What ``/standby/health`` says of the cluster: shared breakers and the lease."""
+        found = self.shared.status() if self.shared is not None else {}
+        if self.lease is not None:
+            found["lease"] = self.lease.status()
+        return found
 
     # the current gateway's parts, for tests and tools
     @property
@@ -302,6 +327,7 @@ class StandbyApp:
             alerting=self.alerting,
             drills=self.drills,
             shared=self.shared,
+            cluster=self.cluster_status if self.shared is not None else None,
         )
         self.alerting.use(self.gateway)
         if self._background and self.gateway.deferred is not None:
@@ -335,7 +361,9 @@ class StandbyApp:
 
     async def _start_background(self) -> None:
         if self.shared is not None:
-            self._cluster = asyncio.create_task(self.shared.run(), name="cluster")
+            self._cluster.append(asyncio.create_task(self.shared.run(), name="cluster"))
+        if self.lease is not None:
+            self._cluster.append(asyncio.create_task(self.lease.run(), name="lease"))
         if self.journal_service is None:
             await self.alerting.start()
             return
@@ -363,10 +391,12 @@ class StandbyApp:
     async def aclose(self) -> None:
         """Stop background jobs, close provider connections and the journal."""
         await self.drills.aclose()
-        if self._cluster is not None:
-            self._cluster.cancel()
+        for task in self._cluster:
+            task.cancel()
+        for task in self._cluster:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._cluster
+                await task
+        self._cluster.clear()
         await self.alerting.stop()
         for task in self._background:
             task.cancel()
