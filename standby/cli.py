@@ -34,6 +34,7 @@ class _Commands(click.Group):
         "notify": ("incidents_cli", "notify_group"),
         "report": ("report_cli", "report_command"),
         "drill": ("drill_cli", "drill_command"),
+        "cluster": ("cluster_cli", "cluster_group"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

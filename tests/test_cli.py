@@ -43,6 +43,7 @@ COMMANDS: list[tuple[list[str], list[str]]] = [
     (["report"], ["INCIDENT_ID", "--since", "--format", "previous 7 days"]),
     (["drill"], ["--target", "--fault", "drills.objectives", "list", "[DRILL]"]),
     (["drill", "list"], ["journal kept", "verdicts"]),
+    (["cluster", "status"], ["lease", "agree", "--json"]),
 ]
 
 

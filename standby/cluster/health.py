@@ -35,6 +35,7 @@ from standby.health.registry import HealthRegistry
 log = logging.getLogger("standby.cluster")
 
 RETRY_MIN, RETRY_MAX = 0.2, 5.0  # seconds between two tries to reach Redis
+HEARTBEAT = 2.0  # seconds between two "I am here" of a replica
 QUEUE = 1024  # transitions waiting to be said; more are dropped (the hash has the latest)
 
 
@@ -46,12 +47,17 @@ class SharedHealth:
         prefix: str,
         registry: Callable[[], HealthRegistry],
         replica: str | None = None,
+        about: dict[str, Any] | None = None,
+        report: Callable[[], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self.channel = f"{prefix}:health"
         self.table = f"{prefix}:breakers"
+        self.roster = f"{prefix}:replicas"  # replica → its heartbeat (what it is, when)
+        self.about = dict(about or {})  # what a heartbeat says of this replica
+        self.report = report  # and what it says of its state now (its journal's lag)
         self.registry = registry
         self.replica = replica or secrets.token_hex(4)
         self.clock, self.wall = clock, wall
@@ -123,12 +129,15 @@ class SharedHealth:
                     self.connected, self.error, delay = True, "", RETRY_MIN
                     log.warning("cluster: sharing breaker states through %s", _shown(self.url))
                     talking = asyncio.create_task(self._say(client))
+                    beating = asyncio.create_task(self._beat(client))
                     try:
                         await self._listen(pubsub)
                     finally:
-                        talking.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                            await talking
+                        for task in (talking, beating):
+                            task.cancel()
+                        for task in (talking, beating):
+                            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                                await task
             except (RedisError, OSError) as exc:
                 if self.connected or not self.error:
                     log.warning(
@@ -169,6 +178,20 @@ class SharedHealth:
                     pipe.hdel(self.table, field)
                 pipe.publish(self.channel, data)
                 await pipe.execute()
+
+    async def _beat(self, client: Any) -> None:
+        """Say this replica is here, what it is and which breakers it holds open."""
+        while True:
+            beat = {
+                **self.about,
+                **(self.report() if self.report is not None else {}),
+                "replica": self.replica,
+                "at": self.wall(),
+                "open": sorted(self._mine),
+                "held": sorted(k for k, until in self._held.items() if until > self.clock()),
+            }
+            await client.hset(self.roster, self.replica, orjson.dumps(beat))
+            await asyncio.sleep(HEARTBEAT)
 
     def status(self) -> dict[str, Any]:
         """What ``/standby/health`` says of the cluster."""

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -47,6 +48,7 @@ def admin_app(
     alerting: Alerting | None = None,
     drills: DrillRunner | None = None,
     cluster: Callable[[], dict[str, Any]] | None = None,
+    state: tuple[str, str] | None = None,
 ) -> Starlette:
     """Operator endpoints, locked by the admin token (``/metrics`` also by its own scrape
     token); with neither token set (a loopback gateway) they are open."""
@@ -110,8 +112,22 @@ def admin_app(
             status_code=exc.status_code,
         )
 
+    async def cluster_view_route(request: Request) -> Response:
+        authorised(request)
+        if state is None:
+            raise HTTPException(404, "This gateway shares no state (state.url in the plan).")
+        from standby.cluster.view import cluster_view
+
+        try:
+            view = await cluster_view(*state)
+        except (OSError, RedisError) as exc:
+            raise HTTPException(503, f"Redis unreachable: {exc}") from None
+        view["here"] = cluster() if cluster is not None else None
+        return JSONResponse(view)
+
     routes: list[BaseRoute] = [
         Route("/standby/health", health),
+        Route("/standby/cluster", cluster_view_route),
         Route("/metrics", prometheus),
         Route("/healthz", live),
     ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -27,6 +28,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from standby import __version__
 from standby.cluster.health import SharedHealth
 from standby.cluster.lease import Lease
 from standby.deferred.runner import DeferredRunner
@@ -143,6 +145,7 @@ class Gateway:
             alerting=alerting,
             drills=drills,
             cluster=cluster,
+            state=(plan.state.url, plan.state.prefix) if plan.state.url else None,
         )
 
     def handler(self, method: str, path: str) -> Handler:
@@ -200,6 +203,12 @@ class StandbyApp:
                 plan.state.url,
                 prefix=plan.state.prefix,
                 registry=lambda: self.gateway.registry,
+                about={
+                    "version": __version__,
+                    "address": f"{plan.server.host}:{plan.server.port}",
+                    "pid": os.getpid(),
+                },
+                report=self._report,
                 clock=clock,
             )
             if plan.state.url
@@ -260,6 +269,17 @@ class StandbyApp:
         )
         self._background: list[asyncio.Task[None]] = []
         self._retiring: set[asyncio.Task[None]] = set()
+
+    def _report(self) -> dict[str, Any]:
+        """What this replica's heartbeat says of it now: its journal's lag."""
+        if self.journal_service is None:
+            return {}
+        status = self.journal_service.status()
+        return {
+            "journal": {
+                k: status.get(k) for k in ("lag_s", "backlog_bytes", "state") if k in status
+            }
+        }
 
     def cluster_status(self) -> dict[str, Any]:
         """What ``/standby/health`` says of the cluster: shared breakers and the lease."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 from typing import Any
 
 import aiohttp
@@ -38,7 +39,8 @@ async def test_a_breaker_opened_on_one_replica_spares_the_primary_on_the_other(
     if not await _redis_up():
         pytest.skip("no Redis on 127.0.0.1:6379")
     state = {"url": REDIS, "prefix": f"e2e-{secrets.token_hex(4)}"}
-    plan = two_target_plan(primary, backup, state=state, breaker={"failures": 3})
+    breaker = {"failures": 3, "ejection": "30s", "max_ejection": "30s"}
+    plan = two_target_plan(primary, backup, state=state, breaker=breaker)
     async with running_gateway(plan) as a, running_gateway(plan) as b:
         shared_a, shared_b = a.app.shared, b.app.shared
         assert shared_a is not None and shared_b is not None
@@ -78,6 +80,25 @@ async def test_a_breaker_opened_on_one_replica_spares_the_primary_on_the_other(
                 async with http.get(f"{b.root_url}/standby/health") as resp:
                     cluster = (await resp.json())["cluster"]
             assert cluster["redis"] == "connected" and KEY in cluster["held"]
+            # the cluster as any replica sees it: both here, one leading, in agreement
+            async with asyncio.timeout(10), aiohttp.ClientSession() as http:
+                while True:  # heartbeats come every 2 s: bounded
+                    async with http.get(f"{a.root_url}/standby/cluster") as resp:
+                        view = await resp.json()
+                    if view["agree"] and KEY in view["breakers"]:
+                        break
+                    await asyncio.sleep(0.2)
+            ids = {shared_a.replica, shared_b.replica}
+            assert {r["replica"] for r in view["replicas"] if r["alive"]} == ids
+            assert view["lease"]["holder"] in ids
+            assert view["breakers"][KEY]["opened_by"] == shared_a.replica
+            cli = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "standby", "cluster", "status", "--url", b.root_url,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await cli.communicate()
+            assert cli.returncode == 0, err.decode()
+            assert "holds it" in out.decode() and KEY in out.decode()
         finally:
             await client_a.close()
             await client_b.close()
