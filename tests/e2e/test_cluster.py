@@ -102,3 +102,51 @@ async def test_a_breaker_opened_on_one_replica_spares_the_primary_on_the_other(
         finally:
             await client_a.close()
             await client_b.close()
+
+
+async def test_redis_stopped_mid_load_and_restarted_fails_no_request(
+    primary: SimProvider, backup: SimProvider
+) -> None:
+    from tests.cluster.test_shared_health import _free_port, private_redis
+
+    port = _free_port()
+    state = {"url": f"redis://127.0.0.1:{port}/0", "prefix": "mid-load", "lease": "1s"}
+    plan = two_target_plan(primary, backup, state=state)
+    server = private_redis(port)
+    server.__enter__()
+    answered, failed = 0, 0
+    try:
+        async with running_gateway(plan) as gw:
+            client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
+            shared = gw.app.shared
+            assert shared is not None
+
+            async def load(seconds: float) -> None:
+                nonlocal answered, failed
+                loop = asyncio.get_running_loop()
+                until = loop.time() + seconds
+                while loop.time() < until:
+                    try:
+                        await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                        answered += 1
+                    except openai.APIError:
+                        failed += 1
+                    await asyncio.sleep(0.02)  # the load's pace, not a wait for anything
+
+            try:
+                await load(1.0)
+                server.__exit__(None, None, None)  # Redis stops mid-load
+                await load(1.5)
+                with private_redis(port):  # and comes back
+                    await load(1.5)
+                    async with asyncio.timeout(10):
+                        while True:  # reconnected: bounded
+                            if shared.connected:
+                                break
+                            await asyncio.sleep(0.05)
+                    await load(0.5)
+            finally:
+                await client.close()
+    finally:
+        server.__exit__(None, None, None)
+    assert answered > 50 and failed == 0
