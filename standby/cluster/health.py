@@ -36,6 +36,12 @@ log = logging.getLogger("standby.cluster")
 
 RETRY_MIN, RETRY_MAX = 0.2, 5.0  # seconds between two tries to reach Redis
 HEARTBEAT = 2.0  # seconds between two "I am here" of a replica
+# a peer's hold outlasts its ejection by this much: when the ejection ends, the replica
+# that opened it tries the target once (half-open) and says the outcome — re-opened or
+# closed — before the others send it anything (without it, each of them sent requests
+# to a still-failing target at every end of an ejection: measured, 0.100 primary hits
+# per client request with three replicas against 0.073 with one)
+GRACE = 0.5
 QUEUE = 1024  # transitions waiting to be said; more are dropped (the hash has the latest)
 
 
@@ -99,7 +105,7 @@ class SharedHealth:
         self.peers[replica] = float(message.get("at") or self.wall())
         health = self.registry().get(key)
         if message.get("state") == "open":
-            remaining = float(message.get("until", 0.0)) - self.wall()
+            remaining = float(message.get("until", 0.0)) + GRACE - self.wall()
             if remaining <= 0:
                 return False
             until = self.clock() + remaining
