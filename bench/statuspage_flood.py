@@ -19,10 +19,10 @@ from bench import statuspage_visitors as crowd
 from bench.journal_rig import Gateway
 from bench.load import open_loop
 from bench.processes import ProcessSet, children, cpu_seconds, free_port
-from bench.saturate import parse_wrk, wrk_path
 from bench.stats import diff
+from bench.statuspage_profile import profile
 from bench.statuspage_report import _f
-from bench.statuspage_settings import OUTAGE, P99_TARGET_MS, PY_SPY, Settings, log
+from bench.statuspage_settings import OUTAGE, P99_TARGET_MS, Settings, log
 
 # -- 2. visitors during an outage ----------------------------------------------------------------
 
@@ -127,59 +127,6 @@ async def declare_outage(session: aiohttp.ClientSession, bed: Bed) -> dict[str, 
     }
 
 
-async def start_wrk(
-    bed: Bed, visitors: crowd.Visitors, seconds: float, connections: int, name: str
-) -> asyncio.subprocess.Process:
-    """wrk with the visitors' script, pinned to core 0, for ``seconds`` (whole)."""
-    wrk = wrk_path()
-    if wrk is None:
-        raise RuntimeError("wrk is needed for the flood")
-    script = visitors.script(bed.workdir / f"{name}.lua", bed.seen)
-    argv = [
-        "taskset",
-        "-c",
-        journal_rig.LOAD_CPUS,
-        wrk,
-        "-t1",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--latency",
-        "--timeout",
-        "5s",
-        "-s",
-        str(script),
-        f"{bed.page_base}{crowd.PAGE}",
-    ]
-    return await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-
-
-async def finish_wrk(proc: asyncio.subprocess.Process, seconds: float) -> dict[str, Any]:
-    """wrk's summary and the visitors' counts: rate, 304s, errors, latency."""
-    out, err = await crowd.wait_process(proc, seconds + 30.0)
-    if proc.returncode != 0:
-        raise RuntimeError(f"wrk failed ({proc.returncode}): {(err or out).decode()}")
-    text = out.decode()
-    summary = parse_wrk(text)
-    counts = crowd.parse_flood(text)
-    answered_304 = sum(v for k, v in counts.items() if k.startswith("304_"))
-    revalidating = sum(v for k, v in counts.items() if k.startswith("inm_"))
-    return {
-        "requests": summary["requests"],
-        "duration_s": summary["duration_s"],
-        "rate": summary["requests"] / summary["duration_s"],
-        "errors": summary["non_2xx"] + summary["socket_errors"],
-        "latency_ms": summary["latency_ms"],
-        "counts": counts,
-        "revalidating": revalidating,
-        "answered_304": answered_304,
-        "etag_changes": sum(v for k, v in counts.items() if k.startswith("etags_")),
-        "share_304": answered_304 / summary["requests"] if summary["requests"] else None,
-        "share_304_of_revalidating": answered_304 / revalidating if revalidating else None,
-    }
-
-
 async def api_side(
     session: aiohttp.ClientSession,
     bed: Bed,
@@ -196,7 +143,7 @@ async def api_side(
     if remember:
         await bed.remember(session)
     if visitors is not None:
-        wrk = await start_wrk(bed, visitors, duration + 2.0, s.flood_connections, name)
+        wrk = await crowd.start_wrk(bed, visitors, duration + 2.0, s.flood_connections, name)
         await asyncio.sleep(1.0)  # the flood is under way before the first measured request
     pid = bed.gateway.pid
     try:
@@ -234,7 +181,7 @@ async def api_side(
         side["gateway_cpu_percent"] = used / elapsed * 100
         side["follower_cpu_percent"] = (used - (cpu_seconds(pid) - main_cpu)) / elapsed * 100
         if wrk is not None:
-            side["flood"] = await finish_wrk(wrk, duration + 2.0)
+            side["flood"] = await crowd.finish_wrk(wrk, duration + 2.0)
             wrk = None
     finally:
         if wrk is not None and wrk.returncode is None:
@@ -367,8 +314,8 @@ async def costs(bed: Bed, s: Settings) -> list[dict[str, Any]]:
     for index, (label, visitors, connections) in enumerate(COSTS):
         pid = bed.gateway.pid
         before = journal_rig.tree_cpu_seconds(pid)
-        proc = await start_wrk(bed, visitors, s.cost_seconds, connections, f"cost-{index}")
-        result = await finish_wrk(proc, s.cost_seconds)
+        proc = await crowd.start_wrk(bed, visitors, s.cost_seconds, connections, f"cost-{index}")
+        result = await crowd.finish_wrk(proc, s.cost_seconds)
         used = journal_rig.tree_cpu_seconds(pid) - before
         result["label"] = label
         result["connections"] = connections
@@ -377,130 +324,6 @@ async def costs(bed: Bed, s: Settings) -> list[dict[str, Any]]:
         log(f"cost {label}: {result['rate']:.0f}/s, {result['cpu_us_per_answer']:.0f} µs CPU")
         result["settled_s"] = await settle(pid)
     return found
-
-
-MARKERS = (  # (what, function, file): a sample counts for the first marker on its stack
-    ("HTML page: jinja2 render", "render", "statuspage/html.py"),
-    ("ETag (sha256) and response", "cached", "statuspage/caching.py"),
-    ("page view: model.build (90-day histories)", "build", "statuspage/model.py"),
-    ("page view: queries, rest of PageSource.view", "view", "statuspage/source.py"),
-    ("API documents (dicts + orjson)", "serve", "statuspage/api.py"),
-    ("chat completions (the API)", "chat", "web/openai_api.py"),
-    ("HTTP server and event loop (uvicorn, asyncio)", "", "uvicorn/"),
-)
-# frames on (nearly) every stack of the gateway's main thread: not worth listing
-ROOT_FRAMES = ("cli.py", "web/serve.py", "web/app.py", "web/access_log.py", "(standby)")
-
-
-def py_spy() -> str | None:
-    for candidate in PY_SPY:
-        if candidate is not None and Path(candidate).exists():
-            return str(candidate)
-    return None
-
-
-async def profile(session: aiohttp.ClientSession, bed: Bed, s: Settings) -> dict[str, Any] | None:
-    """py-spy on the gateway while the flood and the API traffic run."""
-    spy = py_spy()
-    if spy is None:
-        return None
-    output = bed.workdir / "profile.txt"
-    visitors = crowd.Visitors(rate=s.flood_rate, revalidate=s.revalidate)
-    seconds = s.profile_seconds
-    wrk = await start_wrk(bed, visitors, seconds + 3.0, s.flood_connections, "profile")
-    await asyncio.sleep(1.0)
-    argv = [
-        "taskset",
-        "-c",
-        journal_rig.LOAD_CPUS,
-        spy,
-        "record",
-        "--pid",
-        str(bed.gateway.pid),
-        "--duration",
-        str(max(1, round(seconds))),
-        "--rate",
-        "200",
-        "--nonblocking",
-        "--format",
-        "raw",
-        "--output",
-        str(output),
-    ]
-    spying = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        await open_loop(
-            lambda t: client.chat(session, bed.gateway.chat_url, t),
-            s.api_rate,
-            seconds,
-            request_timeout=30.0,
-        )
-        out, _ = await crowd.wait_process(spying, seconds + 30.0)
-    finally:
-        if spying.returncode is None:
-            spying.kill()
-            await spying.wait()
-    await finish_wrk(wrk, seconds + 3.0)
-    if not output.exists():
-        return {"error": out.decode(errors="replace")[-500:]}
-    return summarize_profile(output.read_text())
-
-
-def summarize_profile(raw: str) -> dict[str, Any]:
-    """Shares of the samples (py-spy's raw format: ``frame;frame;… count``) by activity
-    (``MARKERS``), by function on the stack (standby's, jinja2's) and by leaf function."""
-    by_marker: dict[str, int] = {}
-    inclusive: dict[str, int] = {}
-    leaf: dict[str, int] = {}
-    total = 0
-    for line in raw.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        total += count
-        frames = [_frame(f) for f in stack.split(";")]
-        what = "other"
-        for label, function, file in MARKERS:
-            if any(file in f[1] and function in ("", f[0].rsplit(".", 1)[-1]) for f in frames):
-                what = label
-                break
-        by_marker[what] = by_marker.get(what, 0) + count
-        for name in {f"{f[0]} ({f[1]})" for f in frames if _listed(f[1])}:
-            inclusive[name] = inclusive.get(name, 0) + count
-        name = f"{frames[-1][0]} ({frames[-1][1]})"
-        leaf[name] = leaf.get(name, 0) + count
-
-    def shares(found: dict[str, int], top: int) -> list[tuple[str, float]]:
-        ranked = sorted(found.items(), key=lambda kv: -kv[1])[:top]
-        return [(name, count / total) for name, count in ranked] if total else []
-
-    return {
-        "samples": total,
-        "by_activity": shares(by_marker, len(MARKERS) + 1),
-        "inclusive": shares(inclusive, 15),
-        "leaf": shares(leaf, 12),
-    }
-
-
-def _frame(text: str) -> tuple[str, str]:
-    """``function (path/file.py:12)`` → (function, short path without the line)."""
-    function, _, where = text.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    for anchor in ("/standby/", "/site-packages/", "/lib/python3"):
-        if anchor in path:
-            path = path.split(anchor, 1)[1]
-            break
-    return function, path
-
-
-def _listed(path: str) -> bool:
-    """Whether a frame of this file is worth listing: standby's or jinja2's, not a root."""
-    if any(root in path for root in ROOT_FRAMES):
-        return False
-    return path.startswith(("statuspage/", "web/", "journal/", "jinja2/", "standby/"))
 
 
 async def flood_phase(

@@ -8,6 +8,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench import journal_rig
+from bench.saturate import parse_wrk, wrk_path
+
+if TYPE_CHECKING:
+    from bench.statuspage_flood import Bed
 
 # -- the visitors --------------------------------------------------------------------------------
 
@@ -189,3 +196,56 @@ async def wait_process(proc: asyncio.subprocess.Process, within: float) -> tuple
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def start_wrk(
+    bed: Bed, visitors: Visitors, seconds: float, connections: int, name: str
+) -> asyncio.subprocess.Process:
+    """wrk with the visitors' script, pinned to core 0, for ``seconds`` (whole)."""
+    wrk = wrk_path()
+    if wrk is None:
+        raise RuntimeError("wrk is needed for the flood")
+    script = visitors.script(bed.workdir / f"{name}.lua", bed.seen)
+    argv = [
+        "taskset",
+        "-c",
+        journal_rig.LOAD_CPUS,
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        f"{bed.page_base}{PAGE}",
+    ]
+    return await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+async def finish_wrk(proc: asyncio.subprocess.Process, seconds: float) -> dict[str, Any]:
+    """wrk's summary and the visitors' counts: rate, 304s, errors, latency."""
+    out, err = await wait_process(proc, seconds + 30.0)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {(err or out).decode()}")
+    text = out.decode()
+    summary = parse_wrk(text)
+    counts = parse_flood(text)
+    answered_304 = sum(v for k, v in counts.items() if k.startswith("304_"))
+    revalidating = sum(v for k, v in counts.items() if k.startswith("inm_"))
+    return {
+        "requests": summary["requests"],
+        "duration_s": summary["duration_s"],
+        "rate": summary["requests"] / summary["duration_s"],
+        "errors": summary["non_2xx"] + summary["socket_errors"],
+        "latency_ms": summary["latency_ms"],
+        "counts": counts,
+        "revalidating": revalidating,
+        "answered_304": answered_304,
+        "etag_changes": sum(v for k, v in counts.items() if k.startswith("etags_")),
+        "share_304": answered_304 / summary["requests"] if summary["requests"] else None,
+        "share_304_of_revalidating": answered_304 / revalidating if revalidating else None,
+    }
