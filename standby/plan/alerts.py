@@ -311,6 +311,9 @@ class Drills(Record):
 
     objectives: Objectives = Objectives()
     schedule: list[ScheduledDrill] = Field(default_factory=list)
+    # the notify channels a drill's incidents are told on, at once (no escalation); empty:
+    # the plan's own escalation, every message marked "[DRILL]"
+    channels: list[str] = Field(default_factory=list)
     # a drill's incidents are marked "[DRILL]" and never reach the public page, unless
     public: bool = False
     # after the fault ends, how long a drill waits for its incidents to resolve

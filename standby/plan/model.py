@@ -488,6 +488,15 @@ class Plan(Record):
                     found.append((loc, f"unknown provider {provider!r} (known: {known})"))
                 elif not model.strip():
                     found.append((loc, "the equivalent model name is empty"))
+        for index, told in enumerate(self.drills.channels):
+            if told not in self.notify.channels:
+                names = ", ".join(sorted(self.notify.channels)) or "none"
+                found.append(
+                    (
+                        ("drills", "channels", index),
+                        f"unknown notify channel {told!r} (channels: {names})",
+                    )
+                )
         for index, drill in enumerate(self.drills.schedule):
             if drill.target.partition("/")[0] not in self.providers:
                 found.append(

@@ -33,7 +33,7 @@ from standby.notify.channels import build_all
 from standby.notify.delivery import Delivery
 from standby.notify.dispatcher import Dispatcher
 from standby.notify.message import Notice, NoticeEvent
-from standby.plan.alerts import Notify
+from standby.plan.alerts import Notify, Step
 from standby.plan.model import Plan
 from standby.statuspage.app import status_app
 from standby.statuspage.model import PageView
@@ -79,6 +79,17 @@ class Alerting:
         self.official: dict[str, Reading] = {}  # provider → its page's last reading
         self._demoted: dict[str, float] = {}  # target key → until when we hold it
         self.dispatcher = self._dispatcher(plan.notify)
+        # a drill's incidents on channels of their own, when the plan names some
+        self.drill_dispatcher = (
+            self._dispatcher(
+                Notify(
+                    channels=plan.notify.channels,
+                    escalation=[Step(after=0.0, notify=list(plan.drills.channels))],
+                )
+            )
+            if plan.drills.channels
+            else None
+        )
         self.listeners.append(self._tell)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running = False
@@ -243,7 +254,10 @@ class Alerting:
             status=incident.status,
             at=last.at if last is not None else incident.updated_at,
         )
-        self.dispatcher.notify(notice.event, notice)
+        dispatcher = self.dispatcher
+        if incident.source == "drill" and self.drill_dispatcher is not None:
+            dispatcher = self.drill_dispatcher  # a rehearsal: only the drill channels hear it
+        dispatcher.notify(notice.event, notice)
 
     def _delivered(self, incident_id: str, notice: Notice, delivery: Delivery) -> None:
         """Every delivery attempt's outcome goes on the incident's timeline."""
@@ -271,6 +285,8 @@ class Alerting:
     async def start(self) -> None:
         self._running = True
         self.dispatcher.start()
+        if self.drill_dispatcher is not None:
+            self.drill_dispatcher.start()
         for watcher in self.watchers.values():
             watcher.start()
         self._start("incidents", self.manager.run())
@@ -301,6 +317,8 @@ class Alerting:
         for watcher in self.watchers.values():
             await watcher.stop()
         await self.dispatcher.stop()
+        if self.drill_dispatcher is not None:
+            await self.drill_dispatcher.stop()
         await self.page.aclose()
         if self.subscriptions is not None:
             await self.subscriptions.aclose()

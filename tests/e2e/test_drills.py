@@ -199,3 +199,25 @@ async def test_standby_drill_from_the_command_line(
         assert "PASSED" in said.decode() and "pass  max_failed_requests" in said.decode()
         assert "0 failed" in errors.decode()  # every generated request was answered
         assert "<svg" in out.read_text()
+
+
+async def test_a_drills_notifications_go_to_its_own_channels_only(
+    primary: SimProvider, backup: SimProvider, receivers: Receivers
+) -> None:
+    plan = drill_plan(primary, backup, receivers, max_time_to_notify="20s")
+    plan["notify"]["escalation"] = [{"after": "0s", "notify": ["oncall"]}]  # the real on-call
+    plan["drills"]["channels"] = ["hooks"]  # where rehearsals are told
+    async with running_gateway(plan) as gw, aiohttp.ClientSession() as http:
+        _, drill = await _admin(
+            http,
+            gw,
+            "POST",
+            "/standby/drills",
+            {"target": TARGET, "fault": "outage", "duration": DURATION},
+        )
+        await _drive(gw, DURATION - 0.5)
+        drill = await _done(http, gw, drill["id"])
+        assert drill["incidents"] and drill["verdict"]["passed"], drill
+        assert receivers.hooks, "the drill channel heard the drill"
+        assert all(h["title"].startswith("[DRILL] ") for h in receivers.hooks)
+        assert receivers.pagerduty == [], "the real on-call channel heard nothing"

@@ -370,8 +370,20 @@ def test_no_journal_section_is_the_default_journal() -> None:
             "status_page.listen",
             "reads the journal's database",
         ),
+        (
+            "drills: {channels: [nowhere]}\n",
+            "drills.channels[0]",
+            "unknown notify channel 'nowhere'",
+        ),
     ],
-    ids=["unknown channel", "not mail", "no page url", "listen without host", "no journal"],
+    ids=[
+        "unknown channel",
+        "not mail",
+        "no page url",
+        "listen without host",
+        "no journal",
+        "unknown drill channel",
+    ],
 )
 def test_status_page_mistakes_name_their_key(added: str, key: str, words: str) -> None:
     [found] = problems(BASE + added)
