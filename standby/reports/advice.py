@@ -128,14 +128,15 @@ def went_badly(impact: Impact, timings: Timings) -> list[str]:
     return found
 
 
-def _vendor(plan: Plan, key: str) -> str:
-    """Who runs a target: its provider's kind, or the host of an OpenAI-compatible one."""
-    provider = plan.providers.get(key.partition("/")[0])
-    if provider is None:
-        return key.partition("/")[0]
-    if provider.kind == "openai-compatible":
-        return urlsplit(provider.base_url).hostname or provider.kind
-    return provider.kind
+def vendor(plan: Plan, provider: str) -> str:
+    """Who runs a provider: its kind, or the host of an OpenAI-compatible one (several
+    accounts of one company fail together)."""
+    config = plan.providers.get(provider)
+    if config is None:
+        return provider
+    if config.kind == "openai-compatible":
+        return urlsplit(config.base_url).hostname or config.kind
+    return config.kind
 
 
 def actions(
@@ -149,7 +150,7 @@ def actions(
         if len(keys) < 2:
             found.append(f"Route `{name}` has no backup: add a target at another provider.")
             continue
-        vendors = {_vendor(plan, key) for key in keys}
+        vendors = {vendor(plan, key.partition("/")[0]) for key in keys}
         if len(vendors) == 1:
             found.append(
                 f"Route `{name}` has {len(keys) - 1} backup(s), all at {vendors.pop()}: an "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +19,7 @@ from standby.incidents.manager import route_targets
 from standby.journal import events as ev
 from standby.journal.schema import requests
 from standby.plan.model import Plan
+from standby.reports.advice import vendor
 from standby.reports.build import primaries
 
 DAY = 86_400.0
@@ -29,16 +29,6 @@ DAY = 86_400.0
 class Finding:
     where: str  # the plan's key it is about, e.g. "routes.gpt-4o-mini"
     message: str
-
-
-def vendor(plan: Plan, provider: str) -> str:
-    """Who runs a provider: its kind, or the host of an OpenAI-compatible one."""
-    config = plan.providers.get(provider)
-    if config is None:
-        return provider
-    if config.kind == "openai-compatible":
-        return urlsplit(config.base_url).hostname or config.kind
-    return config.kind
 
 
 def plan_findings(plan: Plan) -> list[Finding]:

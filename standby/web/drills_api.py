@@ -19,13 +19,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from standby.drills.runner import DrillRunner
+from standby.drills.runner import Drill, DrillRunner
 from standby.errors import InvalidRequest
 from standby.plan.values import parse_duration
 from standby.web.incidents_api import _json
 
 
 def drills_routes(drills: DrillRunner, *, authorise: Callable[[Request], None]) -> list[Route]:
+    def found(request: Request) -> Drill:
+        """The drill of the path, run by this process; 404 otherwise."""
+        drill = drills.drills.get(request.path_params["drill_id"])
+        if drill is None:
+            raise HTTPException(404, f"No drill {request.path_params['drill_id']!r}.")
+        return drill
+
     async def start(request: Request) -> Response:
         authorise(request)
         body = await _json(request)
@@ -48,19 +55,17 @@ def drills_routes(drills: DrillRunner, *, authorise: Callable[[Request], None]) 
     async def listing(request: Request) -> Response:
         """This process's drills and those the journal kept (of earlier runs too)."""
         authorise(request)
-        found = {d.id: d.as_dict() for d in drills.drills.values()}
+        by_id = {d.id: d.as_dict() for d in drills.drills.values()}
         store = drills.context.store if drills.context is not None else None
         if store is not None:
             for kept in await store.recent(limit=100):
-                found.setdefault(kept["id"], kept)
-        ordered = sorted(found.values(), key=lambda d: d["started_at"], reverse=True)
+                by_id.setdefault(kept["id"], kept)
+        ordered = sorted(by_id.values(), key=lambda d: d["started_at"], reverse=True)
         return JSONResponse({"object": "list", "data": ordered})
 
     async def one(request: Request) -> Response:
         authorise(request)
-        drill = drills.drills.get(request.path_params["drill_id"])
-        if drill is None:
-            raise HTTPException(404, f"No drill {request.path_params['drill_id']!r}.")
+        drill = found(request)
         with_report = request.query_params.get("report", "").lower() in ("1", "true", "yes")
         return JSONResponse(drill.as_dict(report=with_report))
 
@@ -86,9 +91,8 @@ def drills_routes(drills: DrillRunner, *, authorise: Callable[[Request], None]) 
 
     async def stop(request: Request) -> Response:
         authorise(request)
-        drill = drills.stop(request.path_params["drill_id"])
-        if drill is None:
-            raise HTTPException(404, f"No drill {request.path_params['drill_id']!r}.")
+        drill = found(request)
+        drills.stop(drill.id)
         return JSONResponse(drill.as_dict())
 
     return [

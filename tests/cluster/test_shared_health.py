@@ -8,31 +8,19 @@ import asyncio
 import contextlib
 import secrets
 import shutil
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
-from redis import asyncio as aioredis
 
 from standby.cluster.health import SharedHealth
 from standby.health.registry import HealthRegistry
 from standby.plan.model import BreakerConfig
+from tests.cluster.redis_support import REDIS, private_redis, redis_up
+from tests.e2e.served import free_port
 
-REDIS = "redis://127.0.0.1:6379/15"
 KEY = "primary/gpt-4o-mini"
 PROPAGATION = 0.1  # seconds: the issue's bound
-
-
-async def _redis_up(url: str) -> bool:
-    client = aioredis.from_url(url, socket_connect_timeout=1)
-    try:
-        return bool(await client.ping())
-    except Exception:
-        return False
-    finally:
-        await client.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -77,7 +65,7 @@ async def _applied(replica: SharedHealth, count: int, within: float = 5.0) -> fl
 
 
 async def test_an_opening_holds_the_target_on_the_others_and_a_closing_lifts_it() -> None:
-    if not await _redis_up(REDIS):
+    if not await redis_up(REDIS):
         pytest.skip("no Redis on 127.0.0.1:6379")
     async with replicas(REDIS, 3) as (a, b, c):
         took = []
@@ -96,47 +84,16 @@ async def test_an_opening_holds_the_target_on_the_others_and_a_closing_lifts_it(
         assert b.status()["peers"].keys() == {"r0"} and b.status()["redis"] == "connected"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A redis-server of this test's own, on loopback, stopped by its PID."""
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
 async def test_redis_away_each_replica_goes_on_alone_and_catches_up_on_return() -> None:
-    port = _free_port()
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     first = private_redis(port)
     first.__enter__()
     try:
         async with asyncio.timeout(10):
             while True:  # the server starting: bounded
-                if await _redis_up(url):
+                if await redis_up(url):
                     break
                 await asyncio.sleep(0.05)
         async with replicas(url) as (a, b):

@@ -12,31 +12,21 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from redis import asyncio as aioredis
 
 from standby.sim import Fault, SimProvider
 from standby.testing import running_gateway
+from tests.cluster.redis_support import REDIS, private_redis, redis_up
 from tests.conftest import two_target_plan
+from tests.e2e.served import free_port
 
-REDIS = "redis://127.0.0.1:6379/15"
 KEY = "primary/gpt-4o-mini"
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
-
-
-async def _redis_up() -> bool:
-    client = aioredis.from_url(REDIS, socket_connect_timeout=1)
-    try:
-        return bool(await client.ping())
-    except Exception:
-        return False
-    finally:
-        await client.aclose()
 
 
 async def test_a_breaker_opened_on_one_replica_spares_the_primary_on_the_other(
     primary: SimProvider, backup: SimProvider
 ) -> None:
-    if not await _redis_up():
+    if not await redis_up():
         pytest.skip("no Redis on 127.0.0.1:6379")
     state = {"url": REDIS, "prefix": f"e2e-{secrets.token_hex(4)}"}
     breaker = {"failures": 3, "ejection": "30s", "max_ejection": "30s"}
@@ -107,9 +97,7 @@ async def test_a_breaker_opened_on_one_replica_spares_the_primary_on_the_other(
 async def test_redis_stopped_mid_load_and_restarted_fails_no_request(
     primary: SimProvider, backup: SimProvider
 ) -> None:
-    from tests.cluster.test_shared_health import _free_port, private_redis
-
-    port = _free_port()
+    port = free_port()
     state = {"url": f"redis://127.0.0.1:{port}/0", "prefix": "mid-load", "lease": "1s"}
     plan = two_target_plan(primary, backup, state=state)
     server = private_redis(port)

@@ -11,23 +11,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis import asyncio as aioredis
 
 from standby.sim import SimProvider
+from tests.cluster.redis_support import REDIS, redis_up
 from tests.e2e.served import ServedGateway, served
 
-REDIS = "redis://127.0.0.1:6379/15"
 LEASE = 2.0
-
-
-async def _redis_up() -> bool:
-    client = aioredis.from_url(REDIS, socket_connect_timeout=1)
-    try:
-        return bool(await client.ping())
-    except Exception:
-        return False
-    finally:
-        await client.aclose()
 
 
 async def _lease(http: aiohttp.ClientSession, gw: ServedGateway) -> dict[str, Any]:
@@ -38,7 +27,7 @@ async def _lease(http: aiohttp.ClientSession, gw: ServedGateway) -> dict[str, An
 async def test_killing_the_leader_hands_the_jobs_to_another_within_the_lease(
     primary: SimProvider, backup: SimProvider, tmp_path: Path
 ) -> None:
-    if not await _redis_up():
+    if not await redis_up():
         pytest.skip("no Redis on 127.0.0.1:6379")
     plan = f"""
 providers:
