@@ -21,6 +21,10 @@
     │                             (503 naming Standby, not the providers)
     ├── JournalUnavailable        the journal database is down or too far behind to read
     ├── BackupError               the journal could not be backed up (says why, what to do)
+    ├── ChatNotFound              a conversation or message that is not there, or another
+    │                             client's (the two are not told apart)
+    ├── ExportUnreadable          a ChatGPT or Claude export that cannot be imported (says why)
+    │   └── ExportTooLarge        … because it is bigger than the import's bounds (a zip bomb)
     └── StartupError              the gateway cannot start (busy port, bad journal URL, …)
 
 Third-party errors (aiohttp, asyncio, ``OSError``) are mapped into this tree at the edge
@@ -91,6 +95,28 @@ class BodyTooLarge(ClientError):
     code = "request_too_large"
 
 
+class RateLimited(ClientError):
+    """The client's own limit (``server.client_keys``: requests or tokens per minute, a
+    daily token budget) is spent: a 429 with Retry-After and the ``x-ratelimit-*`` figures."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        kind: str = "requests",
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = headers
+        self.type = kind  # "requests" or "tokens", as OpenAI says which limit it was
+
+
 class ProviderError(StandbyError):
     """One attempt failed. ``target`` is ``provider/model``; set by the attempt loop."""
 
@@ -144,9 +170,11 @@ class UpstreamStatus(ProviderError):
         body: dict[str, Any] | None = None,
         retry_after: float | None = None,
         target: str = "",
+        limits: tuple[int | None, int | None] = (None, None),
     ) -> None:
         super().__init__(message, target=target)
         self.status = status
+        self.limits = limits  # the (requests, tokens) per minute its headers said, if any
         # a value's string is accepted at run time too (and checked: a kind that does not
         # exist raises ValueError here, not somewhere downstream)
         self.kind = UpstreamKind(kind)
@@ -172,6 +200,16 @@ class LocalLimit(ProviderError):
     """
 
 
+class CapacityShort(LocalLimit):
+    """A target's capacity for this minute (``providers.*.limits``, shared out by the
+    clients' priorities) has no room for this request: it is not tried, and nothing is
+    counted against its health."""
+
+    def __init__(self, message: str, *, retry_after: float, target: str = "") -> None:
+        super().__init__(message, target=target)
+        self.retry_after = retry_after
+
+
 class Exhausted(StandbyError):
     """Every candidate target failed or was skipped; the caller gets a 503."""
 
@@ -189,6 +227,12 @@ class Overloaded(Exhausted):
     providers may be fine, this gateway is full.  The caller's 503 says so."""
 
 
+class Throttled(Exhausted):
+    """Nothing could answer, and at least one target was left out only because its
+    capacity is kept for higher-priority clients or spent this minute: an honest 429 with
+    Retry-After (or a deferral, where the route allows one), not a 503."""
+
+
 class JournalUnavailable(StandbyError):
     """The journal database could not be brought up to date in time (it is down or far
     behind). Requests are still journaled in the write-ahead log; only reads fail."""
@@ -196,6 +240,21 @@ class JournalUnavailable(StandbyError):
 
 class BackupError(StandbyError):
     """The journal could not be backed up; ``str()`` says why and what to do."""
+
+
+class ChatNotFound(StandbyError):
+    """A conversation or message the caller asked for does not exist, or belongs to
+    another client: a client cannot tell the two apart."""
+
+
+class ExportUnreadable(StandbyError):
+    """A ChatGPT or Claude data export cannot be imported: not a zip file, no
+    ``conversations.json`` in it, or not the JSON the export writes; ``str()`` says which."""
+
+
+class ExportTooLarge(ExportUnreadable):
+    """An export's member is bigger than the import's bounds once uncompressed, or
+    compressed more than any real export is (a zip bomb): refused before it is read."""
 
 
 class StartupError(StandbyError):

@@ -152,6 +152,35 @@ class CapabilityOverrides(Record):
         return base.model_copy(update=changes) if changes else base
 
 
+class Limits(Record):
+    """A provider account's capacity per minute (all its models together), held across
+    replicas; none set: learned per model from the provider's rate-limit headers, if it
+    sends them."""
+
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+Priority = Literal["high", "normal", "low"]
+DEFAULT_SHARES: dict[Priority, float] = {"high": 1.0, "normal": 0.9, "low": 0.6}
+
+
+class Capacity(Record):
+    """How a target's capacity is shared out by priority when it runs short: each class
+    may fill the target's minute up to its share, so low-priority traffic never takes the
+    part kept for the others."""
+
+    shares: dict[Priority, float] = Field(default_factory=lambda: dict(DEFAULT_SHARES))
+
+    @field_validator("shares")
+    @classmethod
+    def _shares(cls, value: dict[Priority, float]) -> dict[Priority, float]:
+        for name, share in value.items():
+            if not 0.0 < share <= 1.0:
+                raise ValueError(f"{name}: a share is more than 0 and at most 1, got {share}")
+        return {**DEFAULT_SHARES, **value}
+
+
 class ProviderConfig(Record):
     """One upstream API account: its wire, address, key, and what its models can serve."""
 
@@ -169,6 +198,7 @@ class ProviderConfig(Record):
     capabilities: Capabilities = Capabilities()
     status_page: StatusPage = StatusPage()  # its official page (built in for known vendors)
     probe: bool = True  # probe its targets (the plan's ``probes`` say how)
+    limits: Limits = Limits()  # what the account may be sent per minute, all models together
 
     @field_validator("base_url")
     @classmethod
@@ -269,6 +299,10 @@ class ClientKey(Record):
 
     key: str  # "sha256:<hex>" of the client's key; the key itself is never in the plan
     store: Store | None = None  # overrides the route's and the journal's store policy
+    priority: Priority = "normal"  # who keeps a short backup's capacity (``capacity``)
+    requests_per_minute: int | None = Field(None, ge=1)  # this client's own limits
+    tokens_per_minute: int | None = Field(None, ge=1)
+    tokens_per_day: int | None = Field(None, ge=1)  # a budget: 429 once spent
 
     @field_validator("key")
     @classmethod
@@ -445,6 +479,7 @@ class Plan(Record):
     prices: dict[str, Price] = Field(default_factory=dict)
     drills: Drills = Drills()  # rehearsals: objectives a drill is judged by
     state: SharedState = SharedState()  # breakers shared between replicas
+    capacity: Capacity = Capacity()  # targets' limits shared out by client priority
 
     @model_validator(mode="after")
     def _cross_check(self, info: ValidationInfo) -> Plan:

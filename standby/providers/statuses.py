@@ -111,4 +111,32 @@ def classify(
         body=dict(body) if isinstance(body, Mapping) else None,
         retry_after=retry_after_seconds(headers) if status in (429, 503, 529) else None,
         target=target,
+        limits=rate_limits(headers) if status == 429 else (None, None),
     )
+
+
+# the headers naming a provider's limits per minute (requests, tokens): OpenAI's (and the
+# many OpenAI-compatible APIs that copy them), then Anthropic's
+_LIMIT_HEADERS = (
+    ("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"),
+    ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-tokens-limit"),
+)
+
+
+def rate_limits(headers: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """The requests and tokens per minute a provider's headers say it allows."""
+    for requests, tokens in _LIMIT_HEADERS:
+        found = (_positive(headers.get(requests)), _positive(headers.get(tokens)))
+        if found != (None, None):
+            return found
+    return None, None
+
+
+def _positive(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        return None
+    return number if number > 0 else None

@@ -21,8 +21,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from standby.canonical import Deadlines
-from standby.errors import Exhausted, LocalLimit, Overloaded, ProviderError, UpstreamStatus
-from standby.plan.model import Retry, Timeouts
+from standby.errors import (
+    CapacityShort,
+    Exhausted,
+    LocalLimit,
+    Overloaded,
+    ProviderError,
+    Throttled,
+    UpstreamStatus,
+)
+from standby.plan.model import Priority, Retry, Timeouts
 from standby.routing.capabilities import Caps, Needs, refusal, unfit
 from standby.routing.outcomes import Action, Effect, Verdict, judge
 from standby.routing.policy import Target
@@ -131,6 +139,8 @@ class AttemptSchedule:
     _current: Step | None = None  # admitted and not yet reported
     screened: bool = False  # the candidates were checked against the request's needs
     _skipped: int = 0  # history records of screened-out candidates (not attempts)
+    priority: Priority = "normal"  # the client's, for targets' capacity (``capacity``)
+    _short: CapacityShort | None = None  # a target left out for capacity, soonest ready
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -237,6 +247,13 @@ class AttemptSchedule:
         )
         self.history.append(AttemptRecord(step.target.key, verdict.label, seconds, mid_answer))
         self.gate.failed(step.target.key, step.token, self.clock(), verdict, error, seconds)
+        if isinstance(error, CapacityShort):
+            # not a try (no retry budget spent); and the request has an honest answer
+            # now (a 429, or a deferral), so no ejected target is forced for it
+            self._skipped += 1
+            self._forced = True
+            if self._short is None or error.retry_after < self._short.retry_after:
+                self._short = error
         if not verdict.local or self.last_error is None or isinstance(self.last_error, LocalLimit):
             # Standby's own limit is the cause only when nothing else failed (LocalLimit)
             self.last_error = error
@@ -335,6 +352,13 @@ class AttemptSchedule:
         if isinstance(self.last_error, UpstreamStatus) and self.last_error.retry_after:
             retry_after = self.last_error.retry_after
         tried = ", ".join(f"{r.target}: {r.outcome}" for r in self.history) or "none available"
+        if self._short is not None:
+            # some target could have answered but for its capacity: a 429, not a 503
+            return Throttled(
+                f"no target could answer ({tried})",
+                retry_after=self._short.retry_after,
+                last=self.last_error,
+            )
         if isinstance(self.last_error, LocalLimit):
             # kept only while nothing else failed: every try met a limit of Standby's own
             return Overloaded(

@@ -23,17 +23,30 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from standby.canonical import Deadlines, Endpoint
-from standby.errors import ProviderError
-from standby.plan.model import Timeouts
+from standby.errors import ProviderError, UpstreamStatus
+from standby.plan.model import Priority, Timeouts
 from standby.providers.base import Provider
 from standby.routing.attempts import AttemptSchedule, Clock, Step
 from standby.routing.capabilities import Depth, needs
 from standby.routing.policy import ResolvedRoute, Target
 from standby.routing.watchdog import Timers
 
-__all__ = ["AttemptContext", "Attempts", "RouteMetrics"]
+__all__ = ["AttemptContext", "Attempts", "Capacity", "RouteMetrics"]
 
 T = TypeVar("T")
+
+
+class Capacity(Protocol):
+    """Targets' capacity (``capacity.guard.CapacityGuard``): a try of a limited target
+    first takes one unit of its minute, or raises ``CapacityShort``."""
+
+    def limited(self, provider: str, key: str) -> bool: ...
+
+    async def take(self, provider: str, key: str, priority: Priority) -> None: ...
+
+    def learn(self, key: str, requests: int | None, tokens: int | None) -> None:
+        """The provider's rate-limit headers named ``key``'s limits per minute."""
+        ...
 
 
 class RouteMetrics(Protocol):
@@ -53,6 +66,7 @@ class AttemptContext:
     clock: Clock
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     timers: Timers | None = None  # the streams' idle watchdogs; None: the running loop
+    capacity: Capacity | None = None  # targets' limits; None: no target has one
 
 
 class Attempts:
@@ -125,6 +139,11 @@ class Attempts:
             self.started = self.context.clock()
             deadlines = self.plan.deadlines_for(self.timeouts(step.target), step)
             try:
+                capacity = self.context.capacity
+                if capacity is not None:
+                    target = step.target
+                    if capacity.limited(target.provider, target.key):
+                        await capacity.take(target.provider, target.key, self.plan.priority)
                 return step, await attempt(step, deadlines)
             except ProviderError as error:
                 step = self.failed(step, error)
@@ -133,6 +152,12 @@ class Attempts:
         """Report the try's failure; the next step, or raise the final error / ``Exhausted``
         (``mid_answer``: a stream broke after the client had received some of it)."""
         self.in_flight = None
+        if (
+            isinstance(error, UpstreamStatus)
+            and error.limits != (None, None)
+            and self.context.capacity is not None
+        ):
+            self.context.capacity.learn(step.target.key, *error.limits)
         nxt = self.plan.failed(
             step, error, self.context.clock() - self.started, mid_answer=mid_answer
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from standby.errors import (
+    CapacityShort,
     ConnectFailed,
     DeadlineExceeded,
     LocalLimit,
@@ -70,6 +71,8 @@ _STATUS_TABLE: dict[str, tuple[Action, Effect, bool]] = {
 # target known to refuse is never sent a prefill again)
 PREFILL_REJECTED = Verdict(Action.RETRY_SAME, Effect.NEUTRAL, "prefill_rejected", no_prefill=True)
 LOCAL_LIMIT = Verdict(Action.FAILOVER, Effect.NEUTRAL, "local_limit", local=True)
+# the target's capacity this minute is spent or kept for higher priorities: not tried
+CAPACITY = Verdict(Action.FAILOVER, Effect.NEUTRAL, "capacity", local=True)
 
 
 def judge(
@@ -100,6 +103,8 @@ def judge(
         if effect is Effect.RATE_LIMITED and prefer_same_target and error.retry_after is not None:
             action = Action.WAIT_SAME
         return Verdict(action, effect, error.kind, skip_model)
+    if isinstance(error, CapacityShort):
+        return CAPACITY
     if isinstance(error, LocalLimit):  # our own pool or file table: not the provider's fault
         return LOCAL_LIMIT
     if isinstance(error, ResetBeforeHeaders):  # F05: often a stale pooled connection

@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 from standby.canonical import Call, Deadlines, Endpoint, Reply
 from standby.errors import InvalidRequest, ModelNotFound
-from standby.plan.model import Plan, RouteConfig
+from standby.plan.model import Plan, Priority, RouteConfig
 from standby.providers.base import Provider
 from standby.routing.attempts import AttemptRecord, AttemptSchedule, HealthGate, Step
-from standby.routing.driver import AttemptContext, Attempts, RouteMetrics
+from standby.routing.driver import AttemptContext, Attempts, Capacity, RouteMetrics
 from standby.routing.policy import ResolvedRoute, RouteTable, Target, aim, candidate_order
 from standby.routing.sink import JournalSink
 from standby.routing.streams import StreamRun
@@ -54,8 +54,10 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        capacity: Capacity | None = None,
     ) -> None:
-        """``clock`` and ``sleep`` time the attempts and their waits (tests move both)."""
+        """``clock`` and ``sleep`` time the attempts and their waits (tests move both);
+        ``capacity``: the targets' limits, checked before each try of a limited one."""
         self.plan = plan
         self.providers = providers
         self.gate = gate
@@ -79,6 +81,7 @@ class Router:
                 metrics=metrics,
                 clock=self.clock,
                 sleep=sleep,
+                capacity=capacity,
             )
             for name, timeouts in self._route_timeouts.items()
         }
@@ -114,10 +117,15 @@ class Router:
         journal: JournalSink | None = None,
         rid: str = "",
         on_disconnect: Literal["cancel", "finish"] = "cancel",
+        priority: Priority = "normal",
     ) -> StreamRun:
         """The stream engine for one streaming request (``StreamRun.start`` opens it)."""
         return StreamRun(
-            self.attempts(route), body, journal=journal, rid=rid, on_disconnect=on_disconnect
+            self.attempts(route, self.attempt_schedule(route, priority=priority)),
+            body,
+            journal=journal,
+            rid=rid,
+            on_disconnect=on_disconnect,
         )
 
     def route_config(self, route: ResolvedRoute) -> RouteConfig:
@@ -125,9 +133,14 @@ class Router:
         return self.plan.routes[route.name]
 
     def attempt_schedule(
-        self, route: ResolvedRoute, body: dict[str, Any] | None = None
+        self,
+        route: ResolvedRoute,
+        body: dict[str, Any] | None = None,
+        *,
+        priority: Priority = "normal",
     ) -> AttemptSchedule:
-        """A fresh attempt schedule; with ``body``, already screened (may raise a 400)."""
+        """A fresh attempt schedule; with ``body``, already screened (may raise a 400);
+        ``priority``: the client's, which decides how much of a short target it may use."""
         plan = AttemptSchedule(
             candidates=candidate_order(route, self.rng),
             gate=self.gate,
@@ -135,6 +148,7 @@ class Router:
             retry=self._retry[route.name],
             clock=self.clock,
             rng=self.rng,
+            priority=priority,
         )
         if body is not None:
             Attempts(self._contexts[route.name], route, plan).screen(body)

@@ -17,7 +17,7 @@ import itertools
 import secrets
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,9 @@ class SimProvider:
     (Anthropic's wire ignores it: that API supports prefill),
     ``overlap`` makes continuations repeat that many characters of the prefix. ``keep``
     bounds ``requests`` (oldest dropped first) for long benchmarks; counters stay exact.
+    ``rpm`` limits chat requests (OpenAI's wire) per sliding minute as a provider account
+    does: one more is answered 429 with Retry-After and OpenAI's ``x-ratelimit-*-requests``
+    headers, and counted in ``over_limit``.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class SimProvider:
         accepts_prefill: bool = True,
         overlap: int = 0,
         keep: int = 10_000,
+        rpm: int | None = None,
     ) -> None:
         self.name, self.words, self.chunk_delay = name, words, chunk_delay
         self.accepts_prefill, self.overlap, self.keep = accepts_prefill, overlap, keep
@@ -81,6 +85,9 @@ class SimProvider:
         self._ids = itertools.count(1)
         self._tag = secrets.token_hex(3)  # ids stay unique across sims and restarts
         self._runner: web.AppRunner | None = None
+        self.rpm = rpm
+        self._minute: deque[float] = deque()  # when the last minute's requests came
+        self.over_limit = 0  # requests refused for ``rpm``
 
     def __repr__(self) -> str:
         return f"<SimProvider {self.name} {self.base_url or 'stopped'} {self._faults!r}>"
@@ -212,7 +219,37 @@ class SimProvider:
             )
         return await self._chat(request)
 
+    def _rate(self) -> tuple[dict[str, str], float | None]:
+        """``rpm``'s headers for one more request, and its wait if it is over the limit."""
+        if self.rpm is None:
+            return {}, None
+        now = time.monotonic()
+        while self._minute and self._minute[0] <= now - 60.0:
+            self._minute.popleft()
+        wait = None
+        if len(self._minute) >= self.rpm:
+            wait = self._minute[len(self._minute) - self.rpm] + 60.0 - now
+        else:
+            self._minute.append(now)
+        headers = {
+            "x-ratelimit-limit-requests": str(self.rpm),
+            "x-ratelimit-remaining-requests": str(self.rpm - len(self._minute)),
+            "x-ratelimit-reset-requests": f"{max(0.001, 60.0 - (now - self._minute[0])):.3f}s",
+        }
+        return headers, wait
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        limits, wait = self._rate()
+        if wait is not None:
+            self.over_limit += 1
+            self._counts["over_limit"] += 1
+            refusal = answers.error_reply("rate_limit", 429, max(1.0, wait))
+            return web.Response(
+                body=refusal.body,
+                status=429,
+                content_type=refusal.content_type,
+                headers={**dict(refusal.headers), **limits},
+            )
         body, valid = await _read_json(request)
         stream = body.get("stream") is True
         answer = answers.plan_answer(body, self.words, self.overlap)

@@ -49,6 +49,7 @@ def admin_app(
     drills: DrillRunner | None = None,
     cluster: Callable[[], dict[str, Any]] | None = None,
     state: tuple[str, str] | None = None,
+    capacity: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     """Operator endpoints, locked by the admin token (``/metrics`` also by its own scrape
     token); with neither token set (a loopback gateway) they are open."""
@@ -83,6 +84,8 @@ def admin_app(
             snapshot["journal"] = journal.status()
         if cluster is not None:
             snapshot["cluster"] = cluster()
+        if capacity is not None:
+            snapshot["capacity"] = capacity()
         return JSONResponse(snapshot)
 
     async def prometheus(request: Request) -> Response:

@@ -29,6 +29,9 @@ from typing import Any
 from starlette.applications import Starlette
 
 from standby import __version__
+from standby.capacity.clients import ClientLimits
+from standby.capacity.guard import CapacityGuard
+from standby.capacity.ledger import Ledger, LocalLedger, RedisLedger
 from standby.cluster.health import SharedHealth
 from standby.cluster.lease import Lease
 from standby.deferred.runner import DeferredRunner
@@ -83,7 +86,9 @@ class Gateway:
         drills: DrillRunner | None = None,
         shared: SharedHealth | None = None,
         cluster: Callable[[], dict[str, Any]] | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
+        """``ledger``: where limits are counted (the process's, or Redis for replicas)."""
         self.plan = plan
         self.registry = registry or HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
         built: dict[str, Provider] = (
@@ -103,7 +108,18 @@ class Gateway:
             observer=alerting.signals if alerting is not None else None,
             on_transition=shared.transition if shared is not None else None,
         )
-        self.router = Router(plan, self.providers, self.gate, metrics, clock=clock, rng=rng)
+        ledger = ledger if ledger is not None else LocalLedger(clock)
+        self.capacity = CapacityGuard(plan, ledger)
+        self.limits = ClientLimits(plan.server.client_keys, ledger)
+        self.router = Router(
+            plan,
+            self.providers,
+            self.gate,
+            metrics,
+            clock=clock,
+            rng=rng,
+            capacity=self.capacity,
+        )
         self.keys = ClientKeys(plan.server.client_keys, plan.server.admin_token)
         self.deferred = DeferredRunner(self.router, journal) if journal is not None else None
         self.in_flight = 0
@@ -115,6 +131,8 @@ class Gateway:
             max_body=plan.server.max_body,
             store=plan.journal.store,
             on_disconnect=plan.server.on_disconnect,
+            limits=self.limits,
+            capacity=self.capacity,
         )
         chat = OpenAIWire(wires, deferrals=self.deferred)
         anthropic = AnthropicWire(wires)
@@ -146,6 +164,7 @@ class Gateway:
             drills=drills,
             cluster=cluster,
             state=(plan.state.url, plan.state.prefix) if plan.state.url else None,
+            capacity=self.capacity.status,
         )
 
     def handler(self, method: str, path: str) -> Handler:
@@ -230,6 +249,18 @@ class StandbyApp:
             self.alerting.manager.leading = self.lease.leading
             self.drills.leading = self.lease.leading
         self._cluster: list[asyncio.Task[None]] = []
+        # where the clients' and targets' limits are counted: in Redis for every replica
+        # when they share one, else in this process (both outlive a plan reload)
+        self.ledger: LocalLedger | RedisLedger = (
+            RedisLedger(
+                plan.state.url,
+                prefix=f"{plan.state.prefix}:limits",
+                roster=f"{plan.state.prefix}:replicas",
+                clock=clock,
+            )
+            if plan.state.url
+            else LocalLedger(clock)
+        )
         self.alerting.manager.drilling = self.drills.drilling
         self.alerting.listeners.append(self.drills.heard)
         if service is not None:
@@ -256,6 +287,7 @@ class StandbyApp:
             drills=self.drills,
             shared=self.shared,
             cluster=self.cluster_status if self.shared is not None else None,
+            ledger=self.ledger,
         )
         self.alerting.use(self.gateway)
         self.drills.attach(
@@ -348,6 +380,7 @@ class StandbyApp:
             drills=self.drills,
             shared=self.shared,
             cluster=self.cluster_status if self.shared is not None else None,
+            ledger=self.ledger,
         )
         self.alerting.use(self.gateway)
         if self._background and self.gateway.deferred is not None:
@@ -429,6 +462,8 @@ class StandbyApp:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await retiring
         await self.gateway.aclose()
+        if isinstance(self.ledger, RedisLedger):
+            await self.ledger.close()
         if self.journal_service is not None:
             await self.journal_service.stop()
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from standby.errors import Unauthorized
-from standby.plan.model import ClientKey, StorePolicy
+from standby.plan.model import ClientKey, Priority, StorePolicy
 from standby.web.asgi import Scope, header
 
 CLIENT_SCOPE_KEY = "standby.client"  # where the caller's name is left for the access log
@@ -36,6 +36,7 @@ class Caller:
     name: str | None  # the client key's name; None on an open gateway or for the admin
     admin: bool = False
     store: StorePolicy | None = None  # the plan's store policy for this client, if any
+    priority: Priority = "normal"  # who keeps a short target's capacity (``capacity``)
 
     @property
     def owner(self) -> str | None:
@@ -52,7 +53,9 @@ class ClientKeys:
 
     def __init__(self, keys: Mapping[str, ClientKey], admin_token: str = "") -> None:
         self._by_digest = {
-            entry.key.removeprefix("sha256:"): Caller(name, store=entry.store)
+            entry.key.removeprefix("sha256:"): Caller(
+                name, store=entry.store, priority=entry.priority
+            )
             for name, entry in keys.items()
         }
         self._admin = admin_token.encode()

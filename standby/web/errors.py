@@ -7,11 +7,20 @@ in OpenAI's error shape.  A wire with its own shape (Anthropic's) renders the sa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import orjson
 
-from standby.errors import ClientError, Exhausted, Overloaded, StandbyError, UpstreamStatus
+from standby.errors import (
+    ClientError,
+    Exhausted,
+    Overloaded,
+    RateLimited,
+    StandbyError,
+    Throttled,
+    UpstreamStatus,
+)
 from standby.providers.statuses import error_fields
 
 Headers = list[tuple[bytes, bytes]]
@@ -41,8 +50,20 @@ def error_body(
 
 def problem(error: StandbyError) -> Problem:
     """The status, message, type and code of an error that ends a request."""
+    if isinstance(error, RateLimited):
+        return Problem(429, error.message, error.type, None, error.code, error.headers)
     if isinstance(error, ClientError):
         return Problem(error.status, error.message, error.type, error.param, error.code)
+    if isinstance(error, Throttled):  # before Exhausted, which it is a kind of
+        seconds = max(1, math.ceil(error.retry_after))
+        return Problem(
+            429,
+            "The providers that could answer this model have no capacity left for your "
+            f"priority this minute ({error.message}). Please retry after {seconds}s.",
+            "requests",
+            code="rate_limit_exceeded",
+            headers=((b"retry-after", str(seconds).encode()),),
+        )
     if isinstance(error, Overloaded):  # before Exhausted, which it is a kind of
         seconds = max(1, round(error.retry_after))
         return Problem(

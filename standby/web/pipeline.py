@@ -30,6 +30,9 @@ import orjson
 
 from standby.canonical import Endpoint, Reply
 from standby.canonical.chat import Delta
+from standby.capacity.clients import ClientLimits
+from standby.capacity.guard import CapacityGuard
+from standby.capacity.metering import Metered
 from standby.errors import ClientError, Exhausted, Overloaded, StandbyError
 from standby.journal.events import RequestIds
 from standby.plan.model import StorePolicy
@@ -185,7 +188,11 @@ class Pipeline:
         max_body: int,
         store: StorePolicy = "on_request",
         on_disconnect: OnDisconnect = "cancel",
+        limits: ClientLimits | None = None,
+        capacity: CapacityGuard | None = None,
     ) -> None:
+        """``limits``: the clients' own rate limits; ``capacity``: the targets' limits,
+        told the tokens of each answer."""
         self.router = router
         self._ids = RequestIds()
         self.keys = keys
@@ -193,6 +200,8 @@ class Pipeline:
         self.max_body = max_body
         self.store = store  # the journal's store policy (routes and clients may override)
         self.on_disconnect: OnDisconnect = on_disconnect  # a client leaving mid-stream
+        self.limits = limits
+        self.capacity = capacity
 
     def handler(self, wire: Wire[R]) -> Handler:
         """The ASGI handler of ``wire``'s endpoint: the whole pipeline."""
@@ -224,9 +233,17 @@ class Pipeline:
     ) -> None:
         rid = ""
         plan: AttemptSchedule | None = None
+        quota: Headers = []  # the client's x-ratelimit-* figures, when it has limits
+        journal = self.journal
         try:
             request = wire.parse(await read_body(scope, receive, self.max_body))
             route = self.router.resolve(request.model)
+            limits = self.limits
+            if limits is not None and limits.limited(caller.name):
+                quota = list(await limits.admit(caller.name))
+                journal = self._metered(caller)
+            elif self.capacity is not None and self.capacity.counts_tokens:
+                journal = self._metered(caller)
             await wire.prepare(request, caller)
             rid = self._ids()
             self._accepted(wire, rid, request, route, caller)
@@ -234,14 +251,15 @@ class Pipeline:
                 run = self.router.stream(
                     request.body,
                     route,
-                    journal=wire.recorder(request, self.journal),
+                    journal=wire.recorder(request, journal),
                     rid=rid,
                     on_disconnect=self.on_disconnect,
+                    priority=caller.priority,
                 )
                 plan = run.plan
                 target = await run.start()  # failures up to the first content: failovers
             else:
-                plan = self.router.attempt_schedule(route)
+                plan = self.router.attempt_schedule(route, priority=caller.priority)
                 try:
                     done = await self.router.complete(wire.endpoint, request.body, route, plan)
                 except Exhausted:
@@ -260,6 +278,7 @@ class Pipeline:
             headers = standby_headers(
                 target.provider, target.model, run.plan.attempts + 1, route.name, rid
             )
+            headers.extend(quota)
             events = wire.events(request, run, target)
             if events is None:
                 await stream_response(send, headers, run, receive=receive)
@@ -275,7 +294,7 @@ class Pipeline:
             return
         model = done.reply.model or done.target.model
         answer = wire.answer(request, done.reply, model)
-        self.journal.completed(
+        journal.completed(
             rid,
             completion_id=answer.id or rid,
             provider=done.target.provider,
@@ -288,8 +307,23 @@ class Pipeline:
             send,
             200,
             answer.body,
-            headers=standby_headers(done.target.provider, model, done.attempts, route.name, rid),
+            headers=[
+                *standby_headers(done.target.provider, model, done.attempts, route.name, rid),
+                *quota,
+            ],
         )
+
+    def _metered(self, caller: Caller) -> JournalSink:
+        """The journal, telling the token limits what each answer used."""
+        limits, capacity, client = self.limits, self.capacity, caller.name
+
+        def used(provider: str, model: str, tokens: int) -> None:
+            if limits is not None:
+                limits.spent(client, tokens)
+            if capacity is not None and capacity.counts_tokens:
+                capacity.spent_soon(provider, model, tokens)
+
+        return Metered(self.journal, used)
 
     def _accepted(
         self, wire: Wire[R], rid: str, request: R, route: ResolvedRoute, caller: Caller

@@ -48,3 +48,20 @@ def test_a_kind_given_as_its_string_is_the_enum_and_an_unknown_one_is_refused() 
     assert error.kind is UpstreamKind.SERVER_ERROR
     with pytest.raises(ValueError, match="overloaded"):
         UpstreamStatus("x", status=500, kind="overloaded")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("headers", "limits"),
+    [
+        ({"x-ratelimit-limit-requests": "500", "x-ratelimit-limit-tokens": "30000"}, (500, 30000)),
+        ({"anthropic-ratelimit-requests-limit": "50"}, (50, None)),
+        ({"x-ratelimit-limit-requests": "many"}, (None, None)),
+        ({"x-ratelimit-limit-requests": "0"}, (None, None)),
+        ({}, (None, None)),
+    ],
+)
+def test_a_429_says_the_limits_its_headers_name(
+    headers: dict[str, str], limits: tuple[int | None, int | None]
+) -> None:
+    assert classify(429, None, headers).limits == limits
+    assert classify(500, None, headers).limits == (None, None)  # only a 429 teaches them

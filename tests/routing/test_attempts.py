@@ -7,10 +7,12 @@ import random
 import pytest
 
 from standby.errors import (
+    CapacityShort,
     ConnectFailed,
     Exhausted,
     LocalLimit,
     ProviderError,
+    Throttled,
     UpstreamStatus,
 )
 from standby.plan.model import Retry, Timeouts
@@ -268,3 +270,26 @@ def test_a_providers_failure_stays_the_cause_when_a_local_limit_follows() -> Non
     with pytest.raises(Exhausted) as caught:
         p.failed(step, LocalLimit("b: no connection slot"), 0.0)
     assert caught.value.last is down and caught.value.retry_after == 7
+
+
+def test_a_target_short_of_capacity_is_passed_over_and_ends_in_a_429_not_a_503() -> None:
+    gate = Gate(refused={"a/m1"})  # the primary's breaker is open
+    p = plan(gate, Clock(), A1, B1)
+    step = p.first()
+    assert step.target == B1
+    # it ends here: the open primary is not forced (the request has an honest answer)
+    with pytest.raises(Throttled) as ended:
+        p.failed(step, CapacityShort("no room", retry_after=12.5), 0.0)
+    assert ended.value.retry_after == 12.5
+    assert gate.log == [("b/m1", "capacity")]  # nothing counted against the backup
+    assert p.attempts == 0  # not a try: no retry budget spent
+
+
+def test_capacity_short_after_a_real_failure_still_says_429() -> None:
+    p = plan(Gate(), Clock(), A1, B1)
+    first = p.first()
+    second = p.failed(first, UpstreamStatus("x", status=503, kind="unavailable"), 0.01)
+    assert second.target == B1
+    with pytest.raises(Throttled) as ended:
+        p.failed(second, CapacityShort("no room", retry_after=3.0), 0.0)
+    assert isinstance(ended.value.last, UpstreamStatus)
