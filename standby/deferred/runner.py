@@ -284,7 +284,9 @@ class DeferredRunner:
                 )
                 return
             route = self.router.resolve(body.get("model"))
-            plan = self.router.attempt_schedule(route)
+            # no one is waiting for it: it takes a short target's capacity only as far
+            # as low priority may, leaving the rest to live requests
+            plan = self.router.attempt_schedule(route, priority="low")
             done = await self.router.complete("chat", body, route, plan)
         except Exhausted:
             await self._postpone(row)

@@ -12,6 +12,7 @@ import itertools
 import secrets
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -133,6 +134,16 @@ async def test_a_clients_own_rate_limit_is_a_429_with_openai_headers(
                 await trial.chat.completions.create(
                     model="gpt-4o-mini", messages=MESSAGES, stream=True
                 )
+            # and on Anthropic's wire, in Anthropic's error shape
+            claude = anthropic.AsyncAnthropic(
+                base_url=gw.root_url, api_key="sk-trial", max_retries=0
+            )
+            with pytest.raises(anthropic.RateLimitError) as refused_claude:
+                await claude.messages.create(model="gpt-4o-mini", max_tokens=16, messages=MESSAGES)
+            await claude.close()
+            body: Any = refused_claude.value.body
+            assert body["error"]["type"] == "rate_limit_error"
+            assert int(refused_claude.value.response.headers["retry-after"]) >= 1
             # another client is not touched by it
             ok = await paid.chat.completions.with_raw_response.create(
                 model="gpt-4o-mini", messages=MESSAGES
