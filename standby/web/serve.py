@@ -119,6 +119,10 @@ def run_server(
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         shown = f"[{host}]" if ":" in host else host
+        if app.shared is not None:  # what the cluster view says of this replica
+            # a wildcard bind says nothing: every container would show 0.0.0.0:8080
+            where = socket.gethostname() if host in ("0.0.0.0", "::", "") else shown
+            app.shared.about["address"] = f"{where}:{config.port}"
         for line in banner:  # what the plan is: said once the address is known to be ours
             announce(line, log_format)
         announce(f"Standby listening on http://{shown}:{config.port}/v1", log_format)
