@@ -6,8 +6,9 @@ and what sharing costs a request.
 1. **Primary hits per client request during an outage.** The primary sim answers 503 to
    everything; a client sends ``--rate`` requests/s, round-robin over the replicas, for
    ``--seconds``; the primary's own counter says how many reached it (requests and
-   probes).  One replica; three replicas sharing state; three replicas without.  Target:
-   three sharing replicas no worse than one.
+   probes), and each replica's metrics which of them it sent.  One replica; three
+   replicas sharing state; three replicas without.  Target: three sharing replicas no
+   worse than one.
 2. **The hot path with ``state:`` on and off.** One replica, 200 requests/s, open loop,
    alternating pairs; the same requests straight to the upstream in the same seconds, and
    the gateway's own latency is the difference.  Target: added p99 ≤ 0.2 ms.
@@ -36,6 +37,7 @@ from bench import client, journal_rig, machine
 from bench.journal_rig import Gateway
 from bench.load import open_loop
 from bench.processes import ProcessSet, free_port
+from bench.stack import MODEL
 from bench.stats import diff
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,9 +53,7 @@ def _log(text: str) -> None:
 
 def _plan(bases: dict[str, str], state: str) -> str:
     return (
-        journal_rig.PLAN.format(
-            primary=bases["primary"], backup=bases["backup"], model=journal_rig.MODEL
-        )
+        journal_rig.PLAN.format(primary=bases["primary"], backup=bases["backup"], model=MODEL)
         + "journal: {enabled: false}\n"
         + state
     )
@@ -82,6 +82,20 @@ async def _primary_count(session: aiohttp.ClientSession, bases: dict[str, str]) 
         return int((await resp.json())["count"])
 
 
+async def _attempts_on_primary(session: aiohttp.ClientSession, gateway: Gateway) -> int:
+    """The attempts (requests' and probes') ``gateway`` sent the primary: its metrics."""
+    async with session.get(f"{gateway.base}/metrics") as resp:
+        text = await resp.text()
+    wanted = f'target="primary/{MODEL}"'
+    return round(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("standby_attempts_total{") and wanted in line
+        )
+    )
+
+
 async def outage(
     session: aiohttp.ClientSession,
     procs: ProcessSet,
@@ -105,9 +119,12 @@ async def outage(
             lambda t: client.chat(session, next(urls), t), args.rate, args.seconds
         )
         hits = await _primary_count(session, bases) - before
+        # who sent them: each replica's own count (it includes the warm-up's few)
+        each = [await _attempts_on_primary(session, g) for g in gateways]
         sent = len(run.results)
         ok = len(run.ok)
         return {"replicas": count, "sent": sent, "ok": ok, "primary_hits": hits,
+                "per_replica": each,
                 "hits_per_request": hits / sent if sent else None}  # fmt: skip
     finally:
         async with session.delete(f"{_admin(bases['primary'])}/_sim/fault") as resp:
@@ -193,8 +210,9 @@ def render(results: dict[str, Any]) -> str:
         "that reached the primary).",
         "",
         "| layout | reps | client requests (each) | answered | primary hits (each) "
+        "| attempts sent by each replica, with its warm-up request (each rep) "
         "| hits per request (median) |",
-        "|---|---:|---|---|---|---:|",
+        "|---|---:|---|---|---|---|---:|",
     ]
     for tag, label in (
         ("one", "one replica"),
@@ -208,6 +226,7 @@ def render(results: dict[str, Any]) -> str:
             f"| {label} | {len(runs)} | {', '.join(str(r['sent']) for r in runs)} "
             f"| {', '.join(str(r['ok']) for r in runs)} "
             f"| {', '.join(str(r['primary_hits']) for r in runs)} "
+            f"| {'; '.join('/'.join(map(str, r.get('per_replica', []))) for r in runs)} "
             f"| {statistics.median(r['hits_per_request'] for r in runs):.3f} |"
         )
     pairs = results["latency"]

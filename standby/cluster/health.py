@@ -1,12 +1,24 @@
-"""Breaker states shared by the replicas of one gateway, through Redis.
+"""Breaker states and attempts' outcomes shared by the replicas of one gateway, through
+Redis.
 
 Each replica keeps its own health registry, and requests read only that: no Redis round
-trip on the hot path.  When a replica's breaker for a target opens, it says so on a Redis
-pub/sub channel (and in a hash, for a replica that starts or reconnects later); every
-other replica then *holds* that target until the same moment (the hold a 429's
-Retry-After uses), so a provider found down by one replica costs the others nothing.
-When the breaker closes again (its trial succeeded), the replica says so and the others
-lift their hold.  A replica never applies its own messages.
+trip on the hot path.  Three kinds of news go through one pub/sub channel:
+
+* **Openings and closings.**  When a replica's breaker for a target opens (or opens again,
+  its trial failed), it says so (and keeps it in a hash, for a replica that starts or
+  reconnects later); every other replica's breaker then *follows* it: open until the
+  same end plus ``GRACE``, with no trial of its own before (``Breaker.follow``), so only
+  the opener tries the target when the ejection ends, and says how it went — open again
+  (the others follow the new end) or closed (the others close: ``Breaker.lift``).  A
+  follower that hears nothing more tries the target itself when its period ends.
+* **Failures** (``cluster.failures``), told within milliseconds in batches, which the
+  others add to their breakers' counts: the cluster opens after about as many failures
+  as one replica would, not that many per replica.
+* **Each second's outcomes** (``cluster.summaries``), which the others add to their
+  signals: the replica that detects incidents judges the whole cluster's traffic.
+
+A replica never applies its own messages.  Everything is noted on the event loop and
+told by tasks of this module (``relay`` is the gate's observer).
 
 Redis away: each replica goes on with its own view (nothing waits for Redis, nothing
 fails because of it), says so in ``status()``, and tries again with a growing pause; on
@@ -21,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -30,19 +43,25 @@ import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from standby.health.registry import HealthRegistry
+from standby.cluster.relay import Relay
+from standby.cluster.summaries import decode, encode
+from standby.health.gate import RegistryGate
+from standby.watch.signals import Signals
 
 log = logging.getLogger("standby.cluster")
 
 RETRY_MIN, RETRY_MAX = 0.2, 5.0  # seconds between two tries to reach Redis
 HEARTBEAT = 2.0  # seconds between two "I am here" of a replica
-# a peer's hold outlasts its ejection by this much: when the ejection ends, the replica
-# that opened it tries the target once (half-open) and says the outcome — re-opened or
-# closed — before the others send it anything (without it, each of them sent requests
-# to a still-failing target at every end of an ejection: measured, 0.100 primary hits
-# per client request with three replicas against 0.073 with one)
+# a follower's period outlasts the opener's ejection by this much: when the ejection ends,
+# the opener tries the target once (half-open) and says the outcome — open again or
+# closed — before a follower's own period ends (without it, each replica sent requests to
+# a still-failing target at every end of an ejection)
 GRACE = 0.5
 QUEUE = 1024  # transitions waiting to be said; more are dropped (the hash has the latest)
+TELL_GAP = 0.005  # seconds between two batches of failures: a burst is one message
+TELL_AFTER = 0.05  # seconds after a second is over before its summary goes (late notes)
+# a malformed message from a peer is dropped, whatever it trips on
+_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 
 
 class SharedHealth:
@@ -51,27 +70,36 @@ class SharedHealth:
         url: str,
         *,
         prefix: str,
-        registry: Callable[[], HealthRegistry],
+        gate: Callable[[], RegistryGate],
         replica: str | None = None,
         about: dict[str, Any] | None = None,
         report: Callable[[], dict[str, Any]] | None = None,
+        signals: Signals | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        """``gate``: the current gateway's health gate (a reload builds another), which the
+        others' word goes through; ``signals``: this process's signals, to which the
+        others' seconds are added, and ``relay`` (the gate's observer) passes this
+        replica's outcomes on."""
         self.url = url
         self.channel = f"{prefix}:health"
         self.table = f"{prefix}:breakers"
         self.roster = f"{prefix}:replicas"  # replica → its heartbeat (what it is, when)
         self.about = dict(about or {})  # what a heartbeat says of this replica
         self.report = report  # and what it says of its state now (its journal's lag)
-        self.registry = registry
+        self.gate = gate
+        self.signals = signals
         self.replica = replica or secrets.token_hex(4)
         self.clock, self.wall = clock, wall
+        self.relay = Relay(signals, wall=wall)
         self.connected = False
         self.error = ""
-        self.applied = 0  # peers' openings applied here
+        self.applied = 0  # peers' openings followed here
+        self.heard = 0  # peers' batches of failures counted here
+        self.merged = 0  # peers' seconds added to the signals here
         self.peers: dict[str, float] = {}  # replica → when it last said something (wall)
-        self._held: dict[str, float] = {}  # target → until (monotonic) of our cluster hold
+        self._following: dict[str, float] = {}  # target → until (monotonic) we follow
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE)
         self._mine: dict[str, dict[str, Any]] = {}  # target → our last open message
         self.changed = asyncio.Event()  # set at each peer's message applied (for waiters)
@@ -80,14 +108,19 @@ class SharedHealth:
     def transition(self, key: str, state: str, open_until: float | None) -> None:
         """This replica's breaker for ``key`` changed: say it to the others."""
         if state == "open" and open_until is not None:
+            if self.gate().registry.get(key).breaker.following:
+                return  # a peer's opening, which it said itself
+            left = max(0.0, open_until - self.clock())
             message = {
                 "replica": self.replica,
                 "target": key,
                 "state": "open",
-                "until": self.wall() + max(0.0, open_until - self.clock()),
+                "until": self.wall() + left,
+                "period": left,
                 "at": self.wall(),
             }
             self._mine[key] = message
+            self._following.pop(key, None)
         elif state == "closed":
             self._mine.pop(key, None)
             message = {"replica": self.replica, "target": key, "state": "closed", "at": self.wall()}
@@ -98,33 +131,68 @@ class SharedHealth:
 
     # -- applying the others' ---------------------------------------------------------------
     def apply(self, message: dict[str, Any]) -> bool:
-        """A peer's message; ``True`` when it changed this replica's view."""
-        replica, key = message.get("replica"), message.get("target")
-        if not isinstance(key, str) or not isinstance(replica, str) or replica == self.replica:
+        """A peer's message; ``True`` when it changed this replica's view.  A malformed
+        one raises ``ValueError``, ``TypeError``, ``KeyError``…"""
+        replica = message.get("replica")
+        if not isinstance(replica, str) or replica == self.replica:
             return False
         self.peers[replica] = float(message.get("at") or self.wall())
-        health = self.registry().get(key)
-        if message.get("state") == "open":
-            remaining = float(message.get("until", 0.0)) + GRACE - self.wall()
-            if remaining <= 0:
-                return False
-            until = self.clock() + remaining
-            health.hold_until(until)
-            self._held[key] = max(until, self._held.get(key, 0.0))
-            self.applied += 1
+        kind = message.get("kind")
+        if kind == "failures":
+            changed = self._count_failures(message["targets"])
+        elif kind == "signals":
+            changed = self._merge_second(int(message["second"]), message["targets"])
+        else:
+            changed = self._follow(message)
+        if changed:
             self.changed.set()
+        return changed
+
+    def _follow(self, message: dict[str, Any]) -> bool:
+        key = message.get("target")
+        if not isinstance(key, str):
+            return False
+        gate = self.gate()
+        if message.get("state") == "open":
+            remaining = float(message["until"]) + GRACE - self.wall()
+            now = self.clock()
+            period = message.get("period")
+            if not gate.follow(
+                key, now, now + remaining, None if period is None else float(period)
+            ):
+                return False
+            self._following[key] = now + remaining
+            self._mine.pop(key, None)  # theirs is the opening now; ours is over
+            self.applied += 1
             return True
         if message.get("state") == "closed":
-            held = self._held.pop(key, None)
-            if held is not None and health.held_until is not None and health.held_until <= held:
-                health.held_until = None  # our cluster hold, not a provider's Retry-After
-                self.changed.set()
+            self._following.pop(key, None)
+            if gate.lift(key, self.clock()):
+                self._mine.pop(key, None)
                 return True
         return False
 
+    def _count_failures(self, targets: dict[str, Any]) -> bool:
+        gate = self.gate()
+        for key, (reset, failures) in targets.items():
+            reset, failures = bool(reset), int(failures)
+            gate.add_peer_failures(key, failures, reset=reset)
+            self.relay.failures.heard(key, reset, failures)
+        self.heard += 1
+        return True
+
+    def _merge_second(self, number: int, targets: dict[str, Any]) -> bool:
+        if self.signals is None:
+            return False
+        shift = self.clock() - self.wall()  # wall clock → ours
+        for key, data in targets.items():
+            self.signals.merge(key, decode(data, number, shift), number + 0.5 + shift)
+        self.merged += 1
+        return True
+
     # -- running ------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Keep connected to Redis, say this replica's transitions, apply the others'."""
+        """Keep connected to Redis, say this replica's news, apply the others'."""
         delay = RETRY_MIN
         while True:
             client = aioredis.from_url(self.url, socket_connect_timeout=2, socket_timeout=None)
@@ -134,14 +202,16 @@ class SharedHealth:
                     await self._resync(client)
                     self.connected, self.error, delay = True, "", RETRY_MIN
                     log.warning("cluster: sharing breaker states through %s", _shown(self.url))
-                    talking = asyncio.create_task(self._say(client))
-                    beating = asyncio.create_task(self._beat(client))
+                    tasks = [
+                        asyncio.create_task(job(client))
+                        for job in (self._say, self._beat, self._tell_failures, self._tell_seconds)
+                    ]
                     try:
                         await self._listen(pubsub)
                     finally:
-                        for task in (talking, beating):
+                        for task in tasks:
                             task.cancel()
-                        for task in (talking, beating):
+                        for task in tasks:
                             with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
                                 await task
             except (RedisError, OSError) as exc:
@@ -157,9 +227,11 @@ class SharedHealth:
             delay = min(delay * 2, RETRY_MAX)
 
     async def _resync(self, client: Any) -> None:
-        """Read what the others said while this replica was away; say our own again."""
+        """Read what the others said while this replica was away; say our own again.
+        Failures not yet told are stale by now: forgotten."""
+        self.relay.failures.clear()
         for raw in (await client.hgetall(self.table)).values():
-            with contextlib.suppress(ValueError, TypeError):
+            with contextlib.suppress(*_MALFORMED):
                 self.apply(orjson.loads(raw))
         for message in list(self._mine.values()):
             with contextlib.suppress(asyncio.QueueFull):
@@ -169,7 +241,7 @@ class SharedHealth:
         async for item in pubsub.listen():
             if item.get("type") != "message":
                 continue
-            with contextlib.suppress(ValueError, TypeError):
+            with contextlib.suppress(*_MALFORMED):
                 self.apply(orjson.loads(item["data"]))
 
     async def _say(self, client: Any) -> None:
@@ -185,6 +257,40 @@ class SharedHealth:
                 pipe.publish(self.channel, data)
                 await pipe.execute()
 
+    async def _tell_failures(self, client: Any) -> None:
+        """Tell the failures (and resets) noted, a batch at a time, as they come."""
+        news, tally = self.relay.news, self.relay.failures
+        while True:
+            await news.wait()
+            news.clear()
+            told = tally.drain()
+            if told:
+                message = {
+                    "kind": "failures",
+                    "replica": self.replica,
+                    "at": self.wall(),
+                    "targets": {key: [p.reset, p.failures] for key, p in told.items()},
+                }
+                await client.publish(self.channel, orjson.dumps(message))
+            await asyncio.sleep(TELL_GAP)
+
+    async def _tell_seconds(self, client: Any) -> None:
+        """Tell each second's outcomes once it is over."""
+        while True:
+            now = self.wall()
+            await asyncio.sleep(math.floor(now) + 1.0 - now + TELL_AFTER)
+            for number, targets in self.relay.summaries.drain(self.wall()):
+                if not targets:
+                    continue
+                message = {
+                    "kind": "signals",
+                    "replica": self.replica,
+                    "at": self.wall(),
+                    "second": number,
+                    "targets": {key: encode(bucket) for key, bucket in targets.items()},
+                }
+                await client.publish(self.channel, orjson.dumps(message))
+
     async def _beat(self, client: Any) -> None:
         """Say this replica is here, what it is and which breakers it holds open."""
         while True:
@@ -194,10 +300,18 @@ class SharedHealth:
                 "replica": self.replica,
                 "at": self.wall(),
                 "open": sorted(self._mine),
-                "held": sorted(k for k, until in self._held.items() if until > self.clock()),
+                "held": self.followed(),
             }
             await client.hset(self.roster, self.replica, orjson.dumps(beat))
             await asyncio.sleep(HEARTBEAT)
+
+    def followed(self) -> list[str]:
+        """The targets this replica skips because another replica opened them."""
+        now = self.clock()
+        for key in [k for k, until in self._following.items() if until <= now]:
+            del self._following[key]
+        registry = self.gate().registry
+        return sorted(key for key in self._following if registry.get(key).breaker.following)
 
     def status(self) -> dict[str, Any]:
         """What ``/standby/health`` says of the cluster."""
@@ -206,8 +320,11 @@ class SharedHealth:
             "replica": self.replica,
             "redis": "connected" if self.connected else f"unreachable: {self.error or 'starting'}",
             "peers": {r: round(now - at, 1) for r, at in sorted(self.peers.items())},
+            "open": sorted(self._mine),
             "applied": self.applied,
-            "held": sorted(k for k, until in self._held.items() if until > self.clock()),
+            "failures_heard": self.heard,
+            "seconds_merged": self.merged,
+            "held": self.followed(),
         }
 
 

@@ -6,6 +6,8 @@
     half_open ──(the trial fails)──▶ open for min(previous * growth, max_ejection)
     open ──(a probe's trial, ``admit_probe``, succeeds)──▶ closed, before the period ends
     any counted auth failure ──▶ open for auth_ejection
+    closed │ open ──(``follow``: another replica opened it)──▶ open, *following*
+    open │ half_open ──(``lift``: another replica's trial succeeded)──▶ closed
 
 Every call takes ``now``, seconds on a monotonic clock; nothing here reads the time,
 sleeps or does I/O, so tests drive it with plain numbers.
@@ -21,6 +23,14 @@ epoch, so a lost trial that reports after a replacement was granted is ignored.
 The ``record_*`` methods accept ``admission=None`` as a convenience: the report is then
 taken as coming from the current epoch (the closed period, or the outstanding trial),
 and is ignored while open with no trial out.
+
+Replicas of one gateway (``cluster.health``) keep one breaker per target each, and make
+them act as one: failures another replica saw count toward opening
+(``add_peer_failures``), though only a failure seen here opens, so the replica that opens
+a breaker is one that met the failure; the others *follow* its opening (``follow``: open
+until its end, plus a grace), so only the opener tries the target when the ejection
+ends, and they follow its verdict (``follow`` again, or ``lift``).  A follower that
+hears nothing more (the opener is gone) tries the target itself when its period ends.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ class Breaker:
         "_config",
         "_epoch",
         "_failures",
+        "_following",
         "_forget_after",
         "_last_ejection",
         "_open_until",
@@ -78,6 +89,7 @@ class Breaker:
         self._trial_at: float | None = None  # when the outstanding half-open trial was granted
         self._last_ejection: float | None = None  # None: the next opening uses config.ejection
         self._closed_since = 0.0
+        self._following = False  # open because another replica opened it (``follow``)
 
     # -- queries ---------------------------------------------------------------------
 
@@ -119,6 +131,11 @@ class Breaker:
     def consecutive_failures(self) -> int:
         """Counted failures since the last counted success."""
         return self._failures
+
+    @property
+    def following(self) -> bool:
+        """Open because another replica opened it (``follow``), not by an outcome here."""
+        return self._following and self._open_until is not None
 
     # -- admission -------------------------------------------------------------------
 
@@ -179,6 +196,7 @@ class Breaker:
         if self._open_until is not None:
             self._open_until = None
             self._trial_at = None
+            self._following = False
             self._closed_since = now
             self._new_epoch()
 
@@ -209,6 +227,51 @@ class Breaker:
         self._forget_if_clean(now)
         self._open(now, self._config.auth_ejection, grows=False)
 
+    # -- other replicas (``cluster.health``) -------------------------------------------
+
+    def add_peer_failures(self, failures: int, *, reset: bool = False) -> None:
+        """Failures another replica saw (after a success there, when ``reset``): while
+        closed they count toward ``config.failures`` like ours, but never open the breaker
+        themselves: the next failure seen here does."""
+        if self._open_until is not None:
+            return
+        if reset:
+            self._failures = 0
+        self._failures += max(0, failures)
+
+    def follow(self, now: float, until: float, period: float | None = None) -> bool:
+        """Another replica opened its breaker until ``until`` (this clock; its end plus a
+        grace): be open until then, in a new epoch, with no trial of our own before it
+        ends.  ``period``: the opener's ejection, from which a later ejection of ours
+        grows.  An ejection of our own that ends later is kept (the other replica will
+        follow it).  Returns whether anything changed."""
+        if until <= now:
+            return False
+        if self._open_until is not None and until <= self._open_until:
+            return False  # ours (or the one we follow) lasts as long already
+        if self._open_until is None:
+            self._opened += 1
+        self._open_until = until
+        self._trial_at = None
+        self._following = True
+        if period is not None:
+            self._last_ejection = min(period, self._config.max_ejection)
+        self._new_epoch()
+        return True
+
+    def lift(self, now: float) -> bool:
+        """Another replica's trial of the target succeeded: close, as our own trial's
+        success would.  Returns whether the breaker was open."""
+        if self._open_until is None:
+            return False
+        self._failures = 0
+        self._open_until = None
+        self._trial_at = None
+        self._following = False
+        self._closed_since = now
+        self._new_epoch()
+        return True
+
     # -- internals -------------------------------------------------------------------
 
     def _accepts(self, admission: Admission | None) -> bool:
@@ -235,6 +298,7 @@ class Breaker:
             self._last_ejection = period
         self._open_until = now + period
         self._trial_at = None
+        self._following = False
         self._opened += 1
         self._new_epoch()
 
@@ -247,6 +311,8 @@ class Breaker:
             head = "closed"
         else:
             head = f"open until={self._open_until:.2f}"
+            if self._following:
+                head += " following"
             if self._trial_at is not None:
                 head += f" trial_at={self._trial_at:.2f}"
         return (

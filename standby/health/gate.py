@@ -63,6 +63,7 @@ class RegistryGate:
         self.on_transition = on_transition
         self._max_targets = max_targets
         self._states: dict[str, str] = {}
+        self._untils: dict[str, float | None] = {}  # the end of each opening said
         self._watches: dict[str, SilenceWatch] = {}
 
     def _watch(self, key: str) -> SilenceWatch:
@@ -187,19 +188,57 @@ class RegistryGate:
         if isinstance(token, _Token):
             self._watch(key).ended(token.ticket)
 
-    def _publish(self, key: str, state: str) -> None:
-        if self._states.get(key) != state:
-            if key in self._states or state != "closed":
-                log.warning("breaker %s: %s → %s", key, self._states.get(key, "closed"), state)
-            if key not in self._states and len(self._states) >= self._max_targets:
+    # -- the other replicas' word (``cluster.health``) ---------------------------------------
+    def follow(self, key: str, now: float, until: float, period: float | None = None) -> bool:
+        """Another replica opened ``key``'s breaker: follow it (``Breaker.follow``).
+        Shown here (log, metrics) but not said again (``on_transition``)."""
+        breaker = self.registry.get(key).breaker
+        if not breaker.follow(now, until, period):
+            return False
+        self._publish(key, breaker.state(now), said=True)
+        return True
+
+    def lift(self, key: str, now: float) -> bool:
+        """Another replica's trial of ``key`` succeeded: close (``Breaker.lift``)."""
+        if not self.registry.get(key).breaker.lift(now):
+            return False
+        self._publish(key, "closed", said=True)
+        return True
+
+    def add_peer_failures(self, key: str, failures: int, *, reset: bool = False) -> None:
+        """Failures of ``key`` another replica saw count toward opening it here."""
+        self.registry.get(key).breaker.add_peer_failures(failures, reset=reset)
+
+    def _publish(self, key: str, state: str, *, said: bool = False) -> None:
+        """Show a breaker's state (log, metrics) and tell ``on_transition`` of an opening,
+        an opening again (a failed trial: a new end) and a closing — unless another
+        replica ``said`` it."""
+        until = self.registry.get(key).breaker.open_until
+        previous = self._states.get(key)
+        if previous != state:
+            if previous is not None or state != "closed":
+                log.warning(
+                    "breaker %s: %s → %s%s",
+                    key,
+                    previous or "closed",
+                    state,
+                    " (another replica's word)" if said else "",
+                )
+            if previous is None and len(self._states) >= self._max_targets:
                 # a closed breaker is what an unknown one is presumed to be
                 closed = [k for k, s in self._states.items() if s == "closed"]
                 for old in closed[: max(1, self._max_targets // 10)]:
                     del self._states[old]
+                    self._untils.pop(old, None)
             self._states[key] = state
             self.metrics.breaker_state(key, state)
-            if self.on_transition is not None:
-                self.on_transition(key, state, self.registry.get(key).breaker.open_until)
+            if previous is None and state == "closed":
+                return  # as an unknown breaker was presumed to be: no news for anyone
+        elif state != "open" or self._untils.get(key) == until:
+            return
+        self._untils[key] = until
+        if self.on_transition is not None and not said:
+            self.on_transition(key, state, until)
 
 
 def _probe(token: object) -> bool:

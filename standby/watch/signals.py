@@ -9,7 +9,10 @@ p50/p99 over the last ``span`` seconds.  Latencies are kept as a bounded sample 
 bucket (the first ``samples`` of each second), so memory is bounded whatever the load.
 
 ``Signals`` is what ``health.gate.RegistryGate`` reports to (its ``Observer``), and what
-the probes report to; the incident detector reads it.  Pure: the caller passes ``now``
+the probes report to; the incident detector reads it.  Replicas of one gateway tell each
+other their outcomes a second at a time (``cluster.summaries``), and each adds the
+others' seconds to its own (``merge``): the replica that detects incidents judges the
+whole cluster's traffic, not only its own share of it.  Pure: the caller passes ``now``
 (seconds on a monotonic clock).  Use from one event loop.
 """
 
@@ -68,7 +71,10 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[rank - 1]
 
 
-class _Bucket:
+class Bucket:
+    """One target's outcomes over one second: the unit the windows are made of, and what
+    a replica tells the others of each second.  Times are on the clock of whoever keeps it."""
+
     __slots__ = (
         "events",
         "failures",
@@ -91,6 +97,52 @@ class _Bucket:
         self.first_failure: float | None = None
         self.last_failure: float | None = None
 
+    def outcome(
+        self, ok: bool, outcome: str, seconds: float, now: float, probe: bool, samples: int
+    ) -> None:
+        """One attempt's outcome; its latency kept while the sample has room."""
+        self.events += 1
+        if probe:
+            self.probes += 1
+        if ok:
+            self.last_ok = now
+            if len(self.latencies) < samples:
+                self.latencies.append(seconds)
+        else:
+            self.failures += 1
+            if self.first_failure is None:
+                self.first_failure = now
+            self.last_failure = now
+            if outcome in _TIMEOUTS or outcome.startswith("timeout"):
+                self.timeouts += 1
+
+    def first_byte(self, seconds: float, samples: int) -> None:
+        if len(self.ttfbs) < samples:
+            self.ttfbs.append(seconds)
+
+    def merge(self, other: Bucket, samples: int) -> None:
+        """Add ``other``'s outcomes (another replica's, of the same second, on this
+        bucket's clock); the samples grow to ``samples`` at most."""
+        self.events += other.events
+        self.failures += other.failures
+        self.timeouts += other.timeouts
+        self.probes += other.probes
+        self.latencies.extend(other.latencies[: max(0, samples - len(self.latencies))])
+        self.ttfbs.extend(other.ttfbs[: max(0, samples - len(self.ttfbs))])
+        self.last_ok = _latest(self.last_ok, other.last_ok)
+        self.last_failure = _latest(self.last_failure, other.last_failure)
+        if other.first_failure is not None and (
+            self.first_failure is None or other.first_failure < self.first_failure
+        ):
+            self.first_failure = other.first_failure
+
+    def __repr__(self) -> str:
+        return f"<Bucket {self.number} events={self.events} failures={self.failures}>"
+
+
+def _latest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
 
 class Series:
     """One target's buckets: ``slots`` one-second buckets, reused in a ring."""
@@ -100,43 +152,37 @@ class Series:
     def __init__(self, span: float, *, width: float = 1.0, samples: int = 64) -> None:
         self._width = width
         self._samples = samples
-        self._buckets: list[_Bucket | None] = [None] * (math.ceil(span / width) + 1)
+        self._buckets: list[Bucket | None] = [None] * (math.ceil(span / width) + 1)
         self.probe_failures = 0  # probes failed in a row, since the last probe success
         self.probe_ok: float | None = None  # when the last probe succeeded
 
-    def _bucket(self, now: float) -> _Bucket:
+    def _bucket(self, now: float) -> Bucket:
         number = int(now // self._width)
         slot = number % len(self._buckets)
         bucket = self._buckets[slot]
         if bucket is None or bucket.number != number:
-            bucket = self._buckets[slot] = _Bucket(number)
+            bucket = self._buckets[slot] = Bucket(number)
         return bucket
 
     def outcome(self, ok: bool, outcome: str, seconds: float, now: float, probe: bool) -> None:
-        bucket = self._bucket(now)
-        bucket.events += 1
+        self._bucket(now).outcome(ok, outcome, seconds, now, probe, self._samples)
         if probe:
-            bucket.probes += 1
             if ok:
                 self.probe_failures, self.probe_ok = 0, now
             else:
                 self.probe_failures += 1
-        if ok:
-            bucket.last_ok = now
-            if len(bucket.latencies) < self._samples:
-                bucket.latencies.append(seconds)
-        else:
-            bucket.failures += 1
-            if bucket.first_failure is None:
-                bucket.first_failure = now
-            bucket.last_failure = now
-            if outcome in _TIMEOUTS or outcome.startswith("timeout"):
-                bucket.timeouts += 1
 
     def first_byte(self, seconds: float, now: float) -> None:
-        bucket = self._bucket(now)
-        if len(bucket.ttfbs) < self._samples:
-            bucket.ttfbs.append(seconds)
+        self._bucket(now).first_byte(seconds, self._samples)
+
+    def merge(self, other: Bucket, at: float) -> None:
+        """Another replica's outcomes of the second around ``at`` (its times already on
+        this clock): added to that second, with room for as many samples again as ours.
+        A second older than the one its slot holds now is out of the window: dropped."""
+        held = self._buckets[int(at // self._width) % len(self._buckets)]
+        if held is not None and held.number > int(at // self._width):
+            return
+        self._bucket(at).merge(other, 2 * self._samples)
 
     def first_failure(self, since: float, now: float) -> float | None:
         """The earliest failure at or after ``since`` still held (None: none).  Within a
@@ -223,6 +269,12 @@ class Signals:
     def first_byte(self, key: str, seconds: float, now: float) -> None:
         """An attempt on ``key`` got its first byte ``seconds`` after it started."""
         self._series_of(key).first_byte(seconds, now)
+
+    # -- the other replicas' ------------------------------------------------------------------
+    def merge(self, key: str, bucket: Bucket, at: float) -> None:
+        """Another replica's outcomes on ``key`` during the second around ``at`` (times on
+        this clock).  Its probes count as events, not in this replica's probe streak."""
+        self._series_of(key).merge(bucket, at)
 
     # -- reading ----------------------------------------------------------------------------
     def keys(self) -> list[str]:

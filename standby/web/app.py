@@ -105,7 +105,8 @@ class Gateway:
         self.gate = RegistryGate(
             self.registry,
             metrics,
-            observer=alerting.signals if alerting is not None else None,
+            # on a replica of a cluster, the relay also tells the others each outcome
+            observer=shared.relay if shared is not None else alerting.signals if alerting else None,
             on_transition=shared.transition if shared is not None else None,
         )
         ledger = ledger if ledger is not None else LocalLedger(clock)
@@ -221,7 +222,8 @@ class StandbyApp:
             SharedHealth(
                 plan.state.url,
                 prefix=plan.state.prefix,
-                registry=lambda: self.gateway.registry,
+                gate=lambda: self.gateway.gate,
+                signals=self.alerting.signals,
                 about={
                     "version": __version__,
                     "address": f"{plan.server.host}:{plan.server.port}",

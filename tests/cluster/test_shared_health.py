@@ -1,6 +1,8 @@
-"""Breaker states shared between replicas through the machine's real Redis: a breaker
-opened on one replica holds the target on the others within 100 ms, a closed one lifts
-the hold; Redis away, each replica goes on alone and catches up when it returns."""
+"""Breaker states and outcomes shared between replicas through the machine's real Redis:
+a breaker opened on one replica is followed by the others within 100 ms, a closed one is
+closed there too; failures reach the others' counts within milliseconds, each second's
+outcomes their signals; Redis away, each replica goes on alone and catches up when it
+returns."""
 
 from __future__ import annotations
 
@@ -14,8 +16,12 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from standby.cluster.health import SharedHealth
+from standby.health.breaker import Breaker
+from standby.health.gate import RegistryGate
 from standby.health.registry import HealthRegistry
+from standby.metrics import Metrics
 from standby.plan.model import BreakerConfig
+from standby.watch.signals import Signals
 from tests.cluster.redis_support import REDIS, private_redis, redis_up
 from tests.e2e.served import free_port
 
@@ -29,10 +35,12 @@ async def replicas(url: str, count: int = 2) -> AsyncIterator[list[SharedHealth]
     prefix = f"test-{secrets.token_hex(4)}"
     found = []
     for n in range(count):
-        registry = HealthRegistry(BreakerConfig())
-        found.append(
-            SharedHealth(url, prefix=prefix, registry=lambda r=registry: r, replica=f"r{n}")
+        gate = RegistryGate(HealthRegistry(BreakerConfig(failures=5)), Metrics())
+        shared = SharedHealth(
+            url, prefix=prefix, gate=lambda g=gate: g, replica=f"r{n}", signals=Signals()
         )
+        gate.observer, gate.on_transition = shared.relay, shared.transition
+        found.append(shared)
     tasks = [asyncio.create_task(r.run()) for r in found]
     try:
         await _until(lambda: all(r.connected for r in found))
@@ -64,7 +72,11 @@ async def _applied(replica: SharedHealth, count: int, within: float = 5.0) -> fl
     return time.perf_counter() - started
 
 
-async def test_an_opening_holds_the_target_on_the_others_and_a_closing_lifts_it() -> None:
+def _breaker(replica: SharedHealth) -> Breaker:
+    return replica.gate().registry.get(KEY).breaker
+
+
+async def test_an_opening_is_followed_by_the_others_and_a_closing_closes_it_there() -> None:
     if not await redis_up(REDIS):
         pytest.skip("no Redis on 127.0.0.1:6379")
     async with replicas(REDIS, 3) as (a, b, c):
@@ -72,16 +84,43 @@ async def test_an_opening_holds_the_target_on_the_others_and_a_closing_lifts_it(
         for round_ in range(1, 6):
             a.transition(KEY, "open", a.clock() + 5.0)
             took.append(max(await _applied(b, round_), await _applied(c, round_)))
-            assert b.registry().get(KEY).is_held(b.clock())
-            assert a.registry().get(KEY).held_until is None  # never its own message
+            assert _breaker(b).following and _breaker(b).state(b.clock()) == "open"
+            assert _breaker(a).state(a.clock()) == "closed"  # never its own message
             b.changed.clear()
             a.transition(KEY, "closed", None)
             async with asyncio.timeout(5):
-                while b.registry().get(KEY).held_until is not None:
+                while _breaker(b).state(b.clock()) != "closed":
                     await b.changed.wait()
                     b.changed.clear()
         assert sorted(took)[len(took) // 2] < PROPAGATION, took  # the median round
         assert b.status()["peers"].keys() == {"r0"} and b.status()["redis"] == "connected"
+
+
+async def test_failures_reach_the_others_counts_and_seconds_their_signals() -> None:
+    if not await redis_up(REDIS):
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    async with replicas(REDIS, 3) as (a, b, c):
+        for _ in range(2):  # two failures on a, one on b
+            a.relay.attempt(KEY, "server_error", False, 0.1, a.clock())
+        b.relay.attempt(KEY, "server_error", False, 0.1, b.clock())
+        started = time.perf_counter()
+        async with asyncio.timeout(5):
+            while _breaker(c).consecutive_failures < 3:  # told within milliseconds
+                c.changed.clear()
+                await c.changed.wait()
+        assert time.perf_counter() - started < 0.5  # not a second's summary: at once
+        assert _breaker(a).consecutive_failures == 1 and _breaker(b).consecutive_failures == 2
+        assert c.signals is not None
+        async with asyncio.timeout(5):
+            while c.signals.stats(KEY, 5.0, c.clock()).failures < 3:  # once the second is over
+                c.changed.clear()
+                await c.changed.wait()
+        assert c.merged >= 1 and c.signals.stats(KEY, 5.0, c.clock()).events == 3
+        a.relay.attempt(KEY, "ok", True, 0.1, a.clock())  # a success resets every count
+        async with asyncio.timeout(5):
+            while _breaker(c).consecutive_failures:
+                c.changed.clear()
+                await c.changed.wait()
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
@@ -101,9 +140,10 @@ async def test_redis_away_each_replica_goes_on_alone_and_catches_up_on_return() 
             await _until(lambda: not a.connected and not b.connected)
             assert a.status()["redis"].startswith("unreachable")
             a.transition(KEY, "open", a.clock() + 30.0)  # said to no one: nothing raises
-            assert b.registry().get(KEY).held_until is None
+            a.relay.attempt(KEY, "server_error", False, 0.1, a.clock())  # nor that
+            assert _breaker(b).state(b.clock()) == "closed"
             with private_redis(port):  # Redis back: a says its open breaker again
                 assert await _applied(b, 1, within=20.0) < 20.0
-                assert b.registry().get(KEY).is_held(b.clock())
+                assert _breaker(b).following
     finally:
         first.__exit__(None, None, None)

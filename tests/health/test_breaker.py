@@ -27,6 +27,11 @@ OPEN = [(0.0, "fail", "closed"), (0.0, "fail", "closed"), (0.0, "fail", "open")]
 #   "ok|fail|trip|auth [NAME]" → report (with admission NAME, or none); expected state after
 #   "release NAME" → expected state after
 #   "allow" → expected bool;  "state" / "until" / "failures" → expected value
+#   "probe NAME" → a probe's admission (``admit_probe``), as "admit"
+# Other replicas' word (``cluster.health``):
+#   "follow UNTIL[/PERIOD]" → expected state after; "lift" → expected state after
+#   "peer N" / "peer-reset N" → N failures seen elsewhere (after a success there)
+#   "following" → expected bool
 CASES: dict[str, list[tuple[float, str, object]]] = {
     "opens after N consecutive failures": [
         (0.0, "fail", "closed"),
@@ -164,6 +169,82 @@ CASES: dict[str, list[tuple[float, str, object]]] = {
         (0, "fail a", "closed"),
         (0, "failures", 1),
     ],
+    "failures seen elsewhere count, but only one seen here opens": [
+        (0, "peer 2", "closed"),
+        (0, "failures", 2),
+        (0, "peer 5", "closed"),
+        (0, "failures", 7),
+        (0.5, "fail", "open"),
+        (0.5, "until", 1.5),
+        (0.5, "following", False),
+    ],
+    "a success elsewhere resets the count, then its failures count": [
+        (0, "fail", "closed"),
+        (0, "fail", "closed"),
+        (0, "peer-reset 1", "closed"),
+        (0, "failures", 1),
+        (0, "fail", "closed"),
+        (0, "fail", "open"),
+    ],
+    "failures seen elsewhere while open change nothing": [
+        *OPEN,
+        (0.5, "peer-reset 9", "open"),
+        (0.5, "failures", 3),
+        (1, "admit t", "trial"),
+        (1, "ok t", "closed"),
+        (1, "failures", 0),
+    ],
+    "a follower is open until the opener's end, with no trial before it": [
+        (0, "admit old", "pass"),
+        (0, "follow 2.5/1", "open"),
+        (0, "following", True),
+        (0, "until", 2.5),
+        (0.5, "fail old", "open"),  # admitted before: moot, opens nothing of its own
+        (0.5, "following", True),
+        (2.4, "admit x", None),
+        (2.5, "admit t", "trial"),  # nothing more was heard: it tries itself
+        (2.5, "fail t", "open"),
+        (2.5, "until", 4.5),  # grown from the opener's period
+        (2.5, "following", False),
+    ],
+    "a follower follows the opener's next end, and its closing": [
+        (0, "follow 1.5", "open"),
+        (1, "follow 3", "open"),
+        (1, "until", 3.0),
+        (1, "follow 2", "open"),  # an older word: the later end stands
+        (1, "until", 3.0),
+        (2, "lift", "closed"),
+        (2, "following", False),
+        (2, "admit a", "pass"),
+    ],
+    "an opening of its own that ends later is kept": [
+        *OPEN,
+        (0.1, "follow 0.9", "open"),
+        (0.1, "until", 1.0),
+        (0.1, "following", False),
+        (0.2, "follow 1.4", "open"),  # a later one is followed
+        (0.2, "following", True),
+        (0.2, "until", 1.4),
+    ],
+    "a lifted trial's late report is moot": [
+        *OPEN,
+        (1, "admit t", "trial"),
+        (1.1, "lift", "closed"),
+        (1.2, "fail t", "closed"),
+        (1.2, "failures", 0),
+    ],
+    "a probe's trial while following, failed: its own opening": [
+        (0, "follow 5", "open"),
+        (1, "probe p", "trial"),
+        (1.1, "fail p", "open"),
+        (1.1, "following", False),
+        (1.1, "until", 2.1),
+    ],
+    "a word that is over, or a lift of a closed breaker, changes nothing": [
+        (3, "follow 2", "closed"),
+        (3, "lift", "closed"),
+        (3, "following", False),
+    ],
     "convenience reports go to the outstanding trial": [
         *OPEN,
         (1, "allow", True),
@@ -181,8 +262,8 @@ def run(steps: list[tuple[float, str, object]], config: BreakerConfig = CFG) -> 
     for i, (now, event, expected) in enumerate(steps):
         verb, _, name = event.partition(" ")
         got: object
-        if verb == "admit":
-            admission = breaker.admit(now)
+        if verb in ("admit", "probe"):
+            admission = breaker.admit(now) if verb == "admit" else breaker.admit_probe(now)
             if admission is not None:
                 kept[name] = admission
             got = None if admission is None else "trial" if admission.trial else "pass"
@@ -192,6 +273,18 @@ def run(steps: list[tuple[float, str, object]], config: BreakerConfig = CFG) -> 
         elif verb == "release":
             breaker.release(kept[name])
             got = breaker.state(now)
+        elif verb == "follow":
+            until, _, period = name.partition("/")
+            breaker.follow(now, float(until), float(period) if period else None)
+            got = breaker.state(now)
+        elif verb == "lift":
+            breaker.lift(now)
+            got = breaker.state(now)
+        elif verb in ("peer", "peer-reset"):
+            breaker.add_peer_failures(int(name), reset=verb == "peer-reset")
+            got = breaker.state(now)
+        elif verb == "following":
+            got = breaker.following
         elif verb == "allow":
             got = breaker.allow(now)
         elif verb == "state":
@@ -220,6 +313,8 @@ def test_repr() -> None:
     assert repr(breaker) == "<Breaker closed ejections=0 failures=2 epoch=0>"
     breaker = run([*OPEN, (1, "admit t", "trial"), (1, "fail t", "open"), (3, "allow", True)])
     assert repr(breaker) == "<Breaker open until=3.00 trial_at=3.00 ejections=2 failures=4 epoch=4>"
+    breaker = run([(0, "follow 2", "open")])
+    assert repr(breaker) == "<Breaker open until=2.00 following ejections=1 failures=0 epoch=1>"
 
 
 configs = st.builds(
@@ -231,7 +326,10 @@ configs = st.builds(
     auth_ejection=st.floats(0.01, 300),
 )
 verbs = st.sampled_from(
-    ["admit", "admit", "ok", "fail", "trip", "auth", "release", "ok_none", "fail_none", "trip_none"]
+    [
+        *("admit", "admit", "ok", "fail", "trip", "auth", "release"),
+        *("ok_none", "fail_none", "trip_none", "peer", "peer_reset"),
+    ]
 )
 events = st.lists(st.tuples(st.floats(0, 40), verbs, st.integers(0, 10_000)), max_size=80)
 
@@ -259,6 +357,10 @@ def test_properties(
             if admission is not None:
                 assert not (admission.trial and live), "a second trial was granted"
                 out.append((admission, now))
+        elif verb.startswith("peer"):
+            state, until = breaker.state(now), breaker.open_until
+            breaker.add_peer_failures(pick % 7, reset=verb == "peer_reset")
+            assert (breaker.state(now), breaker.open_until) == (state, until), "a peer moved it"
         elif verb.endswith("_none"):
             REPORTS[verb.removesuffix("_none")](breaker, now, None)
         elif out:

@@ -77,3 +77,45 @@ def test_a_prefill_refusal_is_remembered_and_moves_no_breaker() -> None:
 
 def test_the_open_gate_knows_no_refusal() -> None:
     assert not OpenGate().refuses_prefill(KEY)
+
+
+def breaker_states(metrics: Metrics) -> dict[str, float]:
+    """``standby_breaker_state`` by target."""
+    return {
+        sample.labels["target"]: sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "standby_breaker_state"
+    }
+
+
+def test_openings_again_are_told_and_another_replicas_word_is_shown_not_told() -> None:
+    registry = HealthRegistry(BreakerConfig(failures=1, ejection=1.0, max_ejection=4.0))
+    metrics = Metrics()
+    told: list[tuple[str, str, float | None]] = []
+    g = RegistryGate(registry, metrics, on_transition=lambda *t: told.append(t))
+    down = UpstreamStatus("down", status=503, kind="unavailable")
+    verdict = judge(down, same_target_tries=0, max_same_target=1)
+    g.succeeded(KEY, g.admit(KEY, 0.0), 0.0, 0.1)
+    assert told == [], "closed, as an unknown breaker is presumed to be: no news"
+    g.failed(KEY, g.admit(KEY, 0.0), 0.0, verdict, down, 0.1)
+    assert told == [(KEY, "open", 1.0)]
+    probe = g.admit_probe(KEY, 0.5)  # a failed trial opens it again, with a new end
+    g.failed(KEY, probe, 0.5, verdict, down, 0.1)
+    assert told[-1] == (KEY, "open", 0.5 + 1.5)  # grown
+    g.succeeded(KEY, g.admit_probe(KEY, 0.7), 0.7, 0.1)
+    assert told[-1] == (KEY, "closed", None)
+    told.clear()
+    other = "openai/gpt"
+    before = g.admit(other, 0.9)
+    assert g.follow(other, 1.0, 3.0, 1.0)  # another replica opened it: shown, not told
+    assert registry.get(other).breaker.following and told == []
+    assert breaker_states(metrics)[other] == 2.0  # open
+    assert not g.follow(other, 1.0, 2.0)  # an older word changes nothing
+    g.failed(other, before, 1.5, verdict, down, 0.6)
+    assert told == [], "an attempt admitted before makes the follower no opener"
+    assert g.lift(other, 2.0) and not g.lift(other, 2.0)
+    assert told == [] and breaker_states(metrics)[other] == 0.0
+    g.add_peer_failures(other, 1)
+    g.failed(other, g.admit(other, 2.5), 2.5, verdict, down, 0.1)
+    assert told == [(other, "open", 2.5 + 1.5)]  # grown from the period it followed

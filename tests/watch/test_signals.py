@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from standby.watch.signals import Signals, percentile
+from standby.watch.signals import Bucket, Signals, percentile
 
 
 def test_windows_count_what_happened_in_them() -> None:
@@ -83,3 +83,39 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([], 0.5) is None
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile([1.0, 2.0], 0.99) == 2.0
+
+
+def _second(events: int, failures: int, at: float, latencies: int = 0) -> Bucket:
+    """A second as another replica tells it (its times on this clock already)."""
+    bucket = Bucket(int(at))
+    for n in range(events):
+        ok = n >= failures
+        bucket.outcome(ok, "ok" if ok else "timeout_idle", 0.5, at + n / 100, False, latencies)
+    return bucket
+
+
+def test_another_replicas_seconds_add_to_the_windows() -> None:
+    signals = Signals(slow=60.0)
+    signals.attempt("p/m", "ok", True, 0.2, 10.2)
+    signals.merge("p/m", _second(4, 3, 10.3, latencies=4), 10.5)
+    signals.merge("q/m", _second(2, 2, 11.0), 11.5)  # a target only another replica saw
+    fast = signals.stats("p/m", 5.0, 12.0)
+    assert (fast.events, fast.failures, fast.timeouts) == (5, 3, 3)
+    assert fast.latency_p50 == pytest.approx(0.2) and fast.latency_p99 == pytest.approx(0.5)
+    assert signals.first_failure("p/m", 0.0, 12.0) == pytest.approx(10.3)
+    assert signals.stats("q/m", 5.0, 12.0).error_rate == 1.0 and "q/m" in signals.keys()
+    assert signals.probe_failures("q/m") == 0  # the probes' streak is this replica's own
+
+
+def test_a_merged_second_keeps_a_bounded_sample_and_an_old_one_is_dropped() -> None:
+    signals = Signals(slow=10.0)
+    for n in range(100):
+        signals.attempt("p/m", "ok", True, 0.1, 20.0 + n / 200)
+    for _ in range(5):  # five replicas' busy seconds
+        signals.merge("p/m", _second(100, 0, 20.0, latencies=100), 20.5)
+    stats = signals.stats("p/m", 5.0, 21.0)
+    assert stats.events == 600
+    # 64 samples of ours (0.1 s) and as many of theirs (0.5 s), not their 500
+    assert stats.latency_p50 == pytest.approx(0.1) and stats.latency_p99 == pytest.approx(0.5)
+    signals.merge("p/m", _second(7, 7, 9.0), 9.5)  # older than the slot's second: out
+    assert signals.stats("p/m", 10.0, 21.0).failures == 0
