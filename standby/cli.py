@@ -35,6 +35,7 @@ class _Commands(click.Group):
         "report": ("report_cli", "report_command"),
         "drill": ("drill_cli", "drill_command"),
         "cluster": ("cluster_cli", "cluster_group"),
+        "import": ("import_cli", "import_group"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -350,6 +351,73 @@ def demo(port: int, once: bool) -> None:
     from standby.demo import run_demo
 
     sys.exit(run_demo(port=port, keep_serving=not once))
+
+
+@main.command()
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A downtime plan (YAML); default: one from the provider keys in the environment, "
+    "or two simulated providers when there is none.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where conversations are kept (the journal's database); "
+    "default: $XDG_DATA_HOME/standby-chat.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def chat(
+    plan_path: str | None,
+    host: str,
+    port: int,
+    data_dir: str | None,
+    open_browser: bool,
+    log_level: str,
+) -> None:
+    """A chat page for one person at /chat that keeps working when a provider goes down.
+
+    Answers stream through the plan's routes, so a provider failing before or during an
+    answer is replaced by the next one (the answer says which model wrote it, and marks
+    one continued elsewhere). Conversations stay on this machine; search and export work
+    with no provider reachable, and a question nothing can answer waits and is answered
+    when one returns. Import earlier conversations with `standby import chatgpt|claude`.
+    """
+    from standby.personal import choose_plan
+    from standby.personal import main as run_personal
+
+    if plan_path:
+        plan, _ = choose_plan(plan_path, os.environ)
+        problem = _exposure_problem(plan, host, plan_path) if plan is not None else None
+    else:
+        problem = (
+            None
+            if is_loopback(host)
+            else "standby chat without --plan listens on loopback only: pass a plan with "
+            "client keys (server.client_keys) to share it"
+        )
+    if problem:
+        raise click.ClickException(problem)
+    with _startup_errors(traceback=log_level == "debug"):
+        run_personal(
+            plan_path,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            open_browser=open_browser,
+            log_level=log_level,
+        )
 
 
 @main.group("key")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "standby"
-ENTRY_POINTS = {"cli", "testing", "demo", "demo_script", "web"}
+ENTRY_POINTS = {"cli", "testing", "demo", "demo_script", "personal", "web"}
 
 
 def part(module: str) -> str:

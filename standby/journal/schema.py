@@ -174,3 +174,65 @@ drill_runs = sa.Table(
     sa.Column("report_json", sa.Text),  # Report.as_dict(), for a report rendered later
     sa.Index("ix_drill_runs_started_at", "started_at"),
 )
+
+# The chat page's conversations (``standby.chat``), written there and by the importers of
+# the ChatGPT and Claude exports.  ``owner`` is the client's name (NULL: a single-user
+# gateway, or conversations the admin made); every read is scoped by it.
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("owner", sa.String),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("source", sa.String, nullable=False),  # chat | chatgpt | claude
+    sa.Column("source_id", sa.String),  # the export's id of the conversation
+    sa.Column("current_message_id", sa.String),  # the leaf of the branch on show
+    # an imported conversation's id is derived from (source, source_id, owner), so a
+    # second import finds it even where owner is NULL (which a unique index lets repeat)
+    sa.Index("ux_conversations_source", "source", "source_id", "owner", unique=True),
+    sa.Index("ix_conversations_owner_updated_at", "owner", "updated_at"),
+    sa.Index("ix_conversations_updated_at", "updated_at"),
+)
+
+chat_messages = sa.Table(
+    # a tree: an edited question or a regenerated answer is a sibling of the one it replaces
+    "chat_messages",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    # the conversation's owner, repeated (it never changes) so that a client's search on
+    # PostgreSQL reads its own messages by index, without a join per match
+    sa.Column("owner", sa.String),
+    sa.Column("parent_id", sa.String),
+    sa.Column("role", sa.String, nullable=False),  # system | user | assistant | tool
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("model", sa.String),  # the model that answered
+    sa.Column("provider", sa.String),
+    # the answer was continued on another target after its stream broke
+    sa.Column("continued", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("state", sa.String, nullable=False),  # done | streaming | queued | failed | stopped
+    sa.Column("request_id", sa.String),  # the journal's request (requests.rid)
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("extra_json", sa.Text),  # attachments, non-text parts, the export's metadata
+    sa.Index("ix_chat_messages_conversation_created_at", "conversation_id", "created_at"),
+    sa.Index("ix_chat_messages_request_id", "request_id"),
+    # the answers a restart picks up (queued, or cut while streaming): few among many
+    sa.Index("ix_chat_messages_state", "state"),
+)
+
+# Full-text search over the conversations is made by migration 0006 per database, outside
+# this metadata (``standby.chat.fts5``, ``standby.chat.tsvector``): on SQLite the FTS5
+# table ``chat_search`` (FTS5 keeps its own ``chat_search_*`` tables beside it); on
+# PostgreSQL a generated ``search`` tsvector column with a GIN index on each of the two
+# tables above, and the indexes that find the newest matching messages (all of them, or
+# one owner's) without ranking every match.
+SEARCH_TABLE = "chat_search"
+SEARCH_COLUMN = "search"
+SEARCH_INDEXES = (
+    "ix_conversations_search",
+    "ix_chat_messages_search",
+    "ix_chat_messages_created_at",
+    "ix_chat_messages_owner_created_at",
+)

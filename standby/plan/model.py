@@ -453,6 +453,13 @@ class SharedState(Record):
         return value
 
 
+class ChatConfig(Record):
+    """The chat page for people (``/chat``): conversations kept in the journal's database."""
+
+    enabled: bool = False  # ``standby chat`` turns it on
+    model: str = ""  # what a question asks by default; "": the plan's first named route
+
+
 class Price(Record):
     """What a target's tokens cost, per million (the currency is the reader's own)."""
 
@@ -480,6 +487,7 @@ class Plan(Record):
     drills: Drills = Drills()  # rehearsals: objectives a drill is judged by
     state: SharedState = SharedState()  # breakers shared between replicas
     capacity: Capacity = Capacity()  # targets' limits shared out by client priority
+    chat: ChatConfig = ChatConfig()  # the chat page (/chat)
 
     @model_validator(mode="after")
     def _cross_check(self, info: ValidationInfo) -> Plan:
@@ -540,6 +548,10 @@ class Plan(Record):
                         f"unknown provider in {drill.target!r} (known: {known})",
                     )
                 )
+        if self.chat.enabled and not self.journal.enabled:
+            found.append(
+                (("chat", "enabled"), "the chat keeps conversations in the journal: enable it")
+            )
         for target in self.prices:
             provider, sep, model = target.partition("/")
             if not sep or not model:

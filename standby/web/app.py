@@ -59,6 +59,7 @@ from standby.web.admin_api import admin_app
 from standby.web.alerting import Alerting
 from standby.web.anthropic_api import AnthropicWire
 from standby.web.asgi import Receive, Scope, Send
+from standby.web.chat_page import ChatPage
 from standby.web.clients import ClientKeys
 from standby.web.openai_api import OpenAIWire
 from standby.web.pipeline import Pipeline
@@ -87,9 +88,12 @@ class Gateway:
         shared: SharedHealth | None = None,
         cluster: Callable[[], dict[str, Any]] | None = None,
         ledger: Ledger | None = None,
+        chat_page: Handler | None = None,
     ) -> None:
-        """``ledger``: where limits are counted (the process's, or Redis for replicas)."""
+        """``ledger``: where limits are counted (the process's, or Redis for replicas);
+        ``chat_page``: the chat page (``/chat``), when the plan has it."""
         self.plan = plan
+        self.chat_page = chat_page
         self.registry = registry or HealthRegistry(plan.breaker, trial_timeout=plan.timeouts.total)
         built: dict[str, Provider] = (
             providers
@@ -175,6 +179,8 @@ class Gateway:
         for (verb, prefix), by_prefix in self.by_prefix.items():
             if method == verb and path.startswith(prefix) and len(path) > len(prefix):
                 return by_prefix
+        if self.chat_page is not None and (path == "/chat" or path.startswith("/chat/")):
+            return self.chat_page
         return self.admin
 
     async def aclose(self) -> None:
@@ -278,6 +284,20 @@ class StandbyApp:
                         self.alerting.page_now,
                     )
                 )
+        # the chat page, when the plan has it (its answers outlive a plan reload)
+        self.chat = (
+            ChatPage(
+                service,
+                plan=lambda: self.gateway.plan,
+                router=lambda: self.gateway.router,
+                registry=lambda: self.gateway.registry,
+                keys=lambda: self.gateway.keys,
+                incidents=self.alerting.manager,
+                clock=clock,
+            )
+            if service is not None and plan.chat.enabled
+            else None
+        )
         self.gateway = Gateway(
             plan,
             metrics=self.metrics,
@@ -290,6 +310,7 @@ class StandbyApp:
             shared=self.shared,
             cluster=self.cluster_status if self.shared is not None else None,
             ledger=self.ledger,
+            chat_page=self.chat,
         )
         self.alerting.use(self.gateway)
         self.drills.attach(
@@ -383,6 +404,7 @@ class StandbyApp:
             shared=self.shared,
             cluster=self.cluster_status if self.shared is not None else None,
             ledger=self.ledger,
+            chat_page=self.chat,
         )
         self.alerting.use(self.gateway)
         if self._background and self.gateway.deferred is not None:
@@ -437,6 +459,8 @@ class StandbyApp:
             self._start_job("retention", self.retention.run())
         # the plan's scheduled drills (read at every tick: a reload may add some)
         self._start_job("drills", self.drills.run_schedule())
+        if self.chat is not None:  # the queued answers, tried again until one is served
+            self._start_job("chat", self.chat.engine.run())
 
     def _start_job(self, name: str, job: Coroutine[Any, Any, None]) -> None:
         assert self.journal_service is not None
@@ -453,6 +477,8 @@ class StandbyApp:
                 await task
         self._cluster.clear()
         await self.alerting.stop()
+        if self.chat is not None:
+            await self.chat.engine.aclose()
         for task in self._background:
             task.cancel()
         for task in self._background:

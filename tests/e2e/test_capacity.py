@@ -6,7 +6,6 @@ limit.  And a client's own rate limit: OpenAI's 429 and ``x-ratelimit-*`` header
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import secrets
