@@ -29,7 +29,8 @@ from typing import Any
 
 from standby.capacity.ledger import Ledger
 from standby.errors import CapacityShort
-from standby.plan.model import Plan, Priority
+from standby.plan.model import Plan
+from standby.plan.scale import Priority
 
 log = logging.getLogger("standby.capacity")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from standby.routing.sink import Attempt, JournalSink
+from standby.routing.sink import Attempt, JournalSink, PassThrough
 
 Used = Callable[[str, str, int], None]  # (provider, model, tokens in all)
 
@@ -32,42 +32,14 @@ def total_tokens(usage: dict[str, Any] | None) -> int:
     return sum(part for part in parts if isinstance(part, int))
 
 
-class Metered:
-    """``sink``, with ``used`` told the tokens of every completed answer."""
+class Metered(PassThrough):
+    """``inner``, with ``used`` told the tokens of every completed answer."""
 
-    __slots__ = ("sink", "used")
+    __slots__ = ("used",)
 
-    def __init__(self, sink: JournalSink, used: Used) -> None:
-        self.sink = sink
+    def __init__(self, inner: JournalSink, used: Used) -> None:
+        super().__init__(inner)
         self.used = used
-
-    def accepted(
-        self,
-        rid: str,
-        *,
-        endpoint: str,
-        route: str,
-        model: str,
-        stream: bool,
-        raw_body: bytes,
-        metadata: dict[str, Any] | None,
-        store: bool,
-        client: str | None = None,
-    ) -> None:
-        self.sink.accepted(
-            rid,
-            endpoint=endpoint,
-            route=route,
-            model=model,
-            stream=stream,
-            raw_body=raw_body,
-            metadata=metadata,
-            store=store,
-            client=client,
-        )
-
-    def delta(self, rid: str, text: str) -> None:
-        self.sink.delta(rid, text)
 
     def completed(
         self,
@@ -83,7 +55,7 @@ class Metered:
         tokens = total_tokens(usage)
         if tokens:
             self.used(provider, model, tokens)
-        self.sink.completed(
+        super().completed(
             rid,
             completion_id=completion_id,
             provider=provider,
@@ -92,30 +64,3 @@ class Metered:
             usage=usage,
             attempts=attempts,
         )
-
-    def failed(
-        self, rid: str, *, status: int, response: bytes, attempts: Sequence[Attempt]
-    ) -> None:
-        self.sink.failed(rid, status=status, response=response, attempts=attempts)
-
-    def client_gone(
-        self,
-        rid: str,
-        *,
-        completion_id: str,
-        provider: str,
-        model: str,
-        sent: str,
-        attempts: Sequence[Attempt],
-    ) -> None:
-        self.sink.client_gone(
-            rid,
-            completion_id=completion_id,
-            provider=provider,
-            model=model,
-            sent=sent,
-            attempts=attempts,
-        )
-
-    def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
-        self.sink.deferred(rid, until=until, callback=callback)

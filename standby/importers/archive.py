@@ -19,6 +19,10 @@ import orjson
 from standby.errors import ExportTooLarge, ExportUnreadable
 
 _CHUNK = 1 << 20
+# what ``zipfile`` inflates (exports use deflate; stored and the others cost nothing)
+_METHODS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,12 @@ def read_member(path: Path, name: str, limits: ArchiveLimits = DEFAULT_LIMITS) -
                 f"{where} claims {info.file_size:,} bytes from {info.compress_size:,} "
                 "compressed: refused as a zip bomb"
             )
+        if info.flag_bits & 0x1:
+            raise ExportUnreadable(f"{where} is encrypted: export it again without a password")
+        if info.compress_type not in _METHODS:
+            raise ExportUnreadable(
+                f"{where} uses compression method {info.compress_type}, which is not read here"
+            )
         parts: list[bytes] = []
         size = 0
         try:
@@ -78,8 +88,6 @@ def read_member(path: Path, name: str, limits: ArchiveLimits = DEFAULT_LIMITS) -
                         )
                     parts.append(chunk)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-            raise ExportUnreadable(f"{where} cannot be read: {exc}") from exc
-        except (RuntimeError, NotImplementedError) as exc:  # encrypted; unknown compression
             raise ExportUnreadable(f"{where} cannot be read: {exc}") from exc
         return b"".join(parts)
 

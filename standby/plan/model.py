@@ -21,6 +21,7 @@ from pydantic import (
 
 from standby.plan.alerts import Drills, Incidents, Notify, Probes, PublicPage, StatusPage
 from standby.plan.record import Record
+from standby.plan.scale import Capacity, Limits, Priority, SharedState
 from standby.plan.values import Clamp, Duration, Loc, Size, Tokens, dotted
 
 # body keys the gateway itself decides; a target's params or clamps may not touch them
@@ -150,35 +151,6 @@ class CapabilityOverrides(Record):
     def apply(self, base: Capabilities) -> Capabilities:
         changes = {k: v for k, v in self.model_dump().items() if v is not None}
         return base.model_copy(update=changes) if changes else base
-
-
-class Limits(Record):
-    """A provider account's capacity per minute (all its models together), held across
-    replicas; none set: learned per model from the provider's rate-limit headers, if it
-    sends them."""
-
-    requests_per_minute: int | None = Field(None, ge=1)
-    tokens_per_minute: int | None = Field(None, ge=1)
-
-
-Priority = Literal["high", "normal", "low"]
-DEFAULT_SHARES: dict[Priority, float] = {"high": 1.0, "normal": 0.9, "low": 0.6}
-
-
-class Capacity(Record):
-    """How a target's capacity is shared out by priority when it runs short: each class
-    may fill the target's minute up to its share, so low-priority traffic never takes the
-    part kept for the others."""
-
-    shares: dict[Priority, float] = Field(default_factory=lambda: dict(DEFAULT_SHARES))
-
-    @field_validator("shares")
-    @classmethod
-    def _shares(cls, value: dict[Priority, float]) -> dict[Priority, float]:
-        for name, share in value.items():
-            if not 0.0 < share <= 1.0:
-                raise ValueError(f"{name}: a share is more than 0 and at most 1, got {share}")
-        return {**DEFAULT_SHARES, **value}
 
 
 class ProviderConfig(Record):
@@ -434,23 +406,6 @@ def journal_url_problem(url: str) -> str | None:
         f"unsupported database {backend!r}: the journal runs on SQLite or PostgreSQL; "
         f"write {_JOURNAL_URLS}"
     )
-
-
-class SharedState(Record):
-    """Where the replicas of one gateway share their breakers' states (Redis)."""
-
-    url: str = ""  # redis://host:6379/0; "" (the default): each replica on its own
-    prefix: str = "standby"  # of the keys and the channel: clusters sharing one Redis differ
-    # how long a replica holds the singleton jobs' lease without renewing it: a replica
-    # killed outright is replaced within this
-    lease: Duration = Field(10.0, ge=1.0, le=300.0)
-
-    @field_validator("url")
-    @classmethod
-    def _redis(cls, value: str) -> str:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"state.url must be redis://, rediss:// or unix://, got {value!r}")
-        return value
 
 
 class ChatConfig(Record):

@@ -30,7 +30,8 @@ from standby.errors import (
     Throttled,
     UpstreamStatus,
 )
-from standby.plan.model import Priority, Retry, Timeouts
+from standby.plan.model import Retry, Timeouts
+from standby.plan.scale import Priority
 from standby.routing.capabilities import Caps, Needs, refusal, unfit
 from standby.routing.outcomes import Action, Effect, Verdict, judge
 from standby.routing.policy import Target

@@ -24,7 +24,8 @@ from typing import Any, Protocol, TypeVar
 
 from standby.canonical import Deadlines, Endpoint
 from standby.errors import ProviderError, UpstreamStatus
-from standby.plan.model import Priority, Timeouts
+from standby.plan.model import Timeouts
+from standby.plan.scale import Priority
 from standby.providers.base import Provider
 from standby.routing.attempts import AttemptSchedule, Clock, Step
 from standby.routing.capabilities import Depth, needs

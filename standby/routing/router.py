@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from standby.canonical import Call, Deadlines, Endpoint, Reply
 from standby.errors import InvalidRequest, ModelNotFound
-from standby.plan.model import Plan, Priority, RouteConfig
+from standby.plan.model import Plan, RouteConfig
+from standby.plan.scale import Priority
 from standby.providers.base import Provider
 from standby.routing.attempts import AttemptRecord, AttemptSchedule, HealthGate, Step
 from standby.routing.driver import AttemptContext, Attempts, Capacity, RouteMetrics

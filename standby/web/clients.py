@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from standby.errors import Unauthorized
-from standby.plan.model import ClientKey, Priority, StorePolicy
+from standby.plan.model import ClientKey, StorePolicy
+from standby.plan.scale import Priority
 from standby.web.asgi import Scope, header
 
 CLIENT_SCOPE_KEY = "standby.client"  # where the caller's name is left for the access log

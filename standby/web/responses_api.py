@@ -26,7 +26,7 @@ from standby.canonical.chat import Delta, Message
 from standby.errors import ClientError, InvalidRequest, JournalUnavailable, StandbyError
 from standby.journal.service import JournalService
 from standby.routing.policy import Target
-from standby.routing.sink import Attempt, JournalSink
+from standby.routing.sink import Attempt, JournalSink, PassThrough
 from standby.translate.openai import request_to_openai, response_from_openai
 from standby.translate.responses import (
     new_response_id,
@@ -206,44 +206,18 @@ class _Events(EventEncoder):
             self.model = self.run.target.model  # after a continuation: who finished
 
 
-class _AsResponse:
+class _AsResponse(PassThrough):
     """A journal sink recording the answer as a ``Response`` under its ``resp_`` id.
 
     The stream engine journals a ``chat.completion``; this converts it on the way, so a
     streamed answer is stored in the same shape as a non-streamed one.
     """
 
+    __slots__ = ("request",)
+
     def __init__(self, inner: JournalSink, request: ResponsesRequest) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.request = request
-
-    def accepted(
-        self,
-        rid: str,
-        *,
-        endpoint: str,
-        route: str,
-        model: str,
-        stream: bool,
-        raw_body: bytes,
-        metadata: dict[str, Any] | None,
-        store: bool,
-        client: str | None = None,
-    ) -> None:
-        self.inner.accepted(
-            rid,
-            endpoint=endpoint,
-            route=route,
-            model=model,
-            stream=stream,
-            raw_body=raw_body,
-            metadata=metadata,
-            store=store,
-            client=client,
-        )
-
-    def delta(self, rid: str, text: str) -> None:
-        self.inner.delta(rid, text)
 
     def completed(
         self,
@@ -267,11 +241,6 @@ class _AsResponse:
             attempts=attempts,
         )
 
-    def failed(
-        self, rid: str, *, status: int, response: bytes, attempts: Sequence[Attempt]
-    ) -> None:
-        self.inner.failed(rid, status=status, response=response, attempts=attempts)
-
     def client_gone(
         self,
         rid: str,
@@ -290,9 +259,6 @@ class _AsResponse:
             sent=sent,
             attempts=attempts,
         )
-
-    def deferred(self, rid: str, *, until: float, callback: str | None) -> None:
-        self.inner.deferred(rid, until=until, callback=callback)
 
 
 class StoredTurns:

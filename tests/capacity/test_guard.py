@@ -10,7 +10,8 @@ from standby.capacity.clients import ClientLimits, reset_text
 from standby.capacity.guard import CapacityGuard
 from standby.capacity.ledger import LocalLedger
 from standby.errors import CapacityShort, RateLimited
-from standby.plan.model import Plan, Priority
+from standby.plan.model import Plan
+from standby.plan.scale import Priority
 
 HASH = "sha256:" + "ab" * 32
 
