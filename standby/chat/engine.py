@@ -32,6 +32,7 @@ from standby.chat.model import Message, State, Thread
 from standby.chat.store import ChatStore
 from standby.errors import ClientError, Exhausted, StandbyError
 from standby.journal.events import RequestIds
+from standby.routing.attempts import journal_attempts
 from standby.routing.router import Router
 from standby.routing.sink import JournalSink
 from standby.routing.streams import StreamRun
@@ -237,11 +238,13 @@ class ChatEngine:
         try:
             target = await run.start()
         except Exhausted as exhausted:
-            self.journal.failed(rid, status=503, response=b"", attempts=[])
+            tried = journal_attempts(run.plan.history)
+            self.journal.failed(rid, status=503, response=b"", attempts=tried)
             await self._queue(generation, exhausted)
             return
         except StandbyError as error:
-            self.journal.failed(rid, status=502, response=b"", attempts=[])
+            tried = journal_attempts(run.plan.history)
+            self.journal.failed(rid, status=502, response=b"", attempts=tried)
             generation.emit("error", {"message": str(error)})
             await self._end(generation, "failed")
             return
