@@ -238,7 +238,8 @@ def status_page_command(
     figures within a minute. Whatever keeps it from starting is said in one line, with
     exit status 1.
     """
-    from standby.web.page_process import lower_priority, run_page, spare_cores
+    from standby.placement import spare_cores
+    from standby.web.page_process import lower_priority, run_page
     from standby.web.serve import configure_logging
     from standby.web.serve import listen as bind
 

@@ -53,6 +53,7 @@ from standby.journal.batch import Batch, describe, prepare
 from standby.journal.drivers import Target, WriteConnection, connect, explain, refused
 from standby.journal.traffic import DEFAULT_OBJECTIVE
 from standby.journal.wal import LogReader, Position
+from standby.placement import spare_cores
 
 log = logging.getLogger("standby.journal")
 
@@ -446,6 +447,7 @@ def main() -> int:
     """The follower process: settings on the first input line, then the protocol."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+    spare_cores()  # a pinned gateway keeps its cores: the follower's work is on the others
     # messages go to the original standard output; anything else printed, to stderr
     messages = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -343,17 +343,6 @@ class PageChild:
                 return self.proc.wait()
 
 
-def spare_cores() -> None:
-    """Leave the gateway's cores to it when it is pinned to some and the machine has
-    others: measured, a flood of visitors on the gateway's own core added 4 ms to its
-    p99, on another core nothing (docs/benchmarks.md).  Unpinned, nothing changes."""
-    with contextlib.suppress(AttributeError, OSError):
-        gateway = os.sched_getaffinity(os.getppid())
-        others = set(range(os.cpu_count() or 1)) - gateway
-        if others:
-            os.sched_setaffinity(0, others)
-
-
 def lower_priority() -> None:
     """Yield the CPU to the gateway whenever it wants it: Linux's idle scheduling class
     (a gateway thread that wakes up takes the core at once; the page gets every moment
