@@ -18,6 +18,7 @@ import json
 import secrets
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -89,10 +90,10 @@ def render(results: dict[str, Any]) -> str:
     ]
     for n, pair in enumerate(results["pairs"], 1):
         lim, unl = pair["limited"]["added_ms"], pair["unlimited"]["added_ms"]
-        lines.append(
-            f"| {n} | {lim['p50']} / {unl['p50']} ms | {lim['p99']} / {unl['p99']} ms "
-            f"| {pair['difference_added_p50']:+.2f}, {pair['difference_added_p99']:+.2f} ms |"
-        )
+        p50 = f"{lim['p50']:.2f} / {unl['p50']:.2f} ms"
+        p99 = f"{lim['p99']:.2f} / {unl['p99']:.2f} ms"
+        both = f"{pair['difference_added_p50']:+.2f}, {pair['difference_added_p99']:+.2f} ms"
+        lines.append(f"| {n} | {p50} | {p99} | {both} |")
     p50 = statistics.median(p["difference_added_p50"] for p in results["pairs"])
     p99 = statistics.median(p["difference_added_p99"] for p in results["pairs"])
     lines += ["", f"Median limited - unlimited: p50 {p50:+.2f} ms, p99 {p99:+.2f} ms.", ""]
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", default="", help="write <out>.md and <out>.json")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="capacity-bench-"))
     try:
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["started"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    results["command"] = "python -m bench.capacity_bench " + " ".join(argv or [])
+    results["command"] = " ".join(["python -m bench.capacity_bench", *argv])
     results["machine"] = machine.facts(Path(__file__).resolve().parent.parent)
     text = render(results)
     print(text)

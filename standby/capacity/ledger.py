@@ -40,8 +40,11 @@ MAX_KEYS = 100_000  # limits a local ledger keeps (clients times kinds); beyond,
 
 
 class Ledger(Protocol):
-    async def take(self, key: str, cap: int, span: float) -> Grant:
-        """One unit of ``key``'s sliding log, if fewer than ``cap`` are in ``span``."""
+    async def take(
+        self, key: str, cap: int, span: float, *, want: int = 1, hold: float = 0.0
+    ) -> Grant:
+        """``want`` units of ``key``'s sliding log if they fit under ``cap`` in ``span``,
+        dated ``hold`` seconds ahead (a block to spend within that time)."""
         ...
 
     async def check(self, key: str, cap: int, span: float) -> Grant:
@@ -77,11 +80,15 @@ class LocalLedger:
             found = self._buckets[key] = Buckets(span, span / 60.0)
         return found
 
-    async def take(self, key: str, cap: int, span: float) -> Grant:
-        return self.take_now(key, cap, span)
+    async def take(
+        self, key: str, cap: int, span: float, *, want: int = 1, hold: float = 0.0
+    ) -> Grant:
+        return self.take_now(key, cap, span, want=want, hold=hold)
 
-    def take_now(self, key: str, cap: int, span: float) -> Grant:
-        return self._log(key, span).take(cap, self.clock())
+    def take_now(
+        self, key: str, cap: int, span: float, *, want: int = 1, hold: float = 0.0
+    ) -> Grant:
+        return self._log(key, span).take(cap, self.clock(), want=want, hold=hold)
 
     async def check(self, key: str, cap: int, span: float) -> Grant:
         return self._bucket(key, span).check(cap, self.clock())
@@ -99,19 +106,27 @@ def _bound(table: dict[str, Any]) -> None:
             del table[key]
 
 
-# KEYS[1]: the log (a sorted set of units scored by their time in ms).
-# ARGV: span (ms), cap, a unique member.  → {granted 0/1, used, retry after (ms)}
+# KEYS[1]: the log (a sorted set of units scored by their time in ms).  ARGV: span (ms),
+# cap, a unique member, units wanted, how far ahead they are dated (ms).
+# → {granted 0/1, used, retry after (ms; for one unit)}
 _TAKE = """
 local span = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
+local want = tonumber(ARGV[4])
+local hold = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
 local used = redis.call('ZCARD', KEYS[1])
-if used < cap then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], span)
-  return {1, used + 1, 0}
+if used + want <= cap then
+  for i = 1, want do
+    redis.call('ZADD', KEYS[1], now + hold, ARGV[3] .. ':' .. i)
+  end
+  redis.call('PEXPIRE', KEYS[1], span + hold)
+  return {1, used + want, 0}
+end
+if want > 1 then
+  return {0, used, 0}
 end
 if cap <= 0 then
   return {0, used, span}
@@ -247,11 +262,14 @@ class RedisLedger:
         self._look_at_roster()
         return result
 
-    async def take(self, key: str, cap: int, span: float) -> Grant:
+    async def take(
+        self, key: str, cap: int, span: float, *, want: int = 1, hold: float = 0.0
+    ) -> Grant:
         member = f"{self._member}{next(self._units)}"
-        result = await self._run(self._take, key, [int(span * 1000), cap, member])
+        args = [int(span * 1000), cap, member, want, int(hold * 1000)]
+        result = await self._run(self._take, key, args)
         if result is None:
-            return self.local.take_now(key, self._share(cap), span)
+            return self.local.take_now(key, self._share(cap), span, want=want, hold=hold)
         return Grant(bool(result[0]), int(result[1]), int(result[2]) / 1000.0)
 
     async def check(self, key: str, cap: int, span: float) -> Grant:

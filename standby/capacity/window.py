@@ -15,6 +15,7 @@ Both are pure: the caller passes ``now`` (seconds, any clock it keeps to).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -31,33 +32,39 @@ class Grant:
 
 
 class SlidingLog:
-    """Units granted over the last ``span`` seconds, one timestamp each."""
+    """Units granted over the last ``span`` seconds, one timestamp each (kept sorted).
+
+    A unit may be dated ahead (``hold``): a block of units taken now to be spent within
+    ``hold`` seconds is counted as if each were spent at the block's last moment, so it
+    stays in the window at least as long as the request it stands for — never less.
+    """
 
     __slots__ = ("_times", "span")
 
     def __init__(self, span: float = 60.0) -> None:
         self.span = span
-        self._times: deque[float] = deque()
+        self._times: list[float] = []
 
     def _expire(self, now: float) -> None:
-        edge = now - self.span
-        times = self._times
-        while times and times[0] <= edge:
-            times.popleft()
+        gone = bisect.bisect_right(self._times, now - self.span)
+        if gone:
+            del self._times[:gone]
 
     def used(self, now: float) -> int:
         self._expire(now)
         return len(self._times)
 
-    def take(self, cap: int, now: float) -> Grant:
-        """One unit if fewer than ``cap`` are in the window; else when one would fit."""
+    def take(self, cap: int, now: float, *, want: int = 1, hold: float = 0.0) -> Grant:
+        """``want`` units if they fit under ``cap`` in the window; else none, and, for one
+        unit, when it would fit."""
         self._expire(now)
         used = len(self._times)
-        if used < cap:
-            self._times.append(now)
-            return Grant(True, used + 1)
-        if cap <= 0:
-            return Grant(False, used, self.span)
+        if used + want <= cap:
+            for _ in range(want):
+                bisect.insort(self._times, now + hold)
+            return Grant(True, used + want)
+        if want > 1 or cap <= 0:
+            return Grant(False, used, self.span if cap <= 0 else 0.0)
         # the window must lose ``used - cap + 1`` units: the one at that rank leaves last
         return Grant(False, used, max(0.0, self._times[used - cap] + self.span - now))
 

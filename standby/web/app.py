@@ -114,7 +114,7 @@ class Gateway:
             on_transition=shared.transition if shared is not None else None,
         )
         ledger = ledger if ledger is not None else LocalLedger(clock)
-        self.capacity = CapacityGuard(plan, ledger)
+        self.capacity = CapacityGuard(plan, ledger, clock=clock)
         self.limits = ClientLimits(plan.server.client_keys, ledger)
         self.router = Router(
             plan,

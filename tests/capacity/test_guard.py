@@ -132,3 +132,55 @@ async def test_a_daily_token_budget_once_spent_refuses_until_it_frees() -> None:
     with pytest.raises(RateLimited, match="tokens per day") as refused:
         await limits.admit("alice")
     assert refused.value.retry_after > 3600
+
+
+class CountingLedger(LocalLedger):
+    """A local ledger that counts the asks made of it (each would be a Redis trip)."""
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__(clock)
+        self.asks = 0
+
+    async def take(
+        self, key: str, cap: int, span: float, *, want: int = 1, hold: float = 0.0
+    ) -> Any:
+        self.asks += 1
+        return await super().take(key, cap, span, want=want, hold=hold)
+
+
+async def test_at_a_steady_rate_units_are_taken_ahead_in_a_few_asks() -> None:
+    now = [0.0]
+    ledger = CountingLedger(lambda: now[0])
+    providers = plan().model_dump()["providers"]
+    providers["backup"]["limits"] = {"requests_per_minute": 100_000}
+    guard = CapacityGuard(plan(providers=providers), ledger, clock=lambda: now[0])
+    first_second = 0
+    for tick in range(1000):  # 200 tries a second for 5 s
+        now[0] = tick / 200
+        if tick == 200:
+            first_second = ledger.asks  # one ask per try until the rate is known
+        await guard.take("backup", "backup/m", "high")
+    assert first_second == 200
+    assert ledger.asks - first_second <= 4 * 10 + 2  # then about one per 0.1 s
+    assert ledger._logs["target:backup"].used(now[0]) >= 1000  # every try is counted
+
+
+@pytest.mark.parametrize("priority", ["low", "normal", "high"])
+async def test_taking_ahead_never_lets_a_minute_hold_more_than_a_share(
+    priority: Priority,
+) -> None:
+    now = [0.0]
+    ledger = CountingLedger(lambda: now[0])
+    guard = CapacityGuard(plan(), ledger, clock=lambda: now[0])  # 10 per minute
+    tried = 0
+    sent: list[float] = []
+    for tick in range(2000):  # 100 tries a second for 20 s: far over the limit
+        now[0] = tick / 100
+        tried += 1
+        try:
+            await guard.take("backup", "backup/m", priority)
+            sent.append(now[0])
+        except CapacityShort:
+            pass
+    cap = guard.cap(10, priority)
+    assert len(sent) == cap  # the minute filled to the share, never past it
