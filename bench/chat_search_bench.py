@@ -3,7 +3,8 @@ database holds 100,000 imported-size conversations, on SQLite (and PostgreSQL wi
 ``--postgresql``).  Target (issue 13): under 50 ms.
 
     python -m bench.chat_search_bench [--conversations 100000] [--postgresql]
-                                      [--reps 5] [--max-fill 1800] [--out PATH]
+                                      [--no-sqlite] [--reuse] [--reps 5]
+                                      [--max-fill 1800] [--out PATH]
 
 The database is made by the project's own migration and filled through the importers'
 path (``ChatStore.add_threads``, 500 conversations a transaction, search index
@@ -11,7 +12,11 @@ included): synthetic conversations of 2 to 16 messages (8 on average), questions
 to 40 words and answers of 20 to 160, drawn from a 30,000-word vocabulary with a Zipf
 distribution (as words are in text), owned by 50 clients.  A few phrases are planted
 in one answer in a thousand.  ``--max-fill`` bounds the filling: when it runs out the
-search is measured on what was written, and the results say so.
+search is measured on what was written, and the results say so.  ``--no-sqlite``
+measures PostgreSQL alone.  ``--reuse`` keeps the PostgreSQL database after the run
+and, when it already holds the conversations asked, measures it again without filling
+(migrated to the newest revision first): for trying a change of the search in seconds
+rather than minutes.  Drop it afterwards (a run without ``--reuse`` does).
 
 Measured: each query of seven kinds (a rare word, a mid word, a frequent word, one of
 the four most common words — nearly every message has it —, two words, a phrase, a
@@ -133,9 +138,8 @@ class Corpus:
 
 
 async def fill(store: ChatStore, count: int, max_seconds: float) -> dict[str, Any]:
-    """The migration, then ``count`` conversations (or what ``max_seconds`` allows)."""
+    """``count`` conversations (or what ``max_seconds`` allows) into a migrated database."""
     started = time.perf_counter()
-    await migrate(store.engine)
     corpus, now = Corpus(), time.time()
     written = messages = characters = 0
     generating = 0.0
@@ -161,6 +165,34 @@ async def fill(store: ChatStore, count: int, max_seconds: float) -> dict[str, An
         "fill_s": time.perf_counter() - started,
         "generate_s": generating,
         "complete": written == count,
+    }
+
+
+async def filled_before(store: ChatStore, count: int) -> dict[str, Any] | None:
+    """What a database kept by an earlier ``--reuse`` run holds, if it is ``count``
+    conversations; None when it is empty (a new one, to fill)."""
+    async with store.engine.begin() as conn:
+        written = await conn.scalar(sa.text("SELECT count(*) FROM conversations"))
+        if not written:
+            return None
+        if written != count:
+            raise SystemExit(
+                f"{PG_DB} holds {written:,} conversations, not {count:,}: "
+                "run once without --reuse to start again"
+            )
+        messages, characters = (
+            await conn.execute(sa.text("SELECT count(*), sum(length(content)) FROM chat_messages"))
+        ).one()
+        await conn.execute(sa.text("ANALYZE conversations"))
+        await conn.execute(sa.text("ANALYZE chat_messages"))
+    return {
+        "asked": count,
+        "conversations": written,
+        "messages": messages,
+        "text_mib": characters / 2**20,
+        "fill_s": None,
+        "generate_s": None,
+        "complete": True,
     }
 
 
@@ -207,16 +239,23 @@ async def measure(store: ChatStore, reps: int) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
+async def postgres_database(reuse: bool) -> AsyncIterator[str]:
+    """A new database ``PG_DB``, dropped at the end; with ``reuse``, the one kept by an
+    earlier run (or a new one), kept."""
     admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
-            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
-            await conn.execute(sa.text(f"CREATE DATABASE {PG_DB}"))
+            found = await conn.scalar(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": PG_DB}
+            )
+            if not (reuse and found):
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
+                await conn.execute(sa.text(f"CREATE DATABASE {PG_DB}"))
         yield f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
     finally:
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
+        if not reuse:
+            async with admin.connect() as conn:
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
         await admin.dispose()
 
 
@@ -224,8 +263,13 @@ async def _backend(url: str, args: argparse.Namespace, size: Callable[[], float 
     engine = open_engine(url)
     try:
         store = ChatStore(engine)
-        filled = await fill(store, args.conversations, args.max_fill)
-        _log(f"{engine.dialect.name}: filled in {filled['fill_s']:.0f} s; searching")
+        await migrate(engine)
+        filled = await filled_before(store, args.conversations) if args.reuse else None
+        if filled is None:
+            filled = await fill(store, args.conversations, args.max_fill)
+            _log(f"{engine.dialect.name}: filled in {filled['fill_s']:.0f} s; searching")
+        else:
+            _log(f"{engine.dialect.name}: reusing {PG_DB}; searching")
         measured = await measure(store, args.reps)
     finally:
         await engine.dispose()
@@ -234,13 +278,15 @@ async def _backend(url: str, args: argparse.Namespace, size: Callable[[], float 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"backends": {}}
-    with tempfile.TemporaryDirectory(prefix="standby-chat-bench-") as folder:
-        path = Path(folder) / "standby.db"
-        results["backends"]["sqlite"] = await _backend(
-            f"sqlite:///{path}", args, lambda: path.stat().st_size / 2**20
-        )
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory(prefix="standby-chat-bench-") as folder:
+            path = Path(folder) / "standby.db"
+            sqlite = argparse.Namespace(**{**vars(args), "reuse": False})  # a new file
+            results["backends"]["sqlite"] = await _backend(
+                f"sqlite:///{path}", sqlite, lambda: path.stat().st_size / 2**20
+            )
     if args.postgresql:
-        async with postgres_database() as url:
+        async with postgres_database(args.reuse) as url:
             results["backends"]["postgresql"] = await _backend(url, args, lambda: None)
     return results
 
@@ -266,12 +312,17 @@ def render_results(results: dict[str, Any]) -> str:
     for name, b in results["backends"].items():
         size = f", {b['size_mib']:,.0f} MiB on disk" if b["size_mib"] is not None else ""
         partial = "" if b["complete"] else f" (of {b['asked']:,} asked: the fill ran out of time)"
+        filled = (
+            "filled by an earlier run (--reuse)"
+            if b["fill_s"] is None
+            else f"filled in {b['fill_s']:,.0f} s ({b['generate_s']:,.0f} s of it generating "
+            "the text)"
+        )
         lines += [
             f"## {name}",
             "",
             f"{b['conversations']:,} conversations{partial}, {b['messages']:,} messages, "
-            f"{b['text_mib']:,.0f} MiB of text{size}; filled in {b['fill_s']:,.0f} s "
-            f"({b['generate_s']:,.0f} s of it generating the text).",
+            f"{b['text_mib']:,.0f} MiB of text{size}; {filled}.",
             "",
             "| query | as | p50 ms | p99 ms | max ms | hits (of 20) |",
             "|---|---|---:|---:|---:|---:|",
@@ -292,6 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--conversations", type=int, default=100_000)
     parser.add_argument("--postgresql", action="store_true", help="also on PostgreSQL")
+    parser.add_argument("--no-sqlite", action="store_true", help="not on SQLite")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help=f"keep the PostgreSQL database {PG_DB}, and measure it again unfilled if it "
+        "holds the conversations asked",
+    )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument(
         "--max-fill", type=float, default=1800.0, help="seconds of filling, per database"

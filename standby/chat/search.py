@@ -9,10 +9,13 @@ indexes: SQLite's FTS5 (``standby.chat.fts5``) and PostgreSQL's tsvector
 
 Ranking reads every matching row, so a word found in most messages would cost time in
 proportion to the whole history; a search must not.  Beyond ``WINDOW`` matching
-messages, PostgreSQL ranks the newest ``WINDOW`` of them, and SQLite (whose bm25 also
-counts every row of each word) lists the newest matches first.  Below that, the ranking
-is exact.  Both return the best hit of each conversation, best first, with a snippet
-whose matches sit between ``MARK_START`` and ``MARK_END``.
+messages, PostgreSQL ranks the newest ``WINDOW`` of a client's, and SQLite (whose bm25
+also counts every row of each word) lists the newest matches first.  A search of
+everyone's conversations on PostgreSQL lists the newest first beyond
+``tsvector.RANKED`` (1,000) matching messages: finding the newest ``WINDOW`` of them
+takes too long there.  Below that, the ranking is exact.  Both return the best hit of
+each conversation, best first, with a snippet whose matches sit between ``MARK_START``
+and ``MARK_END``.
 """
 
 from __future__ import annotations

@@ -163,6 +163,11 @@ async def test_search_ranks_conversations_and_marks_the_match(
         assert MARK_START not in hit.text
     title_hit = next(h for h in hits if h.conversation.id == titled.id)
     assert title_hit.message_id is None and title_hit.text == "Tomato soup"
+    # everyone's search (the admin, a single user) ranks as the owner's when few match
+    everyone = await chat.search(None, "tomato")
+    assert [(h.conversation.id, h.message_id) for h in everyone] == [
+        (h.conversation.id, h.message_id) for h in hits
+    ]
 
     assert len(await chat.search("u", "tomato", limit=2)) == 2
     assert [h.conversation.id for h in await chat.search("u", '"tomato cages"')] == [much.id]
@@ -313,3 +318,42 @@ async def test_a_word_in_most_messages_brings_the_newest_matches(
     assert [h.conversation.id for h in await chat.search("w", "report 0")] == [made[0].id]
     both = await chat.search("w", "weather report")
     assert {h.conversation.id for h in both[:3]} == {c.id for c in made[-3:]}
+
+
+async def test_everyones_search_beyond_the_ranked_matches_brings_the_newest(
+    chat: ChatStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # owner None (the admin, or the single user without client keys): beyond RANKED
+    # matching messages PostgreSQL lists the newest first, as SQLite does beyond WINDOW
+    monkeypatch.setattr("standby.chat.fts5.WINDOW", 3)
+    monkeypatch.setattr("standby.chat.tsvector.RANKED", 3)
+    titled = await _exchange(chat, "ann", "Weather log", "hello")
+    made = []
+    for n in range(5):
+        clock.advance(7200)  # hours apart: FTS5's rowids run by the hour
+        owner = "ann" if n % 2 else None
+        made.append(await _exchange(chat, owner, f"day {n}", f"weather report {n}", "sunny"))
+    clock.advance(7200)
+    chatty = await _exchange(chat, "bob", "long day", *["weather?", "rain"] * 9)
+    clock.advance(7200)
+    await _exchange(chat, None, "evening", "ok", "ok")  # the newest messages do not match
+    newest = [chatty.id, *(c.id for c in reversed(made)), titled.id]
+
+    hits = await chat.search(None, "weather")
+    assert [h.conversation.id for h in hits] == newest
+    assert hits[0].message_id is not None and ("weather", True) in hits[0].segments()
+    # the newest matches are all in one conversation: more are read to fill two
+    assert [h.conversation.id for h in await chat.search(None, "weather", limit=2)] == newest[:2]
+    monkeypatch.setattr("standby.chat.tsvector.SCAN", 2)  # the walk finds none: the index
+    assert [h.conversation.id for h in await chat.search(None, "weather", limit=2)] == newest[:2]
+    assert [h.conversation.id for h in await chat.search(None, "weather")] == newest
+    rare = await chat.search(None, '"report 0"')  # no more than RANKED: ranked
+    assert [h.conversation.id for h in rare] == [made[0].id]
+    anns = {h.conversation.id for h in await chat.search("ann", "weather")}  # ranked
+    assert anns == {made[3].id, made[1].id, titled.id}
+    if chat.engine.dialect.name == "postgresql":
+        # a title matches as of its conversation's last activity
+        clock.advance(7200)
+        await chat.add_message("ann", titled.id, role="user", content="later")
+        first = (await chat.search(None, "weather"))[0]
+        assert (first.conversation.id, first.message_id) == (titled.id, None)

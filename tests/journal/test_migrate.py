@@ -68,4 +68,4 @@ async def test_the_migration_yields_the_schema_and_runs_once(store: SQLStore) ->
         "subscription_deliveries",
         "traffic_hours",
     ]
-    assert revision == "0006"
+    assert revision == "0007"
