@@ -230,7 +230,8 @@ def test_tail_shows_the_latest_requests_as_a_table(journal: Journal) -> None:
     ]
     rids = [word for line in lines for word in line.split() if word.startswith("req_")]
     assert rids == [s["rid"] for s in sent[-4:]]  # the latest four, oldest first
-    by_rid = {line.split()[1]: line for line in lines[1:]}
+    # the time column is one word today and two (date, time) for an older request
+    by_rid = {w: line for line in lines[1:] for w in line.split() if w.startswith("req_")}
     cut = by_rid[sent[-1]["rid"]]  # the last is a cut stream, still accepted
     assert "gpt-4o-mini → -" in cut and "accepted" in cut and cut.endswith("…")
     failed = by_rid[sent[-4]["rid"]]
