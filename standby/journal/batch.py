@@ -21,6 +21,7 @@ gives the collector (whose pauses stop the event loop too) next to nothing to sc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -243,8 +244,25 @@ def prepare(lines: Iterable[bytes], wal_id: str, batch: Batch | None = None) -> 
         except ValueError:
             batch.skipped += 1
             continue
+        if event["e"] == ev.ACCEPTED and event.get("hash") is None:
+            event["hash"] = body_hash(line, event.get("size"))
         _fold_checked(batch, event, wal_id)
     return batch
+
+
+_BODY_KEY = b',"body":'
+
+
+def body_hash(line: bytes, size: object) -> str | None:
+    """The SHA-256 of the body an accepted event's line carries verbatim as its last
+    value (``size`` bytes before the closing brace), or ``None`` when the line does not
+    end that way (no body kept: redacted or empty)."""
+    if not isinstance(size, int) or size <= 0 or not line.endswith(b"}"):
+        return None
+    start = len(line) - 1 - size
+    if line[start - len(_BODY_KEY) : start] != _BODY_KEY:
+        return None
+    return hashlib.sha256(line[start:-1]).hexdigest()
 
 
 def fold(events: Iterable[dict[str, Any]], wal_id: str, batch: Batch | None = None) -> Batch:

@@ -9,9 +9,12 @@ recovery source after a crash.
 A WAL line is one JSON object with ``"e"`` naming the event:
 
 =========  ===============================================================================
-``acc``    accepted: ``rid, at, client, endpoint, route, model, stream, store, metadata, body``
-           (the caller's JSON body, or ``null`` when content is redacted), ``hash``, ``size``;
-           ``client`` is the name of the caller's client key (``null`` on an open gateway)
+``acc``    accepted: ``rid, at, client, endpoint, route, model, stream, store, metadata``,
+           ``hash``, ``size``, ``body`` (the caller's JSON body, or ``null`` when content
+           is redacted); ``client`` is the name of the caller's client key (``null`` on
+           an open gateway).  ``body`` comes last and, when ``hash`` is ``null``, holds
+           exactly the ``size`` bytes the caller sent, which the follower hashes
+           (``standby.journal.batch``); older lines always carry the hash
 ``dlt``    stream text the client is about to receive: ``rid, text``
 ``fin``    the request ended: ``rid, at, state`` (``completed`` / ``failed`` /
            ``client_gone``), ``completion_id, provider, model, status, response`` (the
@@ -81,6 +84,14 @@ def decode(line: bytes) -> dict[str, Any]:
     if not isinstance(event, dict) or "e" not in event:
         raise ValueError("not a journal event")
     return event
+
+
+def verbatim(data: bytes) -> orjson.Fragment | None:
+    """``data`` (valid JSON) embedded byte for byte, or ``None`` when it cannot be: it is
+    empty, or holds a line break (``raw_json`` replaces those)."""
+    if not data or b"\n" in data or b"\r" in data:
+        return None
+    return orjson.Fragment(data)
 
 
 def raw_json(data: bytes | None) -> orjson.Fragment | None:

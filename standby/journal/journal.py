@@ -2,10 +2,16 @@
 
 ``Journal`` encodes each event and appends it to the write-ahead log (one ``write``
 syscall, no database round trip); the journal's follower process finds it there and
-brings the database up to date in batches (``standby.journal.writer``).  ``wake``, if
-given, is called after each append.  ``NullJournal`` is the same interface doing nothing
-(journal off).  With ``redact=True`` bodies and stream text are never written: only
-their SHA-256 and size, for privacy-sensitive plans.
+brings the database up to date in batches (``standby.journal.writer``).  ``NullJournal``
+is the same interface doing nothing (journal off).  With ``redact=True`` bodies and stream
+text are never written: only their SHA-256 and size, for privacy-sensitive plans.
+
+The request path does as little as it can: a caller's body is embedded as the accepted
+event's last value, byte for byte, so its SHA-256 is left to the follower, which hashes
+those bytes in the line (``standby.journal.batch``).  Only a body the line could not
+carry as it came (redacted, or with line breaks to replace) is hashed here.  On this
+host a SHA-256 of a small body costs 0.4 µs warm but 40 µs on a core whose caches a
+quiet moment has emptied, which is every request at a low rate.
 """
 
 from __future__ import annotations
@@ -44,17 +50,12 @@ class Journal:
         wal: WriteAheadLog,
         *,
         redact: bool = False,
-        wake: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.wal = wal
         self.redact = redact
-        self._wake = wake or (lambda: None)
         self._clock = clock
         self.lost = 0  # events that could not be written
-
-    def set_wake(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
 
     def _append(self, event: dict[str, Any]) -> None:
         # never fail a request because of its own record: a text orjson refuses (a lone
@@ -64,7 +65,7 @@ class Journal:
                 line = ev.encode(event)
             except orjson.JSONEncodeError:
                 line = ev.encode(_clean(event))
-            self.wal.append(line)
+            self.wal.write(line)
         except (OSError, TypeError, ValueError) as exc:
             self.lost += 1
             if self.lost == 1 or self.lost % 1000 == 0:
@@ -73,8 +74,6 @@ class Journal:
                     type(exc).__name__,
                     self.lost,
                 )
-            return
-        self._wake()
 
     def accepted(
         self,
@@ -89,6 +88,7 @@ class Journal:
         store: bool,
         client: str | None = None,
     ) -> None:
+        body = None if self.redact else ev.verbatim(raw_body)
         self._append(
             {
                 "e": ev.ACCEPTED,
@@ -101,9 +101,10 @@ class Journal:
                 "stream": stream,
                 "store": store,
                 "metadata": metadata,
-                "body": None if self.redact else ev.raw_json(raw_body),
-                "hash": hashlib.sha256(raw_body).hexdigest(),
+                # None: the follower hashes the body's bytes in the line
+                "hash": None if body is not None else hashlib.sha256(raw_body).hexdigest(),
                 "size": len(raw_body),
+                "body": body if body is not None or self.redact else ev.raw_json(raw_body),
             }
         )
 

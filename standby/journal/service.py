@@ -133,7 +133,7 @@ class JournalService:
             clock=clock,
             objective=objective,
         )
-        self.journal = Journal(self.wal, redact=config.redact, wake=self.writer.wake, clock=clock)
+        self.journal = Journal(self.wal, redact=config.redact, clock=clock)
         self.recovered: int | None = None  # requests marked interrupted at start-up
         self.secret = callback_secret(config, data_dir)
         self._started_at = clock()

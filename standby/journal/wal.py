@@ -168,6 +168,12 @@ class WriteAheadLog:
 
     def append(self, data: bytes) -> Position:
         """Append whole lines; returns the position just after them."""
+        self.write(data)
+        return Position(self._segment, self._size)
+
+    def write(self, data: bytes) -> None:
+        """Append whole lines (``append`` without making the position: the request
+        path's journal has no use for it)."""
         if self._size >= self.segment_bytes:
             self._rotate()
         written = os.write(self._fd, data)
@@ -176,7 +182,6 @@ class WriteAheadLog:
         if self.fsync:
             os.fsync(self._fd)
         self._size += len(data)
-        return Position(self._segment, self._size)
 
     def _rotate(self) -> None:
         os.close(self._fd)

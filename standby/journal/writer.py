@@ -114,10 +114,6 @@ class JournalWriter:
             self._supervise(), name=f"journal-writer-{self.wal_id}"
         )
 
-    def wake(self) -> None:
-        """An event was appended (``Journal`` calls it): the follower finds it by
-        itself within ``linger``, so the request path does nothing more."""
-
     # a timeout parameter, not asyncio.timeout(): expiry is JournalUnavailable, a state of
     # the journal the caller reports, not a TimeoutError of its own
     async def flush(self, timeout: float | None = 5.0) -> None:  # noqa: ASYNC109

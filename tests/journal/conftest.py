@@ -89,7 +89,6 @@ class Rig:
     def writer(self, **options: Any) -> JournalWriter:
         options.setdefault("backoff", (0.01, 0.05))
         writer = JournalWriter(self.wal, self.store, wal_id=self.wal_id, **options)
-        self.journal.set_wake(writer.wake)
         self.writers.append(writer)
         return writer
 

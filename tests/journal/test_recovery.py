@@ -32,7 +32,7 @@ from standby.journal.writer import JournalWriter
 async def main(wal_dir, url):
     wal = WriteAheadLog(wal_dir)
     writer = JournalWriter(wal, SQLStore.from_url(url), wal_id=load_wal_id(wal_dir), batch=50)
-    journal = Journal(wal, wake=writer.wake)
+    journal = Journal(wal)
     await writer.start()
     loaded = False
     for i in range(10**9):

@@ -66,7 +66,7 @@ async def test_server_stopped_and_started_again(
     await migrate(store.engine)
     wal = WriteAheadLog(tmp_path / "wal")
     writer = JournalWriter(wal, store, wal_id="w", backoff=(0.01, 0.2))
-    journal = Journal(wal, wake=writer.wake)
+    journal = Journal(wal)
     await writer.start()
     try:
         _journal(journal, 0, 10)

@@ -54,7 +54,7 @@ async def test_writes_fail_then_the_spool_is_replayed_once(
     await migrate(store.engine)
     wal = WriteAheadLog(tmp_path / "wal")
     writer = JournalWriter(wal, store, wal_id="w", backoff=(0.01, 0.05))
-    journal = Journal(wal, wake=writer.wake)
+    journal = Journal(wal)
     await writer.start()
     try:
         _journal(journal, 0, 10)

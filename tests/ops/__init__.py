@@ -121,7 +121,7 @@ async def journal_stack(
     await migrate(store.engine)
     wal = WriteAheadLog(wal_dir)
     writer = JournalWriter(wal, store, wal_id="test-wal", idle_interval=0.01)
-    journal = Journal(wal, wake=writer.wake, clock=clock)
+    journal = Journal(wal, clock=clock)
     await writer.start()
     try:
         yield Stack(store, journal, writer, clock)
