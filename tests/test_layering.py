@@ -4,7 +4,8 @@ Rules (docs/ARCHITECTURE.md): no circle between any two top-level parts of the p
 ``routing`` never imports ``journal``, ``deferred``, ``ops`` or ``web``; ``journal`` never
 imports ``routing``, ``deferred`` or ``web``; ``notify`` knows only the plan; ``watch``
 and ``incidents`` never reach up into ``web``; nothing imports ``web`` but the entry
-points.
+points; SQL is written only by the parts that own the tables it reads (``journal`` and
+``chat``).
 """
 
 from __future__ import annotations
@@ -99,3 +100,30 @@ def test_lower_parts_do_not_reach_up(source: str, forbidden: set[str]) -> None:
 def test_only_entry_points_import_web() -> None:
     importers = {source for source, targets in GRAPH.items() if "web" in targets}
     assert importers <= ENTRY_POINTS
+
+
+# the parts that own tables and write SQL over them: the journal (requests, incidents,
+# traffic…) and the chat (conversations).  The others name an engine or a URL at most.
+SQL_OWNERS = {"journal", "chat"}
+SQL_BUILDERS = {"sqlalchemy", "sqlalchemy.sql", "sqlalchemy.sql.expression"}
+
+
+def sql_builders(path: Path) -> set[str]:
+    """The SQL-building modules ``path`` imports (``import sqlalchemy as sa`` and the like)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in SQL_BUILDERS}
+        elif isinstance(node, ast.ImportFrom) and node.module in SQL_BUILDERS:
+            found.add(node.module)
+    return found
+
+
+def test_only_the_table_owners_write_sql() -> None:
+    writers = {
+        str(path.relative_to(PACKAGE)): builders
+        for path in PACKAGE.rglob("*.py")
+        if part(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)) not in SQL_OWNERS
+        and (builders := sql_builders(path))
+    }
+    assert writers == {}

@@ -12,12 +12,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from standby.incidents.manager import route_targets
-from standby.journal import events as ev
-from standby.journal.schema import requests
+from standby.journal.windows import answered_by_target
 from standby.plan.model import Plan
 from standby.reports.advice import vendor
 from standby.reports.build import primaries
@@ -71,13 +69,7 @@ async def exercise_findings(
 ) -> list[Finding]:
     """Backups that answered nothing in the last ``days`` days, from the journal."""
     since = (time.time() if now is None else now) - days * DAY
-    query = (
-        sa.select(requests.c.provider, requests.c.model, sa.func.count())
-        .where(requests.c.received_at >= since, requests.c.state == ev.COMPLETED)
-        .group_by(requests.c.provider, requests.c.model)
-    )
-    async with engine.connect() as conn:
-        answered = {f"{p}/{m}": n for p, m, n in await conn.execute(query)}
+    answered = await answered_by_target(engine, since)
     firsts = primaries(plan)
     found = []
     for name, keys in sorted(route_targets(plan).items()):

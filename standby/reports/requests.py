@@ -1,6 +1,7 @@
 """The requests a report is about, read from the journal's database: one query over the
-window's rows (by the index on ``received_at``), only the columns the figures need, each
-row turned into a ``Fact`` the pure fold (``reports.figures``) works on.
+window's rows (by the index on ``received_at``, in ``journal.windows``), only the columns
+the figures need, each row turned into a ``Fact`` the pure fold (``reports.figures``)
+works on.
 
 The baseline — the same hours of the previous seven days — is read as latencies only
 (answered requests, not deferred, not a client's own mistake): comparing with the same
@@ -14,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from standby.journal import events as ev
-from standby.journal.schema import requests
+from standby.journal.windows import answered_seconds, window_rows
 
 DAY = 86_400.0
 BASELINE_DAYS = 7
@@ -74,37 +74,11 @@ class Fact:
         return self.state in (ev.FAILED, ev.INTERRUPTED) and not self.client_error
 
 
-_COLUMNS = (
-    requests.c.rid,
-    requests.c.received_at,
-    requests.c.finished_at,
-    requests.c.route,
-    requests.c.client,
-    requests.c.stream,
-    requests.c.state,
-    requests.c.status,
-    requests.c.provider,
-    requests.c.model,
-    requests.c.usage_json,
-    requests.c.attempts_json,
-    requests.c.defer_until,
-)
-
-
 async def read_facts(
     engine: AsyncEngine, start: float, end: float, routes: Iterable[str] | None = None
 ) -> list[Fact]:
     """The requests received in ``[start, end)`` (of ``routes`` when given), oldest first."""
-    query = (
-        sa.select(*_COLUMNS)
-        .where(requests.c.received_at >= start, requests.c.received_at < end)
-        .order_by(requests.c.received_at)
-    )
-    if routes is not None:
-        query = query.where(requests.c.route.in_(sorted(routes)))
-    async with engine.connect() as conn:
-        result = await conn.execute(query)
-        return [fact(row) for row in result]
+    return [fact(row) for row in await window_rows(engine, start, end, routes)]
 
 
 def fact(row: Any) -> Fact:
@@ -157,24 +131,8 @@ async def baseline_latencies(
     engine: AsyncEngine, spans: Sequence[tuple[float, float]], routes: Iterable[str] | None = None
 ) -> list[float]:
     """Seconds from receipt to the answer's end of the requests answered in ``spans``
-    (deferred ones and the caller's own mistakes left out).  One query per span, each a
-    range of the ``received_at`` index: one query with their ``OR`` let SQLite pick the
-    (state, received_at) index and read every answered request of the journal."""
-    elapsed = requests.c.finished_at - requests.c.received_at
-    found: list[float] = []
-    chosen = sorted(routes) if routes is not None else None
-    async with engine.connect() as conn:
-        for start, end in spans:
-            query = (
-                sa.select(elapsed)
-                .where(requests.c.state == ev.COMPLETED)
-                .where(requests.c.received_at >= start, requests.c.received_at < end)
-                .where(requests.c.defer_until.is_(None), requests.c.finished_at.is_not(None))
-            )
-            if chosen is not None:
-                query = query.where(requests.c.route.in_(chosen))
-            found += [float(value) for (value,) in await conn.execute(query)]
-    return found
+    (deferred ones left out; the journal reads them, ``journal.windows``)."""
+    return await answered_seconds(engine, spans, routes)
 
 
 def _object(text: str | None) -> dict[str, Any]:
