@@ -32,7 +32,7 @@ import aiohttp
 from bench import client, journal_rig
 from bench.journal_rig import Gateway
 from bench.load import open_loop
-from bench.processes import ProcessSet, raise_nofile
+from bench.processes import ProcessSet, cpu_seconds, raise_nofile
 from bench.saturate import saturate
 
 SIDES = ("journal_on", "journal_off")
@@ -138,10 +138,14 @@ async def saturation(
         for side in _order(rep, sides):
             gateway = gateways[side]
             before = journal_rig.tree_cpu_seconds(gateway.pid)
+            alone = cpu_seconds(gateway.pid)
             result = await saturate(gateway.chat_url, 32, duration, workdir)
             cpu = journal_rig.tree_cpu_seconds(gateway.pid) - before
+            alone = cpu_seconds(gateway.pid) - alone
             result["gateway_cpu_s"] = cpu
             result["cpu_us_per_request"] = cpu / max(1, result["requests"]) * 1e6
+            # the request path's own: the follower runs on another core when there is one
+            result["gateway_alone_us_per_request"] = alone / max(1, result["requests"]) * 1e6
             pair[side] = result
             await asyncio.sleep(1.0)  # the journal side's writer drains between turns
         pair["ratio"] = pair["journal_on"]["ok_rps"] / pair["journal_off"]["ok_rps"]
@@ -157,6 +161,10 @@ async def saturation(
         "rps": {side: statistics.median(p[side]["ok_rps"] for p in pairs) for side in sides},
         "cpu_us": {
             side: statistics.median(p[side]["cpu_us_per_request"] for p in pairs) for side in sides
+        },
+        "gateway_alone_us": {
+            side: statistics.median(p[side]["gateway_alone_us_per_request"] for p in pairs)
+            for side in sides
         },
         "errors": {
             side: sum(p[side]["non_2xx"] + p[side]["socket_errors"] for p in pairs)
@@ -200,6 +208,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append("")
     if "saturation" in results:
         sat = results["saturation"]
+        alone = sat.get("gateway_alone_us")  # (runs before 2026-12-04 have none)
         ratios = ", ".join(f"{p['ratio']:.3f}" for p in sat["pairs"])
         lines += [
             f"Saturation ({sat['engine']}, 32 connections, non-streaming):",
@@ -210,6 +219,15 @@ def render(results: dict[str, Any]) -> str:
             f"| x{sat['ratio']:.3f} (pairs {ratios}) |",
             f"| CPU per request, gateway + follower | {sat['cpu_us']['journal_on']:.0f} µs "
             f"| {sat['cpu_us']['journal_off']:.0f} µs | |",
+            *(
+                [
+                    f"| CPU per request, the gateway alone | {alone['journal_on']:.0f} µs "
+                    f"| {alone['journal_off']:.0f} µs "
+                    f"| x{alone['journal_off'] / alone['journal_on']:.3f} (off / on) |"
+                ]
+                if alone
+                else []
+            ),
             f"| non-2xx + socket errors | {sat['errors']['journal_on']} "
             f"| {sat['errors']['journal_off']} | |",
             "",
