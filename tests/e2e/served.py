@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import aiohttp
 
 START_WAIT = 30.0
+STOP_WAIT = 20.0  # SIGTERM → exit: the shutdown drains, each part bounded
 
 
 def free_port() -> int:
@@ -64,7 +66,8 @@ async def served(
         "--port",
         str(port),
         *extra_args,
-        env=dict(os.environ),
+        # a gateway that will not stop is asked for its threads' stacks (SIGABRT)
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -76,9 +79,29 @@ async def served(
     finally:
         if process.returncode is None:
             process.terminate()
-        async with asyncio.timeout(20):
-            await process.wait()
+        try:
+            async with asyncio.timeout(STOP_WAIT):
+                await process.wait()
+        except TimeoutError:
+            await _stuck(gateway)
         drain.cancel()
+
+
+async def _stuck(gateway: ServedGateway) -> None:
+    """A gateway still running ``STOP_WAIT`` seconds after SIGTERM: fail with where its
+    threads were (faulthandler prints them on SIGABRT) and the end of what it logged."""
+    gateway.process.send_signal(signal.SIGABRT)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            await gateway.process.wait()
+    if gateway.process.returncode is None:
+        gateway.process.kill()
+        await gateway.process.wait()
+    await asyncio.sleep(0.1)  # let the drain read what it printed last
+    printed = "\n".join(gateway.stderr[-80:])
+    raise AssertionError(
+        f"standby serve did not stop within {STOP_WAIT:g} s of SIGTERM:\n{printed}"
+    )
 
 
 async def _drain(gateway: ServedGateway) -> None:

@@ -392,7 +392,7 @@ class RealJournal:
         self.wal = WriteAheadLog(directory / "wal")
         self.sql = SQLStore.from_url(f"sqlite:///{directory / 'journal.db'}")
         self.writer = JournalWriter(self.wal, self.sql, wal_id="test")
-        self.journal = JournalWriteSide(self.wal, redact=config.redact, wake=self.writer.wake)
+        self.journal = JournalWriteSide(self.wal, redact=config.redact)
         self.config = config
 
     @property
