@@ -103,6 +103,4 @@ def raw_json(data: bytes | None) -> orjson.Fragment | None:
     """
     if not data:
         return None
-    if b"\n" in data or b"\r" in data:
-        data = data.replace(b"\r", b" ").replace(b"\n", b" ")
-    return orjson.Fragment(data)
+    return verbatim(data) or orjson.Fragment(data.replace(b"\r", b" ").replace(b"\n", b" "))

@@ -89,6 +89,11 @@ class Journal:
         client: str | None = None,
     ) -> None:
         body = None if self.redact else ev.verbatim(raw_body)
+        if body is not None:
+            digest = None  # the follower hashes the body's bytes in the line
+        else:
+            digest = hashlib.sha256(raw_body).hexdigest()
+            body = None if self.redact else ev.raw_json(raw_body)
         self._append(
             {
                 "e": ev.ACCEPTED,
@@ -101,10 +106,9 @@ class Journal:
                 "stream": stream,
                 "store": store,
                 "metadata": metadata,
-                # None: the follower hashes the body's bytes in the line
-                "hash": None if body is not None else hashlib.sha256(raw_body).hexdigest(),
+                "hash": digest,
                 "size": len(raw_body),
-                "body": body if body is not None or self.redact else ev.raw_json(raw_body),
+                "body": body,  # last: see body_hash in standby.journal.batch
             }
         )
 
