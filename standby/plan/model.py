@@ -318,6 +318,9 @@ class Server(Record):
     body_timeout: Duration = 30.0  # and then its whole body within this
     max_connections: int = Field(20_000, ge=1)  # open client connections; beyond: 503
     on_disconnect: Literal["cancel", "finish"] = "cancel"  # a client leaving mid-stream
+    # asked to stop (SIGTERM, SIGINT), the gateway takes no new connection and gives the
+    # requests in flight this long to finish; then they are cancelled
+    drain: Duration = 30.0
 
     @field_validator("header_timeout", "body_timeout")
     @classmethod

@@ -13,6 +13,7 @@ import asyncio
 import errno
 import gc
 import logging
+import math
 import signal
 import socket
 import sys
@@ -72,6 +73,10 @@ def uvicorn_config(
         timeout_keep_alive=KEEP_ALIVE,
         limit_concurrency=uvicorn_concurrency_limit(max_connections or server.max_connections),
         backlog=BACKLOG,
+        # a stop waits for the requests in flight, but not for ever (a healthy stream has
+        # no total deadline); what is still running then is cancelled.  uvicorn takes
+        # whole seconds
+        timeout_graceful_shutdown=math.ceil(server.drain),
     )
 
 
