@@ -28,6 +28,7 @@ import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from standby.cancellation import raise_if_cancelled
 from standby.capacity.window import Buckets, Grant, SlidingLog
 
 log = logging.getLogger("standby.capacity")
@@ -253,6 +254,7 @@ class RedisLedger:
             async with asyncio.timeout(self.timeout):
                 result: list[Any] = await script(keys=[f"{self.prefix}:{key}"], args=args)
         except (RedisError, OSError, TimeoutError) as exc:
+            raise_if_cancelled(exc)  # the request was cancelled meanwhile: not an outage
             self._failed(exc)
             self.fallbacks += 1
             return None

@@ -43,6 +43,7 @@ import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from standby.cancellation import raise_if_cancelled
 from standby.cluster.relay import Relay
 from standby.cluster.summaries import decode, encode
 from standby.health.gate import RegistryGate
@@ -215,6 +216,7 @@ class SharedHealth:
                             with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
                                 await task
             except (RedisError, OSError) as exc:
+                raise_if_cancelled(exc)  # redis-py may turn a cancellation into its own
                 if self.connected or not self.error:
                     log.warning(
                         "cluster: Redis unreachable (%s); each replica on its own view", exc

@@ -30,6 +30,8 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from standby.cancellation import raise_if_cancelled
+
 log = logging.getLogger("standby.cluster")
 
 # extend the lease only if it is still ours: returns 1 when extended
@@ -108,6 +110,7 @@ class Lease:
                             self.holder = holder.decode() if holder else None
                     self.redis = "connected"
                 except (RedisError, OSError) as exc:
+                    raise_if_cancelled(exc)  # redis-py may turn a cancellation into its own
                     if not self.redis.startswith("unreachable"):
                         log.warning(
                             "cluster: Redis unreachable (%s); running the singleton jobs here", exc

@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from standby import __version__
+from standby import __version__, cancellation
 from standby.capacity.clients import ClientLimits
 from standby.capacity.guard import CapacityGuard
 from standby.capacity.ledger import Ledger, LocalLedger, RedisLedger
@@ -470,25 +470,14 @@ class StandbyApp:
     async def aclose(self) -> None:
         """Stop background jobs, close provider connections and the journal."""
         await self.drills.aclose()
-        for task in self._cluster:
-            task.cancel()
-        for task in self._cluster:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancellation.stop(self._cluster)  # bounded: a stop must not hang on one
         self._cluster.clear()
         await self.alerting.stop()
         if self.chat is not None:
             await self.chat.engine.aclose()
-        for task in self._background:
-            task.cancel()
-        for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancellation.stop(self._background)
         self._background.clear()
-        for retiring in list(self._retiring):
-            retiring.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await retiring
+        await cancellation.stop(list(self._retiring))
         await self.gateway.aclose()
         if isinstance(self.ledger, RedisLedger):
             await self.ledger.close()
