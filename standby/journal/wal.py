@@ -1,6 +1,6 @@
 """The journal's write-ahead log: numbered, append-only segment files of JSON lines.
 
-``append`` is one ``os.write`` on an ``O_APPEND`` descriptor: the bytes are in the
+``write`` is one ``os.write`` on an ``O_APPEND`` descriptor: the bytes are in the
 kernel's page cache when it returns, so a ``kill -9`` of the gateway loses nothing that
 was appended (a power cut may lose what the disk had not flushed; ``fsync=True`` trades
 throughput for that).  A reader (``LogReader``, in the journal's follower process)
@@ -166,14 +166,8 @@ class WriteAheadLog:
     def end(self) -> Position:
         return Position(self._segment, self._size)
 
-    def append(self, data: bytes) -> Position:
-        """Append whole lines; returns the position just after them."""
-        self.write(data)
-        return Position(self._segment, self._size)
-
     def write(self, data: bytes) -> None:
-        """Append whole lines (``append`` without making the position: the request
-        path's journal has no use for it)."""
+        """Append whole lines (``end`` is the position just after them)."""
         if self._size >= self.segment_bytes:
             self._rotate()
         written = os.write(self._fd, data)

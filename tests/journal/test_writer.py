@@ -109,7 +109,7 @@ def _tear(segment: Path) -> None:
 
 async def test_undecodable_and_torn_lines_are_skipped_and_counted(rig: Rig) -> None:
     rig.request("r1")
-    rig.wal.append(b"not json\n")
+    rig.wal.write(b"not json\n")
     rig.wal.close()
     _tear(sorted(rig.wal.directory.glob("wal-*.jsonl"))[-1])
     rig.wal = WriteAheadLog(rig.wal.directory)
