@@ -255,7 +255,8 @@ async def _interruptible(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str,
         signal.signal(signal.SIGTERM, _terminate)
 
 
-def _run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+def run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run ``coro`` on uvloop (as the harness's client does); SIGINT/SIGTERM stop it cleanly."""
     try:
         import uvloop
     except ImportError:
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     sources: dict[str, str] = {}
     try:
         with ProcessSet(workdir) as procs:
-            measured = _run_async(measure(s, args.only, procs, sources, watch))
+            measured = run_async(measure(s, args.only, procs, sources, watch))
     except KeyboardInterrupt:
         log("interrupted: every started process was stopped")
         return 130
