@@ -133,7 +133,7 @@ class JournalService:
             clock=clock,
             objective=objective,
         )
-        self.journal = Journal(self.wal, redact=config.redact, clock=clock)
+        self.journal = Journal(self.wal, redact=config.redact, gather=True, clock=clock)
         self.recovered: int | None = None  # requests marked interrupted at start-up
         self.secret = callback_secret(config, data_dir)
         self._started_at = clock()
@@ -191,6 +191,7 @@ class JournalService:
                 await asyncio.wait_for(self._ready.wait(), timeout)
             except TimeoutError:
                 raise JournalUnavailable("the journal database is not reachable yet") from None
+        self.journal.flush()  # this pass's events too
         await self.writer.flush(timeout)
 
     def status(self) -> dict[str, Any]:
@@ -199,6 +200,7 @@ class JournalService:
         return status
 
     async def stop(self) -> None:
+        self.journal.flush()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

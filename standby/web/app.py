@@ -364,6 +364,12 @@ class StandbyApp:
     def deferred(self) -> DeferredRunner | None:
         return self.gateway.deferred
 
+    @property
+    def before_write(self) -> Callable[[], None] | None:
+        """What the connections call before sending: the journal's ``flush`` of the
+        events gathered in this pass of the loop (``standby.journal.journal``)."""
+        return self.journal_service.journal.flush if self.journal_service is not None else None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             gateway = self.gateway

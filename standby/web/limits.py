@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import httptools
@@ -82,6 +83,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     max_header: ClassVar[int] = 64 * 1024
     header_timeout: ClassVar[float] = 10.0
     body_timeout: ClassVar[float] = 30.0
+    # called before a connection's bytes go to its socket (the journal's flush)
+    before_write: ClassVar[Callable[[], None] | None] = None
 
     def __init__(
         self,
@@ -101,7 +104,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # one socket write per loop pass for the head and body of a response (web.writes)
-        super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport, self.loop)))
+        # (read from the class: a function kept there must not become a method)
+        coalescing = CoalescingTransport(transport, self.loop, type(self).before_write)
+        super().connection_made(cast(asyncio.Transport, coalescing))
         # a connection that never sends a whole head is closed, even if it sends nothing
         self._deadline = self.loop.call_later(self.header_timeout, self._expire)
 
@@ -237,13 +242,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline = None
 
 
-def limited_protocol(server: Server) -> type[LimitedHttpToolsProtocol]:
-    """The protocol class enforcing ``server``'s head size and deadlines."""
+def limited_protocol(
+    server: Server, before_write: Callable[[], None] | None = None
+) -> type[LimitedHttpToolsProtocol]:
+    """The protocol class enforcing ``server``'s head size and deadlines; its connections
+    call ``before_write`` before they hand bytes to their sockets."""
 
     class StandbyHttpProtocol(LimitedHttpToolsProtocol):
         max_header = int(server.max_header)
         header_timeout = float(server.header_timeout)
         body_timeout = float(server.body_timeout)
+
+    StandbyHttpProtocol.before_write = before_write
 
     return StandbyHttpProtocol
 

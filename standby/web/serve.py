@@ -64,7 +64,8 @@ def uvicorn_config(
         access_log=False,
         lifespan="on",
         loop="auto",
-        http=limited_protocol(server),
+        # the journal's events of a pass are written before the pass's bytes to clients
+        http=limited_protocol(server, before_write=app.before_write),
         server_header=False,
         date_header=False,
         # Standby reads no client address, so it needs no X-Forwarded-* rewriting (and a

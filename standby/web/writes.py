@@ -9,6 +9,10 @@ loop and hands it to the real transport in one write when the pass ends (``call_
 so a whole response, or the several events of a stream that arrived together, leave in
 one write.  Nothing waits longer than the rest of the current pass.
 
+``before`` is called first whenever pending bytes are handed over: the gateway passes the
+journal's ``flush`` (``standby.journal.journal``), which gathers its events the same way,
+so what a client receives is never ahead of the events that record it.
+
 Closing flushes first; aborting drops what is pending (the connection is being reset).
 Everything else is the wrapped transport's.
 """
@@ -16,18 +20,24 @@ Everything else is the wrapped transport's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
 class CoalescingTransport:
     """An ``asyncio.Transport`` look-alike around ``transport`` (see the module's text)."""
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_before", "_loop", "_pending", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        before: Callable[[], None] | None = None,
+    ) -> None:
         self._transport = transport
         self._loop = loop
+        self._before = before
         self._pending: list[bytes] = []
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -47,6 +57,8 @@ class CoalescingTransport:
         pending = self._pending
         if not pending:
             return
+        if self._before is not None:
+            self._before()
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
         if not self._transport.is_closing():

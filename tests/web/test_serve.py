@@ -17,7 +17,9 @@ import pytest
 from standby.errors import StartupError
 from standby.plan.model import Plan
 from standby.sim import run_sim
-from standby.web.serve import listen, run_server
+from standby.web.app import StandbyApp
+from standby.web.limits import LimitedHttpToolsProtocol
+from standby.web.serve import listen, run_server, uvicorn_config
 
 PLAN = {
     "providers": {"sim": {"kind": "openai-compatible", "base_url": "http://127.0.0.1:9/v1"}},
@@ -122,3 +124,20 @@ def _listening_port(log: Path, proc: subprocess.Popen[bytes]) -> int:
         assert proc.poll() is None, log.read_text()
         time.sleep(0.02)
     raise AssertionError(f"the gateway did not start:\n{log.read_text()}")
+
+
+def test_connections_write_the_journal_before_their_own_bytes(tmp_path: Path) -> None:
+    """The served protocol calls the journal's flush first (tests/journal/test_gather.py
+    shows what that guarantees); with no journal there is nothing to call."""
+    app = StandbyApp(Plan.model_validate({**PLAN, "journal": {}}), data_dir=tmp_path)
+    assert app.journal_service is not None
+    protocol = uvicorn_config(app, host="127.0.0.1", port=0, log_level="warning").http
+    assert isinstance(protocol, type) and issubclass(protocol, LimitedHttpToolsProtocol)
+    assert protocol.before_write == app.journal_service.journal.flush
+    assert app.journal_service.journal.gather
+    app.journal_service.wal.close()
+
+    bare = StandbyApp(Plan.model_validate(PLAN), data_dir=None)
+    protocol = uvicorn_config(bare, host="127.0.0.1", port=0, log_level="warning").http
+    assert isinstance(protocol, type) and issubclass(protocol, LimitedHttpToolsProtocol)
+    assert protocol.before_write is None
