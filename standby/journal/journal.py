@@ -17,16 +17,16 @@ With ``gather=True`` (what the gateway uses) the events of one pass of the event
 leave in one ``write``: the first event of a pass schedules ``flush`` for the end of that
 pass (``call_soon``), and later ones join it.  Profiled at saturation, the two ``write``
 calls of a request were more than half of what the journal cost the gateway's core.
+
 What makes this safe is the order kept with the client: the gateway's connections hand
 their own bytes to the socket at the end of the pass too, and call ``flush`` before they
 do (``standby.web.writes``), so nothing a client receives — an answer, a streamed text,
-a 202 — gets there before the events that record it are in the kernel (a deferred
+a 202 — gets there before the events that record it are in the kernel.  (A deferred
 request's callback is posted by a task begun after its event, so in a later pass than the
-flush that event scheduled); a ``kill -9`` therefore never loses an answer a client was
-given.  What it can lose is the events of
-the last pass whose bytes had not left either (an ``accepted`` event among them: that
-request's provider may have been asked, its client was told nothing).  Outside a running
-event loop an event is written at once.
+flush that event scheduled.)  A ``kill -9`` therefore never loses an answer a client was
+given; what it can lose is the last pass's events whose bytes had not left either (an
+``accepted`` event among them: that request's provider may have been asked, its client
+was told nothing).  Outside a running event loop an event is written at once.
 """
 
 from __future__ import annotations
