@@ -39,7 +39,6 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ from bench.load import open_loop
 from bench.machine import facts
 from bench.processes import Proc, ProcessSet, free_port, wait_until
 from bench.run import run_async
-from bench.stack import ROOT, StackSpec, start_stack, stop_stack
+from bench.stack import ROOT, StackSpec, post_ok, start_stack, stop_stack
 from bench.stats import diff, median
 
 CHUNK_DELAY = 0.005  # between streamed chunks, as in the shared harness
@@ -73,14 +72,6 @@ backend mock
 """
 
 
-def _post_ok(url: str) -> bool:
-    request = urllib.request.Request(
-        url, data=client.CHAT_BODY, method="POST", headers={"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=5) as resp:
-        return bool(resp.status == 200)
-
-
 async def start_middles(procs: ProcessSet, upstream_origin: str, cpus: str) -> dict[str, str]:
     """Start HAProxy (when installed) and the two floors; name → base URL."""
     middles: dict[str, str] = {}
@@ -100,7 +91,7 @@ async def start_middles(procs: ProcessSet, upstream_origin: str, cpus: str) -> d
         middles[kind], started[kind] = f"http://127.0.0.1:{port}/v1", proc
     for name, base in middles.items():
         url = f"{base}/chat/completions"
-        await wait_until(functools.partial(_post_ok, url), 20, name, started[name])
+        await wait_until(functools.partial(post_ok, url), 20, name, started[name])
     return middles
 
 

@@ -133,7 +133,7 @@ async def start_stack(procs: ProcessSet, spec: StackSpec, tag: str) -> Stack:
     ]
     gateway = procs.start(f"{tag}-gateway", argv, cpus=spec.gateway_cpus)
     await wait_until(
-        lambda: _post_ok(f"{bases['gateway']}/chat/completions"), 30, "the gateway", gateway
+        lambda: post_ok(f"{bases['gateway']}/chat/completions"), 30, "the gateway", gateway
     )
     return Stack(spec, upstreams[0], upstreams[1], gateway, bases["primary"], bases["gateway"])
 
@@ -149,7 +149,8 @@ def _get_ok(url: str) -> bool:
         return bool(resp.status == 200)
 
 
-def _post_ok(url: str) -> bool:
+def post_ok(url: str) -> bool:
+    """Whether a chat completion posted to ``url`` is answered 200."""
     request = urllib.request.Request(
         url, data=CHAT_BODY, method="POST", headers={"content-type": "application/json"}
     )
